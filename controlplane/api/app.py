@@ -1,0 +1,51 @@
+"""The app factory: ``create_app(settings)`` builds a configured FastAPI app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from controlplane import __version__
+from controlplane.api.errors import install_error_handlers
+from controlplane.api.limits import BodySizeLimit
+from controlplane.api.routes import flows, health, namespaces
+from controlplane.settings import Settings
+from controlplane.store.db import create_engine, migrate
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    """Build the API app; migrations run before the first request is served.
+
+    ``engine`` lets tests share one engine across apps; by default one is made
+    from ``settings``.
+    """
+    settings = settings or Settings()
+    if engine is None:
+        if settings.database_url is None:
+            settings.prepare()
+        engine = create_engine(settings.resolved_database_url())
+    owned_engine = engine
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        owned_engine.dispose()
+
+    migrate(engine)
+    app = FastAPI(
+        title="Flowplane",
+        version=__version__,
+        summary="GitOps control plane for Kestra-compatible flows",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(namespaces.router)
+    app.include_router(flows.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

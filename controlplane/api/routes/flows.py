@@ -1,0 +1,181 @@
+"""``/api/v1/flows``: flows and their revision history."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from controlplane.api.deps import EngineDep, IfMatch, PageDep, ProvenanceDep
+from controlplane.api.schemas import (
+    ErrorBody,
+    FlowContent,
+    FlowList,
+    FlowPublic,
+    FlowSummary,
+    ProblemOut,
+    RevisionList,
+    RevisionPublic,
+    RevisionSummary,
+    ValidationResult,
+)
+from controlplane.domain.fields import FLOW_ID_PATTERN, NAMESPACE_PATTERN
+from controlplane.domain.normalize import spec_digest
+from controlplane.domain.validate import validate_flow
+from controlplane.errors import InvalidFlowError, InvalidRequestError, UnsupportedMediaTypeError
+from controlplane.services import flows as service
+from controlplane.store.flows import FlowFilter
+
+router = APIRouter(prefix="/api/v1/flows", tags=["flows"])
+
+Namespace = Annotated[str, Path(pattern=NAMESPACE_PATTERN, max_length=150)]
+FlowId = Annotated[str, Path(pattern=FLOW_ID_PATTERN, max_length=100)]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 404, 409, 412, 413, 415, 422)
+}
+_YAML_TYPES = {"application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml"}
+_SOURCE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": FlowContent.model_json_schema()},
+            "application/x-yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+async def read_source(request: Request) -> str:
+    """The flow source from a JSON ``{content}`` body or a raw YAML body."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequestError(f"body is not valid UTF-8 (byte {exc.start})") from None
+    if media_type in _YAML_TYPES:
+        return FlowContent.model_validate({"content": text}).content
+    if media_type != "application/json":
+        raise UnsupportedMediaTypeError(
+            f"Content-Type {media_type or '(none)'} is not supported; send application/json "
+            'with {"content": "..."} or application/x-yaml with the flow source'
+        )
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestError(f"body is not valid JSON: {exc}") from None
+    try:
+        return FlowContent.model_validate(payload).content
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+
+
+@router.get("", response_model=FlowList)
+def list_flows(
+    engine: EngineDep,
+    page: PageDep,
+    namespace: Annotated[str | None, Query(description="Exactly this namespace")] = None,
+    namespace_prefix: Annotated[
+        str | None, Query(description="This namespace and its children")
+    ] = None,
+    origin: Annotated[str | None, Query(description="api, terraform or git:<source>")] = None,
+    q: Annotated[str | None, Query(max_length=100, description="Flow id contains")] = None,
+) -> FlowList:
+    """Live flows ordered by namespace and id."""
+    flt = FlowFilter(namespace=namespace, namespace_prefix=namespace_prefix, origin=origin, query=q)
+    states, total = service.list_flows(engine, flt, offset=page.offset, limit=page.limit)
+    return FlowList(
+        items=[FlowSummary.of(s) for s in states],
+        total=total,
+        offset=page.offset,
+        limit=page.limit,
+    )
+
+
+@router.post("/validate", response_model=ValidationResult, openapi_extra=_SOURCE_BODY)
+async def validate(request: Request) -> ValidationResult:
+    """Validate a flow source without storing it; every problem is listed."""
+    source = await read_source(request)
+    try:
+        validated = validate_flow(source)
+    except InvalidFlowError as exc:
+        return ValidationResult(
+            valid=False,
+            problems=[ProblemOut(**p.to_dict()) for p in exc.problems],
+        )
+    return ValidationResult(
+        valid=True,
+        namespace=validated.namespace,
+        id=validated.id,
+        spec_sha256=spec_digest(validated.spec),
+        problems=[],
+    )
+
+
+@router.get("/{namespace}/{flow_id}", response_model=FlowPublic, responses=_ERRORS)
+def get_flow(
+    engine: EngineDep, namespace: Namespace, flow_id: FlowId, response: Response
+) -> FlowPublic:
+    """The live flow: its source byte for byte, revision and ETag."""
+    state = service.get_flow(engine, namespace, flow_id)
+    response.headers["ETag"] = state.etag
+    return FlowPublic.of(state)
+
+
+@router.put(
+    "/{namespace}/{flow_id}",
+    response_model=FlowPublic,
+    responses={201: {"model": FlowPublic}, **_ERRORS},
+    openapi_extra=_SOURCE_BODY,
+)
+async def put_flow(
+    request: Request,
+    engine: EngineDep,
+    namespace: Namespace,
+    flow_id: FlowId,
+    provenance: ProvenanceDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> FlowPublic:
+    """Create or update a flow. Identical content is a no-op: same revision, 200."""
+    source = await read_source(request)
+    result = service.put_flow(engine, namespace, flow_id, source, provenance, if_match=if_match)
+    response.status_code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+    response.headers["ETag"] = result.state.etag
+    return FlowPublic.of(result.state)
+
+
+@router.delete("/{namespace}/{flow_id}", status_code=204, responses=_ERRORS)
+def delete_flow(
+    engine: EngineDep,
+    namespace: Namespace,
+    flow_id: FlowId,
+    provenance: ProvenanceDep,
+    if_match: IfMatch = None,
+) -> Response:
+    """Delete a flow; a tombstone revision keeps its history."""
+    service.delete_flow(engine, namespace, flow_id, provenance, if_match=if_match)
+    return Response(status_code=204)
+
+
+@router.get("/{namespace}/{flow_id}/revisions", response_model=RevisionList, responses=_ERRORS)
+def list_revisions(engine: EngineDep, namespace: Namespace, flow_id: FlowId) -> RevisionList:
+    """Every revision, oldest first, tombstones included."""
+    rows = service.list_revisions(engine, namespace, flow_id)
+    return RevisionList(items=[RevisionSummary.of(r) for r in rows])
+
+
+@router.get(
+    "/{namespace}/{flow_id}/revisions/{revision}", response_model=RevisionPublic, responses=_ERRORS
+)
+def get_revision(
+    engine: EngineDep,
+    namespace: Namespace,
+    flow_id: FlowId,
+    revision: Annotated[int, Path(ge=1)],
+) -> RevisionPublic:
+    """One revision with its source."""
+    return RevisionPublic.of(service.get_revision(engine, namespace, flow_id, revision))

@@ -1,0 +1,123 @@
+"""The ``flowplane`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from controlplane import __version__
+from controlplane.domain.validate import validate_flow
+from controlplane.errors import InvalidFlowError, Problem
+
+app = typer.Typer(help="Flowplane: a GitOps control plane for Kestra-compatible flows.")
+out = Console()
+err = Console(stderr=True)
+
+_FLOW_SUFFIXES = {".yaml", ".yml"}
+
+
+@app.command()
+def version() -> None:
+    """Print the Flowplane version."""
+    out.print(f"flowplane {__version__}")
+
+
+@app.command()
+def server(
+    host: Annotated[str | None, typer.Option(help="Interface to bind")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL; default SQLite in the data dir")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Directory for the SQLite database")] = None,
+) -> None:
+    """Run the API server (SQLite in WAL mode in the data dir unless told otherwise)."""
+    import uvicorn  # noqa: PLC0415 - only the server needs it
+
+    from controlplane.api import create_app  # noqa: PLC0415 - keeps `validate` start-up fast
+    from controlplane.logging import configure_logging  # noqa: PLC0415
+    from controlplane.settings import Settings  # noqa: PLC0415
+
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "host": host,
+            "port": port,
+            "database_url": database_url,
+            "data_dir": data_dir,
+        }.items()
+        if value is not None
+    }
+    settings = Settings(**overrides)
+    configure_logging(settings.log_level, json=settings.log_json)
+    application = create_app(settings)
+    out.print(
+        f"flowplane {__version__} on http://{settings.host}:{settings.port} "
+        f"(database: {_redact(settings.resolved_database_url())})"
+    )
+    uvicorn.run(application, host=settings.host, port=settings.port, log_config=None)
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL before printing it."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+    return url
+
+
+def collect_flow_files(paths: list[Path]) -> list[Path]:
+    """Expand folders into the YAML files below them, in a stable order."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix in _FLOW_SUFFIXES))
+        else:
+            files.append(path)
+    return files
+
+
+def check_file(path: Path) -> list[Problem]:
+    """Every problem in one flow file (empty when it is valid)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return [Problem("no such file", file=str(path))]
+    except UnicodeDecodeError as exc:
+        return [Problem(f"not valid UTF-8 (byte {exc.start})", file=str(path))]
+    try:
+        validate_flow(text, file=str(path))
+    except InvalidFlowError as exc:
+        return exc.problems
+    return []
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="Flow files or folders of them")],
+) -> None:
+    """Validate flows; print ``file:line:col: message`` for each problem, exit 1 on any."""
+    files = collect_flow_files(paths)
+    if not files:
+        err.print("no flow files found")
+        raise typer.Exit(1)
+    failed = 0
+    for path in files:
+        problems = check_file(path)
+        failed += bool(problems)
+        for problem in problems:
+            out.print(problem.render(), markup=False, highlight=False, soft_wrap=True)
+    summary = f"{len(files) - failed} of {len(files)} flow(s) valid"
+    (err if failed else out).print(summary)
+    if failed:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

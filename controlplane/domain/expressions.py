@@ -1,0 +1,515 @@
+"""Kestra (Pebble) expressions: syntax checks and rendering.
+
+Templates are rendered by a sandboxed Jinja2 environment with ``StrictUndefined``
+that also understands Pebble's ``??``, ``???``, ``c ? a : b`` and ``null``
+(see :mod:`controlplane.domain.pebble`), and that offers the Kestra functions
+and filters flows use most. Output follows Kestra: maps and lists print as
+compact JSON, datetimes as ISO-8601 (``Z`` for UTC), booleans as ``true`` /
+``false`` and null as nothing.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import functools
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+from zoneinfo import ZoneInfo
+
+import yaml
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, pass_context
+
+from controlplane.domain.pebble import PebbleEnvironment
+
+if TYPE_CHECKING:
+    from jinja2.environment import Environment
+    from jinja2.runtime import Context
+    from jinja2.sandbox import SandboxedEnvironment
+
+_D = TypeVar("_D", bound=dt.date)
+
+
+class RenderError(ValueError):
+    """A template could not be rendered; the message says what and where."""
+
+
+@dataclass(frozen=True)
+class ExpressionSyntaxError:
+    """Where and why a template does not parse."""
+
+    message: str
+    line: int
+    column: int | None
+
+
+def is_templated(text: str) -> bool:
+    """Tell whether text contains '{{' or '{%' (i.e. needs rendering)."""
+    return "{{" in text or "{%" in text
+
+
+def check_syntax(text: str) -> ExpressionSyntaxError | None:
+    """Parse without rendering; None when the template is valid.
+
+    Only the grammar is checked: unknown filters and variables surface when
+    rendering, since the engine may register more of them than we know here.
+    """
+    try:
+        _default_environment().parse(text)
+    except TemplateSyntaxError as exc:
+        return _syntax_error(exc, text)
+    return None
+
+
+def create_environment() -> SandboxedEnvironment:
+    """Build a sandboxed environment with StrictUndefined, Pebble operators and Kestra helpers."""
+    # Pebble as configured by Kestra neither trims newlines after tags nor
+    # drops the template's final newline, and never escapes HTML.
+    env = PebbleEnvironment(
+        undefined=StrictUndefined,
+        finalize=_finalize,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+    env.globals.update(
+        now=_now,
+        json=_from_json,
+        fromJson=_from_json,
+        yaml=_from_yaml,
+        render=_render_again,
+        secret=_secret,
+    )
+    env.filters.update(
+        json=_to_json,
+        toJson=_to_json,
+        date=_date,
+        dateAdd=_date_add,
+        keys=_keys,
+        number=_number,
+        slugify=_slugify,
+        default=_default,
+        d=_default,
+    )
+    env.tests.update(null=lambda value: value is None)
+    return env
+
+
+def render(text: str, context: Mapping[str, Any], *, env: Environment | None = None) -> str:
+    """Render a template string; raise RenderError naming what failed."""
+    environment = env if env is not None else _default_environment()
+    if "{" not in text:  # nothing Jinja could act on: skip the parse entirely
+        return text
+    try:
+        template = (
+            environment.template(text)
+            if isinstance(environment, PebbleEnvironment)
+            else environment.from_string(text)
+        )
+    except TemplateSyntaxError as exc:
+        error = _syntax_error(exc, text)
+        raise RenderError(f"invalid expression at line {error.line}: {error.message}") from exc
+    try:
+        return template.render(context)
+    except RenderError:
+        raise
+    except Exception as exc:
+        # Filters and functions raise whatever Python raises; callers get one type.
+        raise RenderError(_describe_failure(exc, text)) from exc
+
+
+def render_value(
+    value: Any,
+    context: Mapping[str, Any],
+    *,
+    env: Environment | None = None,
+) -> Any:
+    """Recursively render strings inside dicts/lists; non-strings pass through.
+
+    Map keys are rendered too, as Kestra does.
+    """
+    if isinstance(value, str):
+        return render(value, context, env=env)
+    if isinstance(value, Mapping):
+        return {
+            render_value(key, context, env=env): render_value(item, context, env=env)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(render_value(item, context, env=env) for item in value)
+    return value
+
+
+@functools.cache
+def _default_environment() -> SandboxedEnvironment:
+    return create_environment()
+
+
+def _syntax_error(exc: TemplateSyntaxError, text: str) -> ExpressionSyntaxError:
+    message = " ".join((exc.message or "invalid template").split())
+    message = message.replace("Jinja was looking for", "expected")
+    column = None
+    # The lexer reports "unexpected char 'x' at <offset>": turn the offset into a column.
+    found = re.search(r" at (\d+)$", message)
+    if found:
+        message = message[: found.start()]
+        offset = int(found[1])
+        source = "\n".join(re.split(r"\r\n|\r|\n", text))
+        column = offset - source.rfind("\n", 0, offset)
+    return ExpressionSyntaxError(message=message, line=exc.lineno, column=column)
+
+
+def _describe_failure(exc: Exception, text: str) -> str:
+    if isinstance(exc, TemplateError):
+        message = (exc.message or type(exc).__name__).rstrip(".")
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+    # Jinja rewrites tracebacks so template frames carry template line numbers.
+    line = None
+    trace = exc.__traceback__
+    while trace is not None:
+        if trace.tb_frame.f_code.co_filename == "<template>":
+            line = trace.tb_lineno
+        trace = trace.tb_next
+    lines = text.splitlines()
+    if line is None or not 0 < line <= len(lines):
+        return f"{message} in {_shorten(text)!r}"
+    return f"{message} at line {line}: {_shorten(lines[line - 1].strip())!r}"
+
+
+def _shorten(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# -- Output -------------------------------------------------------------------------
+
+
+def _iso(value: dt.date | dt.time) -> str:
+    text = value.isoformat()
+    if isinstance(value, dt.datetime | dt.time) and value.utcoffset() == dt.timedelta(0):
+        text = text.removesuffix("+00:00") + "Z"
+    return text
+
+
+def _finalize(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.date | dt.time):
+        return _iso(value)
+    if isinstance(value, Mapping | list | tuple):
+        return _to_json(value)
+    return value
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, dt.date | dt.time):
+        return _iso(value)
+    if isinstance(value, Undefined):
+        return str(value)  # StrictUndefined raises here, naming the variable
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, set | frozenset):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _to_json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+# -- Functions ------------------------------------------------------------------------
+
+
+def _now(timeZone: str | None = None) -> dt.datetime:  # noqa: N803 - Kestra's argument name
+    return dt.datetime.now(_zone(timeZone))
+
+
+def _from_json(value: object) -> object:
+    if isinstance(value, Undefined):
+        str(value)  # raises for StrictUndefined
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _from_yaml(value: str) -> object:
+    return yaml.safe_load(value)
+
+
+@pass_context
+def _render_again(context: Context, value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    return render(value, context.get_all(), env=context.environment)
+
+
+@pass_context
+def _secret(context: Context, key: str) -> str:
+    lookup = context.get("__secret_lookup")
+    if not callable(lookup):
+        raise RenderError(f"secret '{key}' is not available")
+    try:
+        value = lookup(key)
+    except KeyError as exc:
+        raise RenderError(f"secret '{key}' is not available") from exc
+    if value is None:
+        raise RenderError(f"secret '{key}' is not available")
+    return str(value)
+
+
+# -- Filters --------------------------------------------------------------------------
+
+
+def _keys(value: Mapping[Any, Any]) -> list[Any]:
+    return list(value.keys())
+
+
+def _number(value: object) -> int | float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _slugify(value: object) -> str:
+    text = unicodedata.normalize("NFKD", str(value)).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _default(value: object, default_value: object = "", boolean: bool = False) -> object:
+    # Pebble's default replaces undefined, null and empty values; Jinja's
+    # boolean mode (falsy values) is kept for templates written for Jinja.
+    if isinstance(value, Undefined) or value is None:
+        return default_value
+    if isinstance(value, str | list | tuple | Mapping) and len(value) == 0:
+        return default_value
+    return default_value if boolean and not value else value
+
+
+# -- Dates ------------------------------------------------------------------------------
+# Java DateTimeFormatter patterns: the number of repeated letters picks the style.
+_TWO_DIGITS: Final = 2
+_SHORT_TEXT: Final = 3  # "MMM" -> Jan, and "XXX" -> +01:00
+_FULL_TEXT: Final = 4  # "MMMM" -> January
+_LONG_OFFSET: Final = 5  # "ZZZZZ" -> +01:00 or Z
+_NOON: Final = 12
+_MONTHS: Final = (
+    *("January", "February", "March", "April", "May", "June", "July"),
+    *("August", "September", "October", "November", "December"),
+)
+_DAYS: Final = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_SHORTCUTS: Final = {  # Kestra's named formats, without Java's optional parts
+    "iso": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX",
+    "iso_sec": "yyyy-MM-dd'T'HH:mm:ssXXX",
+    "sql": "yyyy-MM-dd HH:mm:ss.SSSSSS",
+    "sql_seq": "yyyy-MM-dd HH:mm:ss",
+    "sql_sec": "yyyy-MM-dd HH:mm:ss",
+    "iso_date_time": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX",
+    "iso_offset_date_time": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX",
+    "iso_zoned_date_time": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX",
+    "iso_local_date_time": "yyyy-MM-dd'T'HH:mm:ss.SSSSSS",
+    "iso_date": "yyyy-MM-ddXXX",
+    "iso_local_date": "yyyy-MM-dd",
+    "iso_time": "HH:mm:ss.SSSSSSXXX",
+    "iso_offset_time": "HH:mm:ss.SSSSSSXXX",
+    "iso_local_time": "HH:mm:ss.SSSSSS",
+    "iso_ordinal_date": "yyyy-DDDXXX",
+}
+_NUMBERS: Final[dict[str, Callable[[dt.datetime], int]]] = {
+    "d": lambda when: when.day,
+    "D": lambda when: when.timetuple().tm_yday,
+    "H": lambda when: when.hour,
+    "h": lambda when: when.hour % 12 or 12,
+    "k": lambda when: when.hour or 24,
+    "K": lambda when: when.hour % 12,
+    "m": lambda when: when.minute,
+    "s": lambda when: when.second,
+    "n": lambda when: when.microsecond * 1000,
+    "Q": lambda when: (when.month - 1) // 3 + 1,
+    "w": lambda when: when.isocalendar().week,
+}
+# A quoted literal ('' is a quote), a run of one pattern letter, or any other character.
+_PATTERN_TOKEN: Final = re.compile(r"'((?:[^']|'')*)'|([A-Za-z])\2*|.", re.DOTALL)
+# strptime directives for existingFormat, by letter and then by "is text" (3+ letters).
+_STRPTIME: Final = {
+    **dict.fromkeys("yu", ("%Y", "%Y")),
+    **dict.fromkeys("ML", ("%m", "%b")),
+    **dict.fromkeys("XxZ", ("%z", "%z")),
+    "E": ("%a", "%a"),
+    **{letter: (f"%{code}",) * 2 for letter, code in zip("dHhmsSaD", "dHIMSfpj", strict=True)},
+}
+_STEPS: Final = {
+    "SECONDS": dt.timedelta(seconds=1),
+    "MINUTES": dt.timedelta(minutes=1),
+    "HOURS": dt.timedelta(hours=1),
+    "DAYS": dt.timedelta(days=1),
+    "WEEKS": dt.timedelta(weeks=1),
+}
+_MONTH_STEPS: Final = {"MONTHS": 1, "YEARS": 12}
+
+
+def _zone(name: str | None) -> dt.tzinfo:
+    return dt.UTC if name is None else ZoneInfo(name)
+
+
+def _to_datetime(value: object, zone: dt.tzinfo, existing_format: str | None) -> dt.datetime:
+    """Read a date like Kestra: naive values are in ``zone``, a bare date at noon."""
+    if isinstance(value, dt.datetime):
+        when = value
+    elif isinstance(value, dt.date):
+        when = dt.datetime.combine(value, dt.time(_NOON))
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        return dt.datetime.fromtimestamp(value, zone)  # epoch seconds, as Kestra reads longs
+    elif isinstance(value, str) and existing_format is not None:
+        when = dt.datetime.strptime(value, _strptime_pattern(existing_format))  # noqa: DTZ007
+    elif isinstance(value, str):
+        when = dt.datetime.fromisoformat(value)
+    else:
+        raise TypeError(f"cannot read a date from {type(value).__name__}")
+    return when if when.tzinfo is not None else when.replace(tzinfo=zone)
+
+
+def _pattern_tokens(pattern: str) -> list[tuple[str, int]]:
+    """Split a Java pattern (or Kestra shortcut) into (letter, count) or (literal, 0)."""
+    tokens: list[tuple[str, int]] = []
+    for match in _PATTERN_TOKEN.finditer(_SHORTCUTS.get(pattern, pattern)):
+        if match[1] is not None:
+            tokens.append((match[1].replace("''", "'") or "'", 0))
+        elif match[2] is not None:
+            tokens.append((match[2], len(match[0])))
+        else:
+            tokens.append((match[0], 0))
+    return tokens
+
+
+def _strptime_pattern(pattern: str) -> str:
+    parts = []
+    for text, count in _pattern_tokens(pattern):
+        if not count:
+            parts.append(text.replace("%", "%%"))
+        elif text in "yu" and count == _TWO_DIGITS:
+            parts.append("%y")
+        elif text in _STRPTIME:
+            code = _STRPTIME[text][count >= _SHORT_TEXT]
+            parts.append(code.upper() if count >= _FULL_TEXT and text in "MLE" else code)
+        else:
+            raise ValueError(f"unsupported letter {text!r} in date pattern {pattern!r}")
+    return "".join(parts)
+
+
+def _offset(letter: str, count: int, when: dt.datetime) -> str:
+    minutes = int((when.utcoffset() or dt.timedelta(0)).total_seconds()) // 60
+    if letter == "Z" and count == _FULL_TEXT:
+        return "GMT" + (_offset("X", _SHORT_TEXT, when) if minutes else "")
+    if not minutes and (letter == "X" or (letter == "Z" and count == _LONG_OFFSET)):
+        return "Z"
+    sign = "-" if minutes < 0 else "+"
+    hours, rest = divmod(abs(minutes), 60)
+    if letter in "Xx" and count == 1:
+        return f"{sign}{hours:02d}" + (f"{rest:02d}" if rest else "")
+    with_colon = count == _LONG_OFFSET or (letter in "Xx" and count == _SHORT_TEXT)
+    return f"{sign}{hours:02d}{':' if with_colon else ''}{rest:02d}"
+
+
+def _number_field(get: Callable[[dt.datetime], int], count: int, when: dt.datetime) -> str:
+    return f"{get(when):0{count}d}"
+
+
+def _text(name: str, count: int) -> str:
+    return name if count >= _FULL_TEXT else name[:3]
+
+
+_FIELDS: Final[dict[str, Callable[[int, dt.datetime], str]]] = {
+    **dict.fromkeys(
+        "yu",
+        lambda n, when: f"{when.year % 100:02d}" if n == _TWO_DIGITS else f"{when.year:0{n}d}",
+    ),
+    **dict.fromkeys(
+        "ML",
+        lambda n, when: (
+            _text(_MONTHS[when.month - 1], n) if n >= _SHORT_TEXT else f"{when.month:0{n}d}"
+        ),
+    ),
+    "E": lambda n, when: _text(_DAYS[when.weekday()], n),
+    "S": lambda n, when: f"{when.microsecond:06d}000"[:n].ljust(n, "0"),
+    "X": lambda n, when: _offset("X", n, when),
+    "x": lambda n, when: _offset("x", n, when),
+    "Z": lambda n, when: _offset("Z", n, when),
+    "a": lambda _n, when: "AM" if when.hour < _NOON else "PM",
+    "z": lambda _n, when: when.tzname() or "",
+    "V": lambda _n, when: str(getattr(when.tzinfo, "key", None) or when.tzname() or ""),
+    "G": lambda _n, _when: "AD",
+    **{letter: functools.partial(_number_field, get) for letter, get in _NUMBERS.items()},
+}
+
+
+def _format(when: dt.datetime, pattern: str) -> str:
+    if pattern == "iso_instant":
+        return _iso(when.astimezone(dt.UTC))
+    parts = []
+    for text, count in _pattern_tokens(pattern):
+        if count and text not in _FIELDS:
+            raise ValueError(f"unsupported letter {text!r} in date pattern {pattern!r}")
+        parts.append(_FIELDS[text](count, when) if count else text)
+    return "".join(parts)
+
+
+def _date(
+    value: object,
+    format: str = "iso",  # noqa: A002 - Kestra's argument name
+    timeZone: str | None = None,  # noqa: N803 - Kestra's argument name
+    existingFormat: str | None = None,  # noqa: N803 - Kestra's argument name
+) -> str:
+    zone = _zone(timeZone)
+    return _format(_to_datetime(value, zone, existingFormat).astimezone(zone), format)
+
+
+def _add_months(when: _D, months: int) -> _D:
+    year, month = divmod(when.year * 12 + when.month - 1 + months, 12)
+    day = min(when.day, calendar.monthrange(year, month + 1)[1])  # Jan 31 + 1 month: Feb 28/29
+    return when.replace(year=year, month=month + 1, day=day)
+
+
+def _shift(when: _D, amount: int, unit: str) -> _D:
+    if unit in _MONTH_STEPS:
+        return _add_months(when, amount * _MONTH_STEPS[unit])
+    if unit not in _STEPS:
+        raise ValueError(f"unknown unit {unit!r}, expected one of {[*_STEPS, *_MONTH_STEPS]}")
+    if not isinstance(when, dt.datetime) and _STEPS[unit] < dt.timedelta(days=1):
+        raise ValueError(f"cannot add {unit} to a date without time")
+    return when + amount * _STEPS[unit]
+
+
+def _date_add(
+    value: object,
+    amount: int,
+    unit: str,
+    format: str | None = None,  # noqa: A002 - Kestra's argument name
+    *,
+    timeZone: str | None = None,  # noqa: N803 - Kestra's argument name
+    existingFormat: str | None = None,  # noqa: N803 - Kestra's argument name
+) -> object:
+    """Add ``amount`` ``unit``s, returning the kind of value received (strings stay ISO)."""
+    unit = unit.upper()
+    if format is not None or timeZone is not None or existingFormat is not None:
+        zone = _zone(timeZone)
+        when = _to_datetime(value, zone, existingFormat).astimezone(zone)
+        return _format(_shift(when, amount, unit), format or "iso")
+    if isinstance(value, dt.date):  # datetimes too
+        return _shift(value, amount, unit)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        shifted = _shift(dt.datetime.fromtimestamp(value, dt.UTC), amount, unit)
+        return type(value)(shifted.timestamp())
+    if isinstance(value, str):
+        try:
+            day = dt.date.fromisoformat(value)
+        except ValueError:
+            return _iso(_shift(dt.datetime.fromisoformat(value), amount, unit))
+        return _shift(day, amount, unit).isoformat()
+    raise TypeError(f"cannot add time to {type(value).__name__}")

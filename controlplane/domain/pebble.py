@@ -1,0 +1,335 @@
+"""Pebble syntax on top of Jinja2: ``??``, ``???``, ``cond ? a : b`` and ``null``.
+
+Kestra flows are written for Pebble, whose expression grammar is close to
+Jinja's but adds a few operators. Rather than rewriting template text with
+regular expressions (which breaks on strings and nested braces), this module
+teaches Jinja's own lexer the new operator tokens and extends its recursive
+descent parser, so every construct becomes ordinary Jinja AST nodes.
+
+Precedence follows Pebble (and so Kestra) rather than JavaScript:
+
+* ``a ?? b`` (null-coalescing) and ``a ??? b`` (undefined-coalescing) bind
+  tighter than every binary operator (Pebble gives them 120, above ``~`` at
+  110 and filters at 100), so ``x ?? 0 == 0`` means ``(x ?? 0) == 0`` and
+  ``x ?? 'a' ~ 'b'`` means ``(x ?? 'a') ~ 'b'``. They associate to the left.
+* ``c ? a : b`` is the loosest construct (below Jinja's ``a if c else b``)
+  and associates to the right; only the chosen branch is evaluated.
+
+Jinja offers no public hook for new operators, so three internals are used,
+each isolated in one place below: the lexer's rule table (``Lexer.rules`` and
+its ``_Rule`` tuples), ``Environment.lexer`` (a property we override) and
+``Environment._parse`` (the documented internal hook that ``parse`` and
+``compile`` both go through). They are stable across Jinja 3.x.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from jinja2 import nodes, pass_context
+from jinja2.lexer import (
+    TOKEN_BLOCK_BEGIN,
+    TOKEN_LINESTATEMENT_BEGIN,
+    TOKEN_OPERATOR,
+    TOKEN_VARIABLE_BEGIN,
+    Lexer,
+    Token,
+    operator_re,
+)
+from jinja2.parser import Parser
+from jinja2.runtime import Context, Undefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+if TYPE_CHECKING:
+    from jinja2.environment import Environment, Template
+
+NULL_COALESCE: Final = "??"
+UNDEFINED_COALESCE: Final = "???"
+TERNARY: Final = "?"
+# Longest first so that "???" is not read as "??" followed by "?".
+_PEBBLE_OPERATORS: Final = (UNDEFINED_COALESCE, NULL_COALESCE, TERNARY)
+_OPERATOR_RE: Final = re.compile(
+    "|".join(re.escape(op) for op in _PEBBLE_OPERATORS) + "|" + operator_re.pattern
+)
+
+
+class PebbleLexer(Lexer):
+    """Jinja's lexer, plus the ``?``, ``??`` and ``???`` operator tokens."""
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        # Internal: swap the operator rule of every expression state for one
+        # that also knows the Pebble operators; the other rules stay as-is.
+        for state in (TOKEN_BLOCK_BEGIN, TOKEN_VARIABLE_BEGIN, TOKEN_LINESTATEMENT_BEGIN):
+            self.rules[state] = [
+                rule._replace(pattern=_OPERATOR_RE) if rule.pattern is operator_re else rule
+                for rule in self.rules[state]
+            ]
+
+    def wrap(
+        self,
+        stream: Iterable[tuple[int, str, str]],
+        name: str | None = None,
+        filename: str | None = None,
+    ) -> Iterator[Token]:
+        """Give the Pebble operators their own token types before Jinja's wrapping.
+
+        Jinja's ``wrap`` maps operators through a fixed table and would fail on
+        ours; a token whose type is the operator itself passes through it
+        untouched and reads well in error messages ("got '?'").
+        """
+        retagged = (
+            (lineno, value, value)
+            if token == TOKEN_OPERATOR and value in _PEBBLE_OPERATORS
+            else (lineno, token, value)
+            for lineno, token, value in stream
+        )
+        return super().wrap(retagged, name, filename)
+
+
+class PebbleParser(Parser):
+    """Jinja's parser extended with the Pebble operators and ``null``."""
+
+    def parse_expression(self, with_condexpr: bool = True) -> nodes.Expr:
+        """Parse an expression, then an optional ``? yes : no`` tail."""
+        lineno = self.stream.current.lineno
+        test = super().parse_expression(with_condexpr)
+        if not self.stream.skip_if(TERNARY):
+            return test
+        yes = self.parse_expression(with_condexpr)
+        self.stream.expect("colon")
+        no = self.parse_expression(with_condexpr)
+        return nodes.CondExpr(test, yes, no, lineno=lineno)
+
+    def parse_unary(self, with_filter: bool = True) -> nodes.Expr:
+        """Parse an operand with its ``??``/``???`` tail, then its filters."""
+        node = self._parse_coalesce(super().parse_unary(with_filter=False))
+        if with_filter:
+            node = self.parse_filter_expr(node)
+            # ``a | f ?? b`` coalesces the filtered value, as in Pebble.
+            while self.stream.current.type in (NULL_COALESCE, UNDEFINED_COALESCE):
+                node = self.parse_filter_expr(self._parse_coalesce(node))
+        return node
+
+    def parse_primary(self, with_namespace: bool = False) -> nodes.Expr:
+        """Read Pebble's ``null`` literal as ``None``."""
+        token = self.stream.current
+        if token.type == "name" and token.value == "null":
+            next(self.stream)
+            return nodes.Const(None, lineno=token.lineno)
+        return super().parse_primary(with_namespace)
+
+    def parse_filter(
+        self, node: nodes.Expr | None, start_inline: bool = False
+    ) -> nodes.Expr | None:
+        """Let ``a.b.c | default(x)`` survive a missing ``a`` or ``b``, as in Pebble."""
+        result = super().parse_filter(node, start_inline)
+        first = result
+        while isinstance(first, nodes.Filter) and first.node is not node:
+            first = first.node
+        if (
+            isinstance(first, nodes.Filter)
+            and first.name in {"default", "d"}
+            and first.node is not None
+        ):
+            chain = _split_chain(first.node)
+            if chain is not None:
+                root, kinds, keys = chain
+                first.node = _call(lookup_or_undefined, root, nodes.Const(kinds), *keys)
+                first.node.set_lineno(first.lineno)
+        return result
+
+    def _parse_coalesce(self, left: nodes.Expr) -> nodes.Expr:
+        lineno = self.stream.current.lineno
+        operands = [left]
+        operators: list[str] = []
+        while self.stream.current.type in (NULL_COALESCE, UNDEFINED_COALESCE):
+            operators.append(next(self.stream).type)
+            operands.append(super().parse_unary(with_filter=False))
+        if not operators:
+            return left
+        node = build_coalesce(operands, operators)
+        node.set_lineno(lineno)
+        return node
+
+
+# -- Runtime helpers called from compiled templates ---------------------------
+
+
+class _Box:
+    """A value that is always truthy, so Python's ``or`` can pick between boxes."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __bool__(self) -> bool:
+        return True
+
+
+_MISSING: Final = object()
+
+
+def _is_missing(value: object) -> bool:
+    return value is _MISSING or isinstance(value, Undefined)
+
+
+@pass_context
+def lookup(context: Context, root: object, kinds: str, *keys: object) -> _Box:
+    """Walk ``root.a[b]...`` like Jinja would, but yield a missing box instead of raising.
+
+    ``kinds`` has one letter per key: ``a`` for ``.attr``, ``i`` for ``[item]``.
+    Lookups go through the (sandboxed) environment, so nothing becomes
+    reachable that plain attribute access could not reach.
+    """
+    env = context.environment
+    value: Any = root
+    for kind, key in zip(kinds, keys, strict=True):
+        if value is None or _is_missing(value) or _is_missing(key):
+            return _Box(_MISSING)
+        value = env.getattr(value, key) if kind == "a" else env.getitem(value, key)  # type: ignore[arg-type]
+    return _Box(value)
+
+
+@pass_context
+def lookup_or_undefined(context: Context, root: object, kinds: str, *keys: object) -> object:
+    """Like :func:`lookup`, but a missing value becomes an ``Undefined``."""
+    value = lookup(context, root, kinds, *keys).value
+    if value is _MISSING:
+        return context.environment.undefined(name=str(keys[-1]) if keys else None)
+    return value
+
+
+def box(value: object) -> _Box:
+    """Box an already evaluated operand."""
+    return _Box(value)
+
+
+def keep_if_not_null(boxed: _Box) -> _Box | None:
+    """``??``: keep the left value unless it is undefined or null."""
+    return None if boxed.value is None or _is_missing(boxed.value) else boxed
+
+
+def keep_if_defined(boxed: _Box) -> _Box | None:
+    """``???``: keep the left value unless it is undefined (null is kept)."""
+    return None if _is_missing(boxed.value) else boxed
+
+
+def unbox(boxed: _Box) -> object:
+    """Take the chosen value out of its box."""
+    return boxed.value
+
+
+_KEEP: Final = {NULL_COALESCE: keep_if_not_null, UNDEFINED_COALESCE: keep_if_defined}
+
+
+# -- AST construction ----------------------------------------------------------
+
+
+def _call(func: Callable[..., object], *args: nodes.Expr) -> nodes.Call:
+    # ImportedName makes the compiled template import the helper directly, so
+    # it cannot be shadowed by (or leak into) template variables.
+    target = nodes.ImportedName(f"{__name__}.{func.__name__}")
+    return nodes.Call(target, list(args), [], None, None)
+
+
+def _split_chain(expr: nodes.Expr) -> tuple[nodes.Expr, str, list[nodes.Expr]] | None:
+    """Split ``root.a['b'].c`` into ``(root, "aia", [a, 'b', c])``; None if no lookup."""
+    kinds: list[str] = []
+    keys: list[nodes.Expr] = []
+    node = expr
+    while True:
+        if isinstance(node, nodes.Getattr):
+            kinds.append("a")
+            keys.append(nodes.Const(node.attr))
+        elif isinstance(node, nodes.Getitem) and not isinstance(node.arg, nodes.Slice):
+            # Slices only compile inside brackets; such a node stays the root.
+            kinds.append("i")
+            keys.append(node.arg)
+        else:
+            break
+        node = node.node
+    if not kinds:
+        return None
+    return node, "".join(reversed(kinds)), list(reversed(keys))
+
+
+def _safe(expr: nodes.Expr) -> nodes.Expr:
+    """Wrap ``expr`` so that it yields a box and never raises on a missing lookup chain."""
+    chain = _split_chain(expr)
+    if chain is None:
+        return _call(box, expr)
+    root, kinds, keys = chain
+    return _call(lookup, root, nodes.Const(kinds), *keys)
+
+
+def build_coalesce(operands: list[nodes.Expr], operators: list[str]) -> nodes.Expr:
+    """Build ``o0 op0 o1 op1 ... on`` (left-associative) as Jinja nodes.
+
+    Every operand but the last is evaluated safely (a missing chain counts as
+    undefined, as Pebble catches the lookup error); the last one is evaluated
+    normally, so ``a ?? b`` still fails when both are missing. Python's ``or``
+    makes each operand lazy: it is only evaluated when the ones before it
+    were rejected.
+    """
+    acc = _safe(operands[0])
+    for operator, operand in zip(operators[:-1], operands[1:-1], strict=True):
+        acc = nodes.Or(_call(_KEEP[operator], acc), _safe(operand))
+    last = nodes.Or(_call(_KEEP[operators[-1]], acc), _call(box, operands[-1]))
+    return _call(unbox, last)
+
+
+# -- Environment -------------------------------------------------------------------
+
+_lexers: dict[tuple[object, ...], PebbleLexer] = {}
+
+
+class PebbleEnvironment(ImmutableSandboxedEnvironment):
+    """A sandbox that parses Pebble syntax and prefers map keys over attributes.
+
+    The sandbox is the immutable flavour so that a template cannot change the
+    lists and maps of the execution context it is rendered with.
+    """
+
+    @property
+    def lexer(self) -> Lexer:
+        """The Pebble lexer, shared by environments with the same delimiters."""
+        key = (
+            self.block_start_string,
+            self.block_end_string,
+            self.variable_start_string,
+            self.variable_end_string,
+            self.comment_start_string,
+            self.comment_end_string,
+            self.line_statement_prefix,
+            self.line_comment_prefix,
+            self.trim_blocks,
+            self.lstrip_blocks,
+            self.newline_sequence,
+            self.keep_trailing_newline,
+        )
+        lexer = _lexers.get(key)
+        if lexer is None:
+            lexer = _lexers[key] = PebbleLexer(self)
+        return lexer
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        return PebbleParser(self, source, name, filename).parse()
+
+    def template(self, source: str) -> Template:
+        """Compile ``source`` once; the engine renders the same strings many times."""
+        return self._templates(source)
+
+    @functools.cached_property
+    def _templates(self) -> Callable[[str], Template]:
+        return functools.lru_cache(maxsize=4096)(self.from_string)
+
+    def getattr(self, obj: object, attribute: str) -> object:
+        """Resolve ``map.key`` to the entry, as Pebble does, even for ``items`` or ``keys``."""
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)

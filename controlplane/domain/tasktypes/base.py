@@ -1,0 +1,109 @@
+"""The base of every task model, and the table of type names.
+
+Each task model names its full Kestra type in ``TYPE`` and its short aliases in
+``ALIASES``; ``@register`` enters both into one table. A task's ``type`` is
+canonicalized to the full name during validation, so ``Log`` and
+``io.kestra.plugin.core.log.Log`` normalize to the same flow.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from pydantic import Field, field_validator
+
+from controlplane.domain.fields import DynDuration, LogLevel, Retry, StrictModel, TaskId
+
+KESTRA_PREFIX = "io.kestra.plugin."
+
+TASK_TYPES: dict[str, type[TaskBase]] = {}
+TASK_ALIASES: dict[str, str] = {}
+
+_T = TypeVar("_T", bound="type[TaskBase]")
+
+
+def canonical_type(name: str) -> str | None:
+    """The full type name for a full name or alias, or ``None`` when unknown."""
+    if name in TASK_TYPES:
+        return name
+    return TASK_ALIASES.get(name)
+
+
+def register(cls: _T) -> _T:
+    """Class decorator: enter a task model and its aliases in the type table."""
+    TASK_TYPES[cls.TYPE] = cls
+    aliases = {cls.TYPE.removeprefix(KESTRA_PREFIX), *cls.ALIASES}
+    for alias in aliases:
+        if alias in TASK_ALIASES and TASK_ALIASES[alias] != cls.TYPE:
+            msg = f"alias {alias!r} is claimed by both {TASK_ALIASES[alias]} and {cls.TYPE}"
+            raise RuntimeError(msg)
+        TASK_ALIASES[alias] = cls.TYPE
+    return cls
+
+
+class TaskBase(StrictModel):
+    """Properties every task has, whatever its type."""
+
+    TYPE: ClassVar[str] = ""
+    ALIASES: ClassVar[tuple[str, ...]] = ()
+    # Flowable tasks hold other tasks and run none of their own work.
+    FLOWABLE: ClassVar[bool] = False
+
+    id: TaskId
+    type: str
+    description: str | None = None
+    retry: Retry | None = None
+    timeout: DynDuration | None = None
+    disabled: bool = False
+    allowFailure: bool = False  # noqa: N815 - Kestra's field name
+    allowWarning: bool = False  # noqa: N815
+    runIf: str | bool | None = None  # noqa: N815
+    logLevel: LogLevel | None = None  # noqa: N815
+    logToFile: bool = False  # noqa: N815
+    workerGroup: dict[str, Any] | None = None  # noqa: N815
+
+    @field_validator("type")
+    @classmethod
+    def _canonical(cls, value: str) -> str:
+        # The discriminator already chose this class, so the name is known.
+        return canonical_type(value) or value
+
+    def child_lists(self) -> dict[str, list[TaskBase]]:
+        """Every list of nested tasks this task holds, keyed by field path.
+
+        Non-flowable tasks hold none. The keys are the field names used in the
+        YAML (``then``, ``else``, ``cases.a``) so callers can build error paths.
+        """
+        return {}
+
+
+if TYPE_CHECKING:
+    # At run time ``Task`` is the discriminated union of every registered model,
+    # supplied by ``registry.py`` when it rebuilds the models; to the type
+    # checker a nested task is simply a TaskBase.
+    Task = TaskBase
+
+
+class FlowableBase(TaskBase):
+    """A task that orchestrates nested tasks, with its own error branch."""
+
+    FLOWABLE: ClassVar[bool] = True
+
+    errors: list[Task] | None = None
+    finally_: list[Task] | None = Field(default=None, alias="finally")
+
+    def child_lists(self) -> dict[str, list[TaskBase]]:
+        """The error and finally branches; subclasses add their main lists."""
+        lists: dict[str, list[TaskBase]] = {}
+        if self.errors:
+            lists["errors"] = list(self.errors)
+        if self.finally_:
+            lists["finally"] = list(self.finally_)
+        return lists
+
+
+def positive_or_template(value: Any) -> Any:
+    """Reject a negative literal where Kestra expects a count."""
+    if isinstance(value, int) and value < 0:
+        raise ValueError("must be ≥ 0")
+    return value

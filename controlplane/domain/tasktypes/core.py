@@ -1,0 +1,157 @@
+"""Core tasks that do their work in the worker: logging, outputs, failing, waiting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from controlplane.domain.fields import DynDuration, LogLevel, Text
+from controlplane.domain.tasktypes.base import TaskBase, register
+
+
+@register
+class Log(TaskBase):
+    """Write one or more messages to the execution's log."""
+
+    TYPE = "io.kestra.plugin.core.log.Log"
+    ALIASES = ("Log",)
+
+    message: Text | list[Text]
+    level: LogLevel = LogLevel.INFO
+
+
+@register
+class Return(TaskBase):
+    """Render ``format`` and expose it as the ``value`` output."""
+
+    TYPE = "io.kestra.plugin.core.debug.Return"
+    ALIASES = ("Return",)
+
+    format: Text | None = None
+
+
+@register
+class Echo(TaskBase):
+    """Render ``format`` into the log (Kestra's older Log)."""
+
+    TYPE = "io.kestra.plugin.core.debug.Echo"
+    ALIASES = ("Echo",)
+
+    format: Text
+    level: LogLevel = LogLevel.INFO
+
+
+@register
+class Fail(TaskBase):
+    """Fail the execution, or only when ``condition`` renders true."""
+
+    TYPE = "io.kestra.plugin.core.execution.Fail"
+    ALIASES = ("Fail",)
+
+    condition: Text | None = None
+    errorMessage: Text = "Task failure"  # noqa: N815 - Kestra's field name
+
+
+@register
+class Sleep(TaskBase):
+    """Wait for a duration."""
+
+    TYPE = "io.kestra.plugin.core.flow.Sleep"
+    ALIASES = ("Sleep",)
+
+    duration: DynDuration
+
+
+@register
+class OutputValues(TaskBase):
+    """Expose rendered values as the ``values`` output."""
+
+    TYPE = "io.kestra.plugin.core.output.OutputValues"
+    ALIASES = ("OutputValues",)
+
+    values: dict[str, Any] = Field(default_factory=dict)
+
+
+@register
+class Labels(TaskBase):
+    """Add or override labels on the running execution."""
+
+    TYPE = "io.kestra.plugin.core.execution.Labels"
+    ALIASES = ("Labels",)
+
+    labels: dict[str, Any] | list[dict[str, Any]] | str
+
+
+@register
+class Resume(TaskBase):
+    """Resume a paused execution (this one's parent by default)."""
+
+    TYPE = "io.kestra.plugin.core.execution.Resume"
+    ALIASES = ("Resume",)
+
+    executionId: Text | None = None  # noqa: N815
+    namespace: Text | None = None
+    flowId: Text | None = None  # noqa: N815
+    inputs: dict[str, Any] | None = None
+
+
+@register
+class Fetch(TaskBase):
+    """Collect the log lines of an execution into a stored file."""
+
+    TYPE = "io.kestra.plugin.core.log.Fetch"
+    ALIASES = ("log.Fetch",)
+
+    executionId: Text | None = None  # noqa: N815
+    namespace: Text | None = None
+    flowId: Text | None = None  # noqa: N815
+    tasksId: list[str] | None = None  # noqa: N815
+    level: LogLevel = LogLevel.INFO
+
+
+class _StateTask(TaskBase):
+    name: Text = "default"
+    namespace: bool = False
+    taskrunValue: bool = True  # noqa: N815
+
+
+@register
+class StateGet(_StateTask):
+    """Read a flow-scoped state document."""
+
+    TYPE = "io.kestra.plugin.core.state.Get"
+    ALIASES = ("state.Get",)
+
+    errorOnMissing: bool = False  # noqa: N815
+
+
+@register
+class StateSet(_StateTask):
+    """Merge values into a flow-scoped state document."""
+
+    TYPE = "io.kestra.plugin.core.state.Set"
+    ALIASES = ("state.Set",)
+
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+@register
+class StateDelete(_StateTask):
+    """Delete a flow-scoped state document."""
+
+    TYPE = "io.kestra.plugin.core.state.Delete"
+    ALIASES = ("state.Delete",)
+
+    errorOnMissing: bool = False  # noqa: N815
+
+
+@register
+class LocalFiles(TaskBase):
+    """Write files into, and collect files from, a WorkingDirectory."""
+
+    TYPE = "io.kestra.plugin.core.storage.LocalFiles"
+    ALIASES = ("LocalFiles",)
+
+    inputs: dict[str, Text] | Text | None = None
+    outputs: list[Text] | None = None

@@ -1,0 +1,152 @@
+"""Triggers: what starts an execution without a person asking."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Discriminator, Field, Tag, field_validator
+
+from controlplane.domain.conditions import Condition
+from controlplane.domain.fields import DynDuration, State, StrictModel, Text
+
+_PREFIX = "io.kestra.plugin.core.trigger."
+
+
+class _TriggerBase(StrictModel):
+    KIND: ClassVar[str] = ""
+
+    id: Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$", max_length=100)]
+    type: str
+    description: str | None = None
+    disabled: bool = False
+    conditions: list[Condition] | None = None
+    stopAfter: list[State] | None = None  # noqa: N815 - Kestra's field name
+    inputs: dict[str, Any] | None = None
+    labels: dict[str, Any] | list[dict[str, Any]] | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _canonical(cls, value: str) -> str:
+        return _PREFIX + cls.KIND if value in TRIGGER_NAMES else value
+
+
+class Backfill(StrictModel):
+    """A past interval to replay a Schedule over."""
+
+    start: Text
+    end: Text | None = None
+    labels: dict[str, Any] | list[dict[str, Any]] | None = None
+
+
+class Schedule(_TriggerBase):
+    """Start an execution at each time a cron expression names."""
+
+    KIND: ClassVar[str] = "Schedule"
+    cron: Text
+    timezone: Text = "Etc/UTC"
+    withSeconds: bool = False  # noqa: N815
+    backfill: Backfill | None = None
+    recoverMissedSchedules: Literal["ALL", "LAST", "NONE"] | None = None  # noqa: N815
+    lateMaximumDelay: DynDuration | None = None  # noqa: N815
+
+
+class Webhook(_TriggerBase):
+    """Start an execution when ``/api/v1/executions/webhook/{ns}/{flow}/{key}`` is called."""
+
+    KIND: ClassVar[str] = "Webhook"
+    key: Annotated[Text, Field(min_length=1, max_length=256)]
+
+
+class PreconditionFilter(StrictModel):
+    """One test on an upstream execution's namespace, flow id, labels or an expression."""
+
+    field: Literal["NAMESPACE", "FLOW_ID", "EXPRESSION", "LABELS"]
+    type: Literal[
+        "EQUAL_TO",
+        "NOT_EQUAL_TO",
+        "STARTS_WITH",
+        "ENDS_WITH",
+        "CONTAINS",
+        "REGEX",
+        "IS_TRUE",
+        "IS_FALSE",
+        "IS_NULL",
+        "IS_NOT_NULL",
+        "IN",
+        "NOT_IN",
+    ]
+    value: Any = None
+    values: list[Any] | None = None
+
+
+class PreconditionWhere(StrictModel):
+    """A named group of filters."""
+
+    id: str
+    operand: Literal["AND", "OR"] = "AND"
+    filters: list[PreconditionFilter]
+
+
+class UpstreamFlow(StrictModel):
+    """An upstream flow whose end states count toward the preconditions."""
+
+    namespace: Text
+    flowId: Text  # noqa: N815
+    states: list[State] = Field(default_factory=lambda: [State.SUCCESS])
+    labels: dict[str, Any] | None = None
+
+
+class TimeWindow(StrictModel):
+    """The window within which every precondition must be met."""
+
+    type: Literal["DURATION_WINDOW", "SLIDING_WINDOW", "DAILY_TIME_DEADLINE", "DAILY_TIME_WINDOW"]
+    window: DynDuration | None = None
+    windowAdvance: DynDuration | None = None  # noqa: N815
+    startTime: Text | None = None  # noqa: N815
+    endTime: Text | None = None  # noqa: N815
+    deadline: Text | None = None
+
+
+class Preconditions(StrictModel):
+    """Kestra's ``preconditions``: several upstream flows within a window."""
+
+    id: str | None = None
+    flows: list[UpstreamFlow] | None = None
+    where: list[PreconditionWhere] | None = None
+    timeWindow: TimeWindow | None = None  # noqa: N815
+    resetOnSuccess: bool = True  # noqa: N815
+
+
+class FlowTrigger(_TriggerBase):
+    """Start an execution when an upstream execution ends and the conditions hold."""
+
+    KIND: ClassVar[str] = "Flow"
+    preconditions: Preconditions | None = None
+    states: list[State] | None = None
+
+
+TRIGGER_NAMES = {
+    name: kind
+    for kind in ("Schedule", "Webhook", "Flow")
+    for name in (kind, _PREFIX + kind, f"trigger.{kind}")
+}
+
+
+def _trigger_tag(value: Any) -> str | None:
+    name = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return TRIGGER_NAMES.get(name, name) if isinstance(name, str) else None
+
+
+Trigger = Annotated[
+    Annotated[Schedule, Tag("Schedule")]
+    | Annotated[Webhook, Tag("Webhook")]
+    | Annotated[FlowTrigger, Tag("Flow")],
+    Discriminator(
+        _trigger_tag,
+        custom_error_type="unknown_trigger",
+        custom_error_message=(
+            "unknown trigger type; Flowplane supports io.kestra.plugin.core.trigger.Schedule, "
+            "Webhook and Flow"
+        ),
+    ),
+]

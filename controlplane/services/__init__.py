@@ -1,0 +1,1 @@
+"""Use cases: the rules that decide what the store writes, in one transaction each."""

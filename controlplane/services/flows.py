@@ -1,0 +1,236 @@
+"""Writing and reading flows: revisions, no-op detection, ownership and ETags."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from controlplane.domain.normalize import normalize, source_digest, spec_digest
+from controlplane.domain.validate import ValidatedFlow, validate_flow
+from controlplane.errors import (
+    ConflictError,
+    InvalidFlowError,
+    NotFoundError,
+    OwnershipConflictError,
+    StoreError,
+)
+from controlplane.services.namespaces import ensure_namespace
+from controlplane.services.preconditions import check_if_match
+from controlplane.store import flows as store
+from controlplane.store.db import transaction
+from controlplane.store.tables import FlowRevisionRow, FlowRow
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who and what a write comes from; copied into the revision it creates."""
+
+    origin: str = "api"
+    actor: str | None = None
+    git_commit_sha: str | None = None
+    git_author: str | None = None
+    git_message: str | None = None
+    plan_id: str | None = None
+
+
+@dataclass(frozen=True)
+class FlowState:
+    """A flow row with its current revision."""
+
+    flow: FlowRow
+    revision: FlowRevisionRow
+
+    @property
+    def etag(self) -> str:
+        """Strong ETag: changes whenever the current revision does."""
+        return flow_etag(self.revision)
+
+
+@dataclass(frozen=True)
+class PutResult:
+    """The outcome of a PUT: the state after it, and whether it wrote anything."""
+
+    state: FlowState
+    created: bool
+    changed: bool
+
+
+def flow_etag(revision: FlowRevisionRow) -> str:
+    """The ETag of a flow whose current revision is ``revision``."""
+    return f'"{revision.revision}-{revision.source_sha256[:16]}"'
+
+
+def validate_for_path(namespace: str, flow_id: str, source: str) -> ValidatedFlow:
+    """Validate ``source`` and check that its id and namespace match the URL's."""
+    validated = validate_flow(source, file=f"{namespace}/{flow_id}.yaml")
+    problems = []
+    if validated.namespace != namespace:
+        problems.append(
+            validated.problem(
+                f"namespace {validated.namespace!r} does not match {namespace!r} in the URL",
+                ("namespace",),
+            )
+        )
+    if validated.id != flow_id:
+        problems.append(
+            validated.problem(f"id {validated.id!r} does not match {flow_id!r} in the URL", ("id",))
+        )
+    if problems:
+        raise InvalidFlowError(problems)
+    return validated
+
+
+def _ensure_owner(flow: FlowRow, origin: str) -> None:
+    if flow.deleted or flow.origin == origin:
+        return
+    if flow.origin.startswith("git:"):
+        source = flow.origin.removeprefix("git:")
+        raise OwnershipConflictError(
+            f"flow {flow.namespace}/{flow.flow_id} is managed by Git source {source!r}; "
+            "change it in that repository"
+        )
+
+
+def put_flow(
+    engine: Engine,
+    namespace: str,
+    flow_id: str,
+    source: str,
+    provenance: Provenance,
+    *,
+    if_match: str | None = None,
+) -> PutResult:
+    """Create or update a flow from ``source``.
+
+    Identical source is a no-op that keeps the revision. Any other change
+    (even a comment) writes a new immutable revision.
+    """
+    validated = validate_for_path(namespace, flow_id, source)
+    try:
+        with transaction(engine) as session:
+            return _put(session, validated, provenance, if_match)
+    except StoreError as exc:
+        if isinstance(exc.__cause__, IntegrityError):
+            raise ConflictError(
+                f"flow {namespace}/{flow_id} was written concurrently; retry the request"
+            ) from None
+        raise
+
+
+def _put(
+    session: Session, validated: ValidatedFlow, provenance: Provenance, if_match: str | None
+) -> PutResult:
+    flow = store.get_flow_row(session, validated.namespace, validated.id, lock=True)
+    current = store.get_revision(session, flow.pk, flow.revision) if flow and flow.pk else None
+    live = current if flow and not flow.deleted else None
+    check_if_match(if_match, flow_etag(live) if live else None)
+    if flow is not None:
+        _ensure_owner(flow, provenance.origin)
+    if flow is not None and live is not None and live.source == validated.source:
+        return PutResult(FlowState(flow, live), created=False, changed=False)
+    ensure_namespace(session, validated.namespace)
+    created = flow is None or flow.deleted
+    if flow is None:
+        flow = FlowRow(
+            namespace=validated.namespace,
+            flow_id=validated.id,
+            revision=0,
+            origin=provenance.origin,
+        )
+    revision = _new_revision(flow, validated, provenance)
+    store.insert_revision(session, flow, revision)
+    return PutResult(FlowState(flow, revision), created=created, changed=True)
+
+
+def _new_revision(
+    flow: FlowRow, validated: ValidatedFlow, provenance: Provenance, *, deleted: bool = False
+) -> FlowRevisionRow:
+    return FlowRevisionRow(
+        flow_pk=flow.pk or 0,
+        namespace=flow.namespace,
+        flow_id=flow.flow_id,
+        revision=flow.revision + 1,
+        deleted=deleted,
+        source=validated.source,
+        spec=normalize(validated.spec),
+        source_sha256=source_digest(validated.source),
+        spec_sha256=spec_digest(validated.spec),
+        origin=provenance.origin,
+        git_commit_sha=provenance.git_commit_sha,
+        git_author=provenance.git_author,
+        git_message=provenance.git_message,
+        plan_id=provenance.plan_id,
+        created_by=provenance.actor,
+    )
+
+
+def delete_flow(
+    engine: Engine,
+    namespace: str,
+    flow_id: str,
+    provenance: Provenance,
+    *,
+    if_match: str | None = None,
+) -> FlowRevisionRow:
+    """Write a tombstone revision; the flow's history stays readable."""
+    with transaction(engine) as session:
+        flow = store.get_flow_row(session, namespace, flow_id, lock=True)
+        if flow is None or flow.deleted or flow.pk is None:
+            raise NotFoundError(f"flow {namespace}/{flow_id} does not exist")
+        current = store.get_revision(session, flow.pk, flow.revision)
+        assert current is not None  # noqa: S101 - a flow row always has its revision
+        check_if_match(if_match, flow_etag(current))
+        _ensure_owner(flow, provenance.origin)
+        tombstone = FlowRevisionRow(
+            **current.model_dump(exclude={"pk", "revision", "deleted", "created_at", "created_by"}),
+            revision=current.revision + 1,
+            deleted=True,
+            created_by=provenance.actor,
+        )
+        tombstone.origin = provenance.origin
+        tombstone.plan_id = provenance.plan_id
+        store.insert_revision(session, flow, tombstone)
+        return tombstone
+
+
+def get_flow(engine: Engine, namespace: str, flow_id: str) -> FlowState:
+    """The live flow and its current revision; ``NotFoundError`` when missing or deleted."""
+    with Session(engine) as session:
+        flow = store.get_flow_row(session, namespace, flow_id)
+        if flow is None or flow.deleted or flow.pk is None:
+            raise NotFoundError(f"flow {namespace}/{flow_id} does not exist")
+        revision = store.get_revision(session, flow.pk, flow.revision)
+        assert revision is not None  # noqa: S101
+        return FlowState(flow, revision)
+
+
+def list_revisions(engine: Engine, namespace: str, flow_id: str) -> Sequence[FlowRevisionRow]:
+    """The full history, tombstones included; 404 only for a flow that never existed."""
+    with Session(engine) as session:
+        flow = store.get_flow_row(session, namespace, flow_id)
+        if flow is None or flow.pk is None:
+            raise NotFoundError(f"flow {namespace}/{flow_id} does not exist")
+        return store.list_revisions(session, flow.pk)
+
+
+def get_revision(engine: Engine, namespace: str, flow_id: str, revision: int) -> FlowRevisionRow:
+    """One revision of a flow, deleted flows included."""
+    with Session(engine) as session:
+        flow = store.get_flow_row(session, namespace, flow_id)
+        found = store.get_revision(session, flow.pk, revision) if flow and flow.pk else None
+        if found is None:
+            raise NotFoundError(f"flow {namespace}/{flow_id} has no revision {revision}")
+        return found
+
+
+def list_flows(
+    engine: Engine, flt: store.FlowFilter, *, offset: int, limit: int
+) -> tuple[list[FlowState], int]:
+    """A page of flows matching ``flt``, and the total."""
+    with Session(engine) as session:
+        rows, total = store.list_active(session, flt, offset=offset, limit=limit)
+        return [FlowState(flow, revision) for flow, revision in rows], total

@@ -1,0 +1,38 @@
+"""Process configuration, read from ``FLOWPLANE_*`` environment variables or given directly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a Flowplane process needs to know about its surroundings.
+
+    Nothing reads settings from globals: ``create_app(settings)`` and the CLI
+    pass an instance down.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FLOWPLANE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("flowplane-data"), description="Holds the SQLite database")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite in data_dir"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest accepted body")
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to ``<data_dir>/flowplane.db`` (SQLite)."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir.resolve() / 'flowplane.db'}"
+
+    def prepare(self) -> None:
+        """Create the data directory when the database lives in it."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,79 @@
+"""The database tables (SQLModel), shared by SQLite and PostgreSQL.
+
+Flow revisions are immutable: rows are inserted, never updated. The ``flows``
+row is a pointer to the active revision plus ownership, so activating a change
+is one small update inside the same transaction that inserts the revision.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def _timestamp() -> Any:
+    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class NamespaceRow(SQLModel, table=True):
+    """A namespace and its metadata. Flows may exist before their namespace row."""
+
+    __tablename__ = "namespaces"
+
+    name: str = Field(primary_key=True, max_length=150)
+    description: str | None = Field(default=None, sa_type=Text)
+    labels: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    variables: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    version: int = Field(default=1)
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+class FlowRow(SQLModel, table=True):
+    """One flow's identity, owner and active revision."""
+
+    __tablename__ = "flows"
+    __table_args__ = (UniqueConstraint("namespace", "flow_id", name="uq_flows_namespace_flow_id"),)
+
+    pk: int | None = Field(default=None, primary_key=True)
+    namespace: str = Field(max_length=150, index=True)
+    flow_id: str = Field(max_length=100)
+    revision: int
+    deleted: bool = Field(default=False)
+    origin: str = Field(max_length=200)
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+class FlowRevisionRow(SQLModel, table=True):
+    """An immutable revision of a flow; a tombstone when ``deleted`` is true."""
+
+    __tablename__ = "flow_revisions"
+    __table_args__ = (
+        UniqueConstraint("flow_pk", "revision", name="uq_flow_revisions_flow_revision"),
+        Index("ix_flow_revisions_plan_id", "plan_id"),
+    )
+
+    pk: int | None = Field(default=None, primary_key=True)
+    flow_pk: int = Field(foreign_key="flows.pk")
+    namespace: str = Field(max_length=150)
+    flow_id: str = Field(max_length=100)
+    revision: int
+    deleted: bool = Field(default=False)
+    source: str = Field(sa_type=Text)
+    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    source_sha256: str = Field(max_length=64)
+    spec_sha256: str = Field(max_length=64)
+    origin: str = Field(max_length=200)
+    git_commit_sha: str | None = Field(default=None, max_length=64)
+    git_author: str | None = Field(default=None, max_length=300)
+    git_message: str | None = Field(default=None, sa_type=Text)
+    plan_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _timestamp()
+    created_by: str | None = Field(default=None, max_length=200)

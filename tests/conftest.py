@@ -1,0 +1,78 @@
+"""Shared fixtures: a real database (temp SQLite, or PostgreSQL when asked) and the API.
+
+``FLOWPLANE_TEST_DATABASE_URL`` selects PostgreSQL. When it is set but the
+server cannot be reached, database tests are *skipped* (and reported as
+skipped), never silently passed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
+
+from controlplane.api import create_app
+from controlplane.settings import Settings
+from controlplane.store.db import create_engine, migrate
+from controlplane.store.tables import SQLModel
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "kestra-valids"
+POSTGRES_URL = os.environ.get("FLOWPLANE_TEST_DATABASE_URL")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Tests that touch the database carry the `database` marker, so the
+    # PostgreSQL pass of CI can select exactly them with `-m database`.
+    for item in items:
+        if "engine" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.database)
+
+
+@pytest.fixture(scope="session")
+def _database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    if POSTGRES_URL:
+        engine = create_engine(POSTGRES_URL)
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except OperationalError as exc:
+            pytest.skip(f"PostgreSQL at FLOWPLANE_TEST_DATABASE_URL is unreachable: {exc.orig}")
+        # Start from an empty schema so the migrations themselves are tested.
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    else:
+        engine = create_engine(f"sqlite:///{tmp_path_factory.mktemp('db') / 'flowplane.db'}")
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(_database: Engine) -> Iterator[Engine]:
+    """A migrated database, emptied after each test."""
+    yield _database
+    with _database.begin() as connection:
+        for table in reversed(SQLModel.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@pytest.fixture
+def client(engine: Engine) -> Iterator[TestClient]:
+    """The API on the test database."""
+    app = create_app(Settings(database_url=str(engine.url)), engine=engine)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def corpus() -> Path:
+    """The folder of real Kestra flows."""
+    if not CORPUS.is_dir():
+        pytest.fail(f"the Kestra corpus is missing at {CORPUS}; clone with ../shared beside it")
+    return CORPUS
