@@ -7,7 +7,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
 from controlplane.store.db import alembic_config
-
 from tests.conftest import POSTGRES_URL
 
 
