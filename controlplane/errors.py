@@ -11,8 +11,10 @@ class to an HTTP status in one table (``controlplane.api.errors``)::
     │   ├── PayloadTooLargeError  a body over the configured limit (413)
     │   └── UnsupportedMediaTypeError  a Content-Type we do not read (415)
     ├── NotFoundError             the object does not exist (404)
+    ├── InvalidInputError         execution inputs do not fit the flow's inputs (422)
     ├── ConflictError             the write clashes with current state (409)
-    │   └── OwnershipConflictError   the flow is managed by another origin
+    │   ├── OwnershipConflictError   the flow is managed by another origin
+    │   └── IllegalTransitionError   a state change the transition rules refuse
     ├── PreconditionFailedError   If-Match did not match the current ETag (412)
     └── StoreError                the database failed underneath us (503)
 """
@@ -87,12 +89,24 @@ class NotFoundError(FlowplaneError):
     """The object asked for does not exist (or was deleted)."""
 
 
+class InvalidInputError(FlowplaneError):
+    """Inputs given to an execution (or a resume) do not fit the declared inputs."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{p.path}: {p.message}" for p in problems))
+
+
 class ConflictError(FlowplaneError):
     """The write clashes with the current state."""
 
 
 class OwnershipConflictError(ConflictError):
     """The flow is managed by another origin, which is named in the message."""
+
+
+class IllegalTransitionError(ConflictError):
+    """The transition rules refuse this state change (e.g. resuming a run that is not paused)."""
 
 
 class PreconditionFailedError(FlowplaneError):

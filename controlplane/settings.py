@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest accepted body")
+    workers: int = Field(default=1, ge=0, le=32, description="Embedded workers in the server")
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -11,16 +11,20 @@ from sqlalchemy import Engine
 from controlplane import __version__
 from controlplane.api.errors import install_error_handlers
 from controlplane.api.limits import BodySizeLimit
-from controlplane.api.routes import flows, health, namespaces
+from controlplane.api.routes import executions, flows, health, namespaces
+from controlplane.services.worker.worker import Worker
 from controlplane.settings import Settings
 from controlplane.store.db import create_engine, migrate
 
 
-def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, engine: Engine | None = None, workers: int | None = None
+) -> FastAPI:
     """Build the API app; migrations run before the first request is served.
 
     ``engine`` lets tests share one engine across apps; by default one is made
-    from ``settings``.
+    from ``settings``. ``workers`` embedded workers run executions while the app
+    is up (default: ``settings.workers``).
     """
     settings = settings or Settings()
     if engine is None:
@@ -29,9 +33,18 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         engine = create_engine(settings.resolved_database_url())
     owned_engine = engine
 
+    embedded = [
+        Worker(owned_engine, settings.data_dir.resolve())
+        for _ in range(settings.workers if workers is None else workers)
+    ]
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        for worker in embedded:
+            worker.start()
         yield
+        for worker in embedded:
+            worker.stop()
         owned_engine.dispose()
 
     migrate(engine)
@@ -47,5 +60,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(health.router)
     app.include_router(namespaces.router)
     app.include_router(flows.router)
+    app.include_router(executions.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

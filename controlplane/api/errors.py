@@ -19,7 +19,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from controlplane.errors import (
     ConflictError,
     FlowplaneError,
+    IllegalTransitionError,
     InvalidFlowError,
+    InvalidInputError,
     InvalidRequestError,
     NotFoundError,
     OwnershipConflictError,
@@ -36,6 +38,8 @@ log = get_logger(__name__)
 # Most specific first: the first matching class decides.
 ERROR_TABLE: list[tuple[type[FlowplaneError], int, str]] = [
     (InvalidFlowError, 422, "invalid_flow"),
+    (InvalidInputError, 422, "invalid_inputs"),
+    (IllegalTransitionError, 409, "illegal_transition"),
     (PayloadTooLargeError, 413, "payload_too_large"),
     (UnsupportedMediaTypeError, 415, "unsupported_media_type"),
     (InvalidRequestError, 400, "invalid_request"),
@@ -69,8 +73,8 @@ async def _flowplane_error(_request: Request, exc: Exception) -> JSONResponse:
     status, code = status_for(exc)
     if status >= 500:  # noqa: PLR2004 - server-side failures are logged, client ones are not
         log.error("request_failed", code=code, error=str(exc))
-    problems = exc.problems if isinstance(exc, InvalidFlowError) else None
-    message = "the flow is invalid" if problems else str(exc)
+    problems = exc.problems if isinstance(exc, InvalidFlowError | InvalidInputError) else None
+    message = "the flow is invalid" if isinstance(exc, InvalidFlowError) else str(exc)
     return JSONResponse(error_body(code, message, problems), status_code=status)
 
 

@@ -52,7 +52,7 @@ def _dyn_duration(value: Any) -> Any:
         return value
     if not isinstance(value, str):
         # pydantic turns ValueError, not TypeError, into a located validation error
-        raise ValueError("must be an ISO-8601 duration such as PT30S, or a {{ expression }}")  # noqa: TRY004
+        raise ValueError("must be an ISO-8601 duration such as PT30S, or a {{ expression }}")
     parse_duration(value)
     return value
 

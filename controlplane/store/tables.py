@@ -77,3 +77,81 @@ class FlowRevisionRow(SQLModel, table=True):
     plan_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = _timestamp()
     created_by: str | None = Field(default=None, max_length=200)
+
+
+class ExecutionRow(SQLModel, table=True):
+    """One run of a flow, pinned to the revision that was active at creation.
+
+    ``git_commit_sha`` and ``plan_id`` are copied from that revision, so the
+    lineage of a run never changes afterwards. ``lease_owner`` and
+    ``lease_expires_at`` say which worker runs it and until when its claim holds.
+    """
+
+    __tablename__ = "executions"
+    __table_args__ = (
+        Index("ix_executions_state_lease", "state", "lease_expires_at"),
+        Index("ix_executions_flow", "namespace", "flow_id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    namespace: str = Field(max_length=150)
+    flow_id: str = Field(max_length=100)
+    flow_revision: int
+    revision_pk: int = Field(foreign_key="flow_revisions.pk")
+    git_commit_sha: str | None = Field(default=None, max_length=64)
+    plan_id: str | None = Field(default=None, max_length=64)
+    origin: str = Field(max_length=200)
+    trigger: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    inputs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    labels: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    outputs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    state: str = Field(max_length=20)
+    state_history: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_expires_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    takeovers: int = Field(default=0)
+    # A timed Pause sets this; the worker queues the run again once it passes.
+    wake_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    created_at: datetime = _timestamp()
+    ended_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class TaskRunRow(SQLModel, table=True):
+    """One attempt-carrying run of one task (per loop value) in an execution."""
+
+    __tablename__ = "task_runs"
+    __table_args__ = (
+        UniqueConstraint("execution_id", "task_id", "value_key", name="uq_task_runs_key"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    execution_id: str = Field(foreign_key="executions.id", index=True, max_length=36)
+    task_id: str = Field(max_length=100)
+    task_type: str = Field(max_length=200)
+    parent_id: str | None = Field(default=None, max_length=36)
+    # The loop values leading to this run, joined; "" outside loops.
+    value_key: str = Field(default="", sa_type=Text)
+    value: str | None = Field(default=None, sa_type=Text)
+    attempt: int = Field(default=1)
+    state: str = Field(max_length=20)
+    outputs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    resumed_by: str | None = Field(default=None, max_length=200)
+    resumed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    started_at: datetime = _timestamp()
+    ended_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class LogRow(SQLModel, table=True):
+    """One log line of a task run; secret values are masked before it is written."""
+
+    __tablename__ = "logs"
+
+    pk: int | None = Field(default=None, primary_key=True)
+    execution_id: str = Field(foreign_key="executions.id", index=True, max_length=36)
+    task_run_id: str | None = Field(default=None, max_length=36)
+    task_id: str | None = Field(default=None, max_length=100)
+    level: str = Field(max_length=10)
+    message: str = Field(sa_type=Text)
+    timestamp: datetime = _timestamp()

@@ -1,0 +1,226 @@
+"""``/api/v1/executions``: start, read, resume and kill runs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query
+from pydantic import BaseModel, Field
+from sqlmodel import Session
+
+from controlplane.api.deps import EngineDep, PageDep
+from controlplane.api.schemas import ErrorBody, WriteModel
+from controlplane.domain.fields import FLOW_ID_PATTERN, NAMESPACE_PATTERN, State
+from controlplane.domain.transitions import TERMINAL
+from controlplane.services import executions as service
+from controlplane.store import executions as store
+from controlplane.store.db import as_utc
+from controlplane.store.tables import ExecutionRow, LogRow, TaskRunRow
+
+router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 404, 409, 422)
+}
+Actor = Annotated[str | None, Header(alias="X-Flowplane-Actor", max_length=200)]
+
+
+class ExecutionCreate(WriteModel):
+    """Inputs and labels of a new run."""
+
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class ResumeBody(WriteModel):
+    """Values for the Pause task's ``onResume`` inputs."""
+
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskRunPublic(BaseModel):
+    """One task run."""
+
+    id: str
+    task_id: str
+    type: str
+    parent_id: str | None
+    value: str | None
+    attempt: int
+    state: str
+    outputs: dict[str, Any]
+    resumed_by: str | None
+    resumed_at: datetime | None
+    started_at: datetime
+    ended_at: datetime | None
+
+    @classmethod
+    def of(cls, row: TaskRunRow) -> TaskRunPublic:
+        """Build from a stored task run."""
+        return cls(
+            id=row.id,
+            task_id=row.task_id,
+            type=row.task_type,
+            parent_id=row.parent_id,
+            value=row.value,
+            attempt=row.attempt,
+            state=row.state,
+            outputs=row.outputs,
+            resumed_by=row.resumed_by,
+            resumed_at=as_utc(row.resumed_at) if row.resumed_at else None,
+            started_at=as_utc(row.started_at),
+            ended_at=as_utc(row.ended_at) if row.ended_at else None,
+        )
+
+
+class ExecutionPublic(BaseModel):
+    """A run, with the lineage copied from its revision at creation."""
+
+    id: str
+    namespace: str
+    flow_id: str
+    flow_revision: int
+    git_commit_sha: str | None
+    plan_id: str | None
+    origin: str
+    trigger: dict[str, Any]
+    inputs: dict[str, Any]
+    labels: dict[str, Any]
+    outputs: dict[str, Any]
+    state: str
+    state_history: list[dict[str, Any]]
+    created_at: datetime
+    ended_at: datetime | None
+    task_runs: list[TaskRunPublic] | None = None
+
+    @classmethod
+    def of(cls, row: ExecutionRow, runs: list[TaskRunRow] | None = None) -> ExecutionPublic:
+        """Build from a stored execution."""
+        return cls(
+            id=row.id,
+            namespace=row.namespace,
+            flow_id=row.flow_id,
+            flow_revision=row.flow_revision,
+            git_commit_sha=row.git_commit_sha,
+            plan_id=row.plan_id,
+            origin=row.origin,
+            trigger=row.trigger,
+            inputs=row.inputs,
+            labels=row.labels,
+            outputs=row.outputs,
+            state=row.state,
+            state_history=row.state_history,
+            created_at=as_utc(row.created_at),
+            ended_at=as_utc(row.ended_at) if row.ended_at else None,
+            task_runs=None if runs is None else [TaskRunPublic.of(r) for r in runs],
+        )
+
+
+class LogLine(BaseModel):
+    """One log line."""
+
+    position: int
+    task_id: str | None
+    level: str
+    message: str
+    timestamp: datetime
+
+    @classmethod
+    def of(cls, row: LogRow) -> LogLine:
+        """Build from a stored log line."""
+        return cls(
+            position=row.pk or 0,
+            task_id=row.task_id,
+            level=row.level,
+            message=row.message,
+            timestamp=as_utc(row.timestamp),
+        )
+
+
+@router.get("", response_model=list[ExecutionPublic])
+def list_executions(
+    engine: EngineDep,
+    page: PageDep,
+    namespace: str | None = None,
+    flow_id: str | None = None,
+    state: State | None = None,
+) -> list[ExecutionPublic]:
+    """Runs, newest first."""
+    with Session(engine) as session:
+        rows = store.list_executions(
+            session,
+            namespace=namespace,
+            flow_id=flow_id,
+            state=state.value if state else None,
+            offset=page.offset,
+            limit=page.limit,
+        )
+        return [ExecutionPublic.of(r) for r in rows]
+
+
+@router.get("/{execution_id}", response_model=ExecutionPublic, responses=_ERRORS)
+def get_execution(engine: EngineDep, execution_id: str) -> ExecutionPublic:
+    """A run with its task runs."""
+    detail = service.get_execution(engine, execution_id)
+    return ExecutionPublic.of(detail.execution, list(detail.task_runs))
+
+
+@router.get("/{execution_id}/logs", response_model=list[LogLine], responses=_ERRORS)
+def get_logs(
+    engine: EngineDep, execution_id: str, after: Annotated[int, Query(ge=0)] = 0
+) -> list[LogLine]:
+    """Log lines after position ``after``."""
+    service.get_execution(engine, execution_id)
+    with Session(engine) as session:
+        return [LogLine.of(r) for r in store.logs_of(session, execution_id, after=after)]
+
+
+@router.post("/{execution_id}/resume", response_model=ExecutionPublic, responses=_ERRORS)
+def resume_execution(
+    engine: EngineDep, execution_id: str, body: ResumeBody, actor: Actor = None
+) -> ExecutionPublic:
+    """Resume a paused run once; who resumed it and when is recorded on the Pause task run."""
+    row = service.resume_execution(
+        engine, execution_id, actor=actor or "anonymous", inputs=body.inputs
+    )
+    return ExecutionPublic.of(row)
+
+
+@router.post("/{execution_id}/kill", response_model=ExecutionPublic, responses=_ERRORS)
+def kill_execution(engine: EngineDep, execution_id: str, actor: Actor = None) -> ExecutionPublic:
+    """Kill a run."""
+    return ExecutionPublic.of(
+        service.kill_execution(engine, execution_id, actor=actor or "anonymous")
+    )
+
+
+# Registered last: `/{namespace}/{flow_id}` would otherwise swallow `/{id}/resume`.
+@router.post(
+    "/{namespace}/{flow_id}", response_model=ExecutionPublic, status_code=201, responses=_ERRORS
+)
+async def create_execution(
+    engine: EngineDep,
+    namespace: Annotated[str, Path(pattern=NAMESPACE_PATTERN)],
+    flow_id: Annotated[str, Path(pattern=FLOW_ID_PATTERN)],
+    body: ExecutionCreate,
+    wait: Annotated[bool, Query(description="Answer once the run ends (or pauses)")] = False,
+    wait_seconds: Annotated[
+        float, Query(alias="timeout", gt=0, le=600, description="Seconds to wait")
+    ] = 60,
+) -> ExecutionPublic:
+    """Queue a run of the flow's active revision; with ``wait``, answer when it stops."""
+    row = service.create_execution(
+        engine, namespace, flow_id, inputs=body.inputs, labels=body.labels
+    )
+    if wait:
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            detail = service.get_execution(engine, row.id)
+            if State(detail.execution.state) in TERMINAL | {State.PAUSED}:
+                return ExecutionPublic.of(detail.execution, list(detail.task_runs))
+            await asyncio.sleep(0.05)
+    detail = service.get_execution(engine, row.id)
+    return ExecutionPublic.of(detail.execution, list(detail.task_runs))

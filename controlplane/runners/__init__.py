@@ -1,0 +1,1 @@
+"""Where script tasks run: a local process (and, later, a Kubernetes pod)."""

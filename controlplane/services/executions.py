@@ -1,0 +1,153 @@
+"""Creating, resuming and killing executions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from controlplane.domain.fields import State
+from controlplane.domain.inputs import resolve_inputs
+from controlplane.domain.spec import labels_as_dict
+from controlplane.domain.tasktypes import iter_tasks
+from controlplane.domain.tasktypes.flowable import Pause
+from controlplane.domain.validate import validate_flow
+from controlplane.errors import IllegalTransitionError, InvalidRequestError, NotFoundError
+from controlplane.store import executions as store
+from controlplane.store import flows as flow_store
+from controlplane.store.db import transaction
+from controlplane.store.tables import (
+    ExecutionRow,
+    FlowRevisionRow,
+    LogRow,
+    TaskRunRow,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class ExecutionDetail:
+    """An execution with its task runs."""
+
+    execution: ExecutionRow
+    task_runs: Sequence[TaskRunRow]
+
+
+def create_execution(
+    engine: Engine,
+    namespace: str,
+    flow_id: str,
+    *,
+    inputs: Mapping[str, Any],
+    labels: Mapping[str, Any] | None = None,
+    trigger: Mapping[str, Any] | None = None,
+) -> ExecutionRow:
+    """Queue a run of the flow's active revision; lineage is copied from that revision."""
+    with transaction(engine) as session:
+        flow = flow_store.get_flow_row(session, namespace, flow_id)
+        if flow is None or flow.deleted or flow.pk is None:
+            raise NotFoundError(f"flow {namespace}/{flow_id} does not exist")
+        revision = flow_store.get_revision(session, flow.pk, flow.revision)
+        assert revision is not None  # noqa: S101 - a flow row always has its revision
+        assert revision.pk is not None  # noqa: S101
+        spec = validate_flow(revision.source).spec
+        if spec.disabled:
+            raise InvalidRequestError(f"flow {namespace}/{flow_id} is disabled")
+        resolved = resolve_inputs(spec.inputs or [], inputs)
+        execution = ExecutionRow(
+            id=str(uuid.uuid4()),
+            namespace=namespace,
+            flow_id=flow_id,
+            flow_revision=revision.revision,
+            revision_pk=revision.pk,
+            git_commit_sha=revision.git_commit_sha,
+            plan_id=revision.plan_id,
+            origin=revision.origin,
+            trigger=dict(trigger or {"type": "api"}),
+            inputs=resolved,
+            labels={**(spec.labels or {}), **labels_as_dict(dict(labels or {}))},
+            state=State.CREATED.value,
+        )
+        session.add(execution)
+        store.set_state(session, execution, State.QUEUED, "created")
+        return execution
+
+
+def get_execution(engine: Engine, execution_id: str) -> ExecutionDetail:
+    """An execution and its task runs; ``NotFoundError`` when unknown."""
+    with Session(engine) as session:
+        execution = store.get_execution(session, execution_id)
+        if execution is None:
+            raise NotFoundError(f"execution {execution_id} does not exist")
+        return ExecutionDetail(execution, store.task_runs_of(session, execution_id))
+
+
+def resume_execution(
+    engine: Engine, execution_id: str, *, actor: str, inputs: Mapping[str, Any]
+) -> ExecutionRow:
+    """Resume a paused execution once, recording who resumed it and with what.
+
+    The Pause task's ``onResume`` inputs are validated like flow inputs.
+    """
+    with transaction(engine) as session:
+        execution = store.get_execution(session, execution_id, lock=True)
+        if execution is None:
+            raise NotFoundError(f"execution {execution_id} does not exist")
+        if execution.state != State.PAUSED.value:
+            raise IllegalTransitionError(
+                f"execution {execution_id} is {execution.state}, not PAUSED; only a paused "
+                "execution can be resumed"
+            )
+        paused = store.paused_task_run(session, execution_id)
+        assert paused is not None  # noqa: S101 - a PAUSED execution has a paused task run
+        revision_source = _revision_source(session, execution)
+        pause_task = _find_pause(revision_source, paused.task_id)
+        resolved = resolve_inputs(pause_task.onResume or [], inputs) if pause_task else {}
+        paused.state = State.SUCCESS.value
+        paused.outputs = {"onResume": resolved}
+        paused.resumed_by = actor
+        paused.resumed_at = utcnow()
+        paused.ended_at = paused.resumed_at
+        session.add(paused)
+        session.add(
+            LogRow(
+                execution_id=execution_id,
+                task_run_id=paused.id,
+                task_id=paused.task_id,
+                level="INFO",
+                message=f"resumed by {actor}",
+            )
+        )
+        execution.wake_at = None
+        store.set_state(session, execution, State.QUEUED, f"resumed by {actor}")
+        return execution
+
+
+def kill_execution(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
+    """Kill a run: at once when nobody runs it, else ask its worker to stop."""
+    with transaction(engine) as session:
+        execution = store.get_execution(session, execution_id, lock=True)
+        if execution is None:
+            raise NotFoundError(f"execution {execution_id} does not exist")
+        target = State.KILLING if execution.state == State.RUNNING.value else State.KILLED
+        store.set_state(session, execution, target, f"killed by {actor}")
+        return execution
+
+
+def _revision_source(session: Session, execution: ExecutionRow) -> str:
+    revision = session.get(FlowRevisionRow, execution.revision_pk)
+    assert revision is not None  # noqa: S101 - foreign key
+    return revision.source
+
+
+def _find_pause(source: str, task_id: str) -> Pause | None:
+    spec = validate_flow(source).spec
+    for lists in spec.all_task_lists().values():
+        for _path, task in iter_tasks(lists, ()):
+            if task.id == task_id and isinstance(task, Pause):
+                return task
+    return None

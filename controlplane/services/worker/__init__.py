@@ -1,0 +1,1 @@
+"""Workers: claim executions under a lease and run them on their pinned revision."""

@@ -1,0 +1,397 @@
+"""Walks a flow's task tree for one execution, persisting every task run.
+
+The walk is a replay: finished task runs recorded in the database are reused
+(their outputs feed later templates), so a worker that takes over an execution
+whose worker died continues where it stopped. A task run left RUNNING by the
+dead worker is run again as a new attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from controlplane.domain import expressions
+from controlplane.domain.durations import parse_duration
+from controlplane.domain.fields import State
+from controlplane.domain.spec import Flow
+from controlplane.domain.tasktypes import TaskBase
+from controlplane.domain.tasktypes import flowable as fl
+from controlplane.services.worker.retry import delay_before, max_attempts
+from controlplane.store import executions as store
+from controlplane.store.db import as_utc, transaction
+from controlplane.store.tables import ExecutionRow, LogRow, TaskRunRow, utcnow
+from controlplane.tasks.context import TaskFailedError
+from controlplane.tasks.registry import RUNNABLES
+
+_RANK = {State.SUCCESS: 0, State.SKIPPED: 0, State.WARNING: 1, State.FAILED: 2}
+_DONE = {State.SUCCESS.value, State.WARNING.value, State.SKIPPED.value}
+
+
+class PausedSignal(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """The walk reached a Pause that is not resumed yet."""
+
+    def __init__(self, wake_at: Any = None) -> None:
+        self.wake_at = wake_at
+
+
+class StoppedSignal(Exception):  # noqa: N818
+    """The run was killed, or this worker lost its lease."""
+
+
+def worst(states: list[State]) -> State:
+    """The most severe of SUCCESS < WARNING < FAILED (SUCCESS for none)."""
+    return max(states, key=lambda s: _RANK.get(s, 2), default=State.SUCCESS)
+
+
+@dataclass
+class _Frame:
+    """Where a task sits: its loop values and parent task run."""
+
+    values: tuple[tuple[str, Any], ...] = ()
+    parent_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        return "/".join(json.dumps(v, sort_keys=True, default=str) for _, v in self.values)
+
+
+@dataclass
+class Executor:
+    """Runs one claimed execution to its end, a pause, or a stop."""
+
+    engine: Engine
+    execution: ExecutionRow
+    flow: Flow
+    work_dir: Path
+    should_stop: Callable[[], bool]
+    memo: dict[tuple[str, str], TaskRunRow] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self) -> State:
+        """Walk the flow; return its end state or raise Paused/Stopped signals."""
+        with Session(self.engine) as session:
+            for row in store.task_runs_of(session, self.execution.id):
+                self.memo[(row.task_id, row.value_key)] = row
+                if row.state in _DONE:
+                    self._set_output(row.task_id, row.value_key, row.outputs)
+        state = self.run_list(list(self.flow.tasks), _Frame())
+        if state == State.FAILED and self.flow.errors:
+            self.run_list(list(self.flow.errors), _Frame())
+        if self.flow.finally_:
+            state = worst([state, self.run_list(list(self.flow.finally_), _Frame())])
+        return state
+
+    def flow_outputs(self) -> dict[str, Any]:
+        """The flow's declared outputs, rendered against the finished run."""
+        context = self.context(self.flow.tasks[0], _Frame(), self._root_row())
+        return {o.id: expressions.render_value(o.value, context) for o in self.flow.outputs or []}
+
+    def _root_row(self) -> TaskRunRow:
+        return TaskRunRow(id="", execution_id=self.execution.id, task_id="", task_type="", state="")
+
+    def run_list(self, tasks: list[TaskBase], frame: _Frame) -> State:
+        """Run tasks in order; stop at the first failure."""
+        states: list[State] = []
+        for task in tasks:
+            state = self.run_task(task, frame)
+            states.append(state)
+            if state == State.FAILED:
+                break
+        return worst(states)
+
+    def run_task(self, task: TaskBase, frame: _Frame) -> State:
+        """Run one task (and its children), reusing a finished run from the memo."""
+        if self.should_stop():
+            raise StoppedSignal
+        if task.disabled:
+            return State.SUCCESS
+        existing = self.memo.get((task.id, frame.key))
+        if existing and existing.state in _DONE and not task.FLOWABLE:
+            return State(existing.state)
+        row = existing or self._new_run(task, frame)
+        if existing and existing.state == State.RUNNING.value and not task.FLOWABLE:
+            row.attempt += 1  # the worker that ran it died: a new attempt
+        if task.runIf is not None and not _truthy(self._render(task.runIf, task, frame, row)):
+            self._finish(row, State.SKIPPED, {})
+            return State.SKIPPED
+        if isinstance(task, fl.Pause):
+            return self._pause(task, frame, row)
+        if task.FLOWABLE:
+            state = self._run_flowable(task, frame, row)
+            outputs: dict[str, Any] = {}
+        else:
+            state, outputs = self._run_attempts(task, frame, row)
+        if state == State.FAILED and task.allowFailure:
+            state = State.WARNING
+        self._finish(row, state, outputs)
+        self._set_output(task.id, frame.key, outputs)
+        return state
+
+    def _run_attempts(
+        self, task: TaskBase, frame: _Frame, row: TaskRunRow
+    ) -> tuple[State, dict[str, Any]]:
+        implementation = RUNNABLES.get(type(task))
+        if implementation is None:
+            self._log(row, "ERROR", f"{task.type} cannot run in this worker yet")
+            return State.FAILED, {}
+        allowed = max_attempts(task.retry)
+        while True:
+            context = _TaskRun(self, task, frame, row)
+            try:
+                return State.SUCCESS, implementation(task, context)
+            except (TaskFailedError, expressions.RenderError, ValueError, OSError) as exc:
+                self._log(row, "ERROR", str(exc))
+                if self.should_stop():
+                    raise StoppedSignal from None
+                if row.attempt >= allowed or task.retry is None:
+                    return State.FAILED, {}
+                time.sleep(min(delay_before(task.retry, row.attempt), 30.0))
+                row.attempt += 1
+                self._save(row)
+
+    def _run_flowable(self, task: TaskBase, frame: _Frame, row: TaskRunRow) -> State:
+        child = _Frame(frame.values, row.id)
+        state = self._children_state(task, frame, child, row)
+        if isinstance(task, fl.AllowFailure) and state == State.FAILED:
+            state = State.WARNING
+        errors = getattr(task, "errors", None)
+        if state == State.FAILED and errors:
+            self.run_list(list(errors), child)
+        final = getattr(task, "finally_", None)
+        if final:
+            state = worst([state, self.run_list(list(final), child)])
+        return state
+
+    def _children_state(  # noqa: PLR0911 - one return per flowable type
+        self, task: TaskBase, frame: _Frame, child: _Frame, row: TaskRunRow
+    ) -> State:
+        if isinstance(task, fl.Sequential | fl.AllowFailure | fl.WorkingDirectory):
+            return self.run_list(list(task.tasks), child)
+        if isinstance(task, fl.Parallel):
+            return self._parallel([(t, child) for t in task.tasks], _limit(task.concurrent))
+        if isinstance(task, fl.If):
+            branch = (
+                task.then if _truthy(self._render(task.condition, task, frame, row)) else task.else_
+            )
+            return self.run_list(list(branch or []), child)
+        if isinstance(task, fl.Switch):
+            value = str(self._render(task.value, task, frame, row))
+            return self.run_list(list(task.cases.get(value, task.defaults or [])), child)
+        if isinstance(task, fl.ForEach | fl.EachSequential | fl.EachParallel):
+            return self._for_each(task, frame, row)
+        if isinstance(task, fl.Dag):
+            return self._dag(task, child)
+        self._log(row, "ERROR", f"{task.type} cannot run in this worker yet")
+        return State.FAILED
+
+    def _for_each(
+        self, task: fl.ForEach | fl.EachSequential | fl.EachParallel, frame: _Frame, row: TaskRunRow
+    ) -> State:
+        raw = task.values if isinstance(task, fl.ForEach) else task.value
+        values = self._render(raw, task, frame, row)
+        if isinstance(values, str):
+            values = json.loads(values) if values.strip() else []
+        if isinstance(values, dict):
+            values = list(values.items())
+        if isinstance(task, fl.ForEach):
+            limit = _limit(task.concurrencyLimit)
+        elif isinstance(task, fl.EachParallel):
+            limit = _limit(task.concurrent)
+        else:
+            limit = 1
+        frames = [_Frame((*frame.values, (task.id, value)), row.id) for value in values or []]
+        if limit == 1:
+            return worst([self.run_list(list(task.tasks), f) for f in frames])
+        return worst(self._map(lambda f: self.run_list(list(task.tasks), f), frames, limit))
+
+    def _dag(self, task: fl.Dag, child: _Frame) -> State:
+        done: dict[str, State] = {}
+        pending = {node.task.id: node for node in task.tasks}
+        while pending:
+            ready = [n for n in pending.values() if all(d in done for d in n.dependsOn)]
+            blocked = [n for n in ready if any(done[d] == State.FAILED for d in n.dependsOn)]
+            for node in blocked:
+                del pending[node.task.id]
+                done[node.task.id] = State.FAILED
+            ready = [n for n in ready if n not in blocked]
+            results = self._map(
+                lambda node: self.run_task(node.task, child), ready, _limit(task.concurrent)
+            )
+            for node, state in zip(ready, results, strict=True):
+                done[node.task.id] = state
+                del pending[node.task.id]
+        return worst(list(done.values()))
+
+    def _parallel(self, jobs: list[tuple[TaskBase, _Frame]], limit: int) -> State:
+        return worst(self._map(lambda job: self.run_task(*job), jobs, limit))
+
+    def _map(self, fn: Callable[[Any], State], jobs: list[Any], limit: int) -> list[State]:
+        if not jobs:
+            return []
+        with ThreadPoolExecutor(max_workers=min(limit, len(jobs), 16)) as pool:
+            return list(pool.map(fn, jobs))
+
+    def _pause(self, task: fl.Pause, frame: _Frame, row: TaskRunRow) -> State:
+        if row.state in _DONE:  # resumed through the API
+            self._set_output(task.id, frame.key, row.outputs)
+            return State(row.state)
+        wait = task.delay or task.pauseDuration
+        resume_at = row.outputs.get("resumeAt") if row.state == State.PAUSED.value else None
+        if wait and resume_at and utcnow().isoformat() >= resume_at:
+            state = State.SUCCESS if task.behavior == "RESUME" else State.WARNING
+            if task.behavior == "FAIL":
+                state = State.FAILED
+            self._finish(row, state, {})
+            return state
+        wake_at = None
+        if wait:
+            seconds = parse_duration(str(self._render(wait, task, frame, row))).total_seconds()
+            wake_at = as_utc(row.started_at) + timedelta(seconds=seconds)
+            row.outputs = {"resumeAt": wake_at.isoformat()}
+        row.state = State.PAUSED.value
+        self._save(row)
+        raise PausedSignal(wake_at)
+
+    # --- persistence and context -------------------------------------------------
+
+    def _new_run(self, task: TaskBase, frame: _Frame) -> TaskRunRow:
+        row = TaskRunRow(
+            id=str(uuid.uuid4()),
+            execution_id=self.execution.id,
+            task_id=task.id,
+            task_type=task.type,
+            parent_id=frame.parent_id,
+            value_key=frame.key,
+            value=json.dumps(frame.values[-1][1], default=str) if frame.values else None,
+            state=State.RUNNING.value,
+        )
+        self._save(row)
+        with self._lock:
+            self.memo[(task.id, frame.key)] = row
+        return row
+
+    def _finish(self, row: TaskRunRow, state: State, outputs: dict[str, Any]) -> None:
+        row.state = state.value
+        row.outputs = outputs
+        row.ended_at = utcnow()
+        self._save(row)
+
+    def _save(self, row: TaskRunRow) -> None:
+        with transaction(self.engine) as session:
+            session.merge(row)
+
+    def _log(self, row: TaskRunRow | None, level: str, message: str) -> None:
+        with transaction(self.engine) as session:
+            session.add(
+                LogRow(
+                    execution_id=self.execution.id,
+                    task_run_id=row.id if row else None,
+                    task_id=row.task_id if row else None,
+                    level=level,
+                    message=message,
+                )
+            )
+
+    def _set_output(self, task_id: str, key: str, outputs: dict[str, Any]) -> None:
+        with self._lock:
+            if not key:
+                self.outputs[task_id] = outputs
+                return
+            node = self.outputs.setdefault(task_id, {})
+            parts = [json.loads(p) for p in key.split("/")]
+            for part in parts[:-1]:
+                node = node.setdefault(_str(part), {})
+            node[_str(parts[-1])] = outputs
+
+    def context(self, task: TaskBase, frame: _Frame, row: TaskRunRow) -> dict[str, Any]:
+        """The variables a template of ``task`` sees."""
+        # Tasks inside a loop carry its value, so the nearest parent's value is
+        # the innermost loop value (Kestra's `parent.taskrun.value`).
+        parents = [
+            {"taskrun": {"value": _str(value)}, "task": {"id": task_id}}
+            for task_id, value in reversed(frame.values)
+        ]
+        return {
+            "flow": {
+                "id": self.flow.id,
+                "namespace": self.flow.namespace,
+                "revision": self.execution.flow_revision,
+            },
+            "execution": {
+                "id": self.execution.id,
+                "startDate": self.execution.created_at.isoformat(),
+                "state": self.execution.state,
+            },
+            "inputs": self.execution.inputs,
+            "vars": self.flow.variables or {},
+            "labels": self.execution.labels,
+            "trigger": self.execution.trigger,
+            "outputs": self.outputs,
+            "task": {"id": task.id, "type": task.type},
+            "taskrun": {
+                "id": row.id,
+                "value": _str(frame.values[-1][1]) if frame.values else None,
+                "startDate": row.started_at.isoformat(),
+                "attemptsCount": row.attempt,
+                "parentId": row.parent_id,
+            },
+            "parent": parents[0] if parents else None,
+            "parents": parents,
+            "envs": {},
+            "globals": {},
+        }
+
+    def _render(self, value: Any, task: TaskBase, frame: _Frame, row: TaskRunRow) -> Any:
+        return expressions.render_value(value, self.context(task, frame, row))
+
+
+@dataclass
+class _TaskRun:
+    """The RunContext handed to task implementations."""
+
+    executor: Executor
+    task: TaskBase
+    frame: _Frame
+    row: TaskRunRow
+
+    @property
+    def working_dir(self) -> Path:
+        path = self.executor.work_dir / self.row.id / "work"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def render(self, value: Any) -> Any:
+        return self.executor._render(value, self.task, self.frame, self.row)  # noqa: SLF001
+
+    def log(self, level: str, message: str) -> None:
+        self.executor._log(self.row, level, message)  # noqa: SLF001
+
+    def should_stop(self) -> bool:
+        return self.executor.should_stop()
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in {"", "false", "0", "none", "null"}
+    return bool(value)
+
+
+def _limit(value: Any) -> int:
+    return int(value) if isinstance(value, int) and value > 0 else 16
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)

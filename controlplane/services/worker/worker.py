@@ -1,0 +1,139 @@
+"""The worker loop: claim an execution, keep its lease alive, run it, record the end."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from controlplane.domain.fields import State
+from controlplane.domain.validate import validate_flow
+from controlplane.logging import get_logger
+from controlplane.services.worker.executor import Executor, PausedSignal, StoppedSignal
+from controlplane.store import executions as store
+from controlplane.store.db import transaction
+from controlplane.store.tables import ExecutionRow, FlowRevisionRow
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Worker:
+    """One worker: any number may share a database.
+
+    The lease is renewed every third of its length; a worker that dies stops
+    renewing, and once the lease expires another worker claims the run.
+    """
+
+    engine: Engine
+    data_dir: Path
+    lease: timedelta = timedelta(seconds=15)
+    poll_interval: float = 0.2
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Run the loop in a background thread."""
+        self._thread = threading.Thread(target=self.run_forever, name=self.worker_id, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the loop to stop after the current run, and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run_forever(self) -> None:
+        """Claim and run executions until stopped."""
+        while not self._stop.is_set():
+            if not self.run_once():
+                self._stop.wait(self.poll_interval)
+
+    def run_once(self) -> bool:
+        """Claim one execution and run it; False when there was nothing to do."""
+        with transaction(self.engine) as session:
+            execution = store.claim_next(session, self.worker_id, self.lease)
+        if execution is None:
+            return False
+        self._run(execution)
+        return True
+
+    def _run(self, execution: ExecutionRow) -> None:
+        lost = threading.Event()
+        done = threading.Event()
+        heartbeat = threading.Thread(
+            target=self._heartbeat, args=(execution.id, lost, done), daemon=True
+        )
+        heartbeat.start()
+
+        def should_stop() -> bool:
+            return lost.is_set() or self._killing(execution.id)
+
+        with Session(self.engine) as session:
+            revision = session.get(FlowRevisionRow, execution.revision_pk)
+            assert revision is not None  # noqa: S101 - foreign key
+            source = revision.source
+        executor = Executor(
+            engine=self.engine,
+            execution=execution,
+            flow=validate_flow(source).spec,
+            work_dir=self.data_dir / "executions" / execution.id,
+            should_stop=should_stop,
+        )
+        try:
+            final, wake_at = executor.run(), None
+        except PausedSignal as signal:
+            final, wake_at = State.PAUSED, signal.wake_at
+        except StoppedSignal:
+            final, wake_at = State.KILLED, None
+        finally:
+            done.set()
+            heartbeat.join()
+        if lost.is_set():
+            log.warning("lease_lost", execution_id=execution.id, worker=self.worker_id)
+            return
+        outputs = {}
+        if final in {State.SUCCESS, State.WARNING}:
+            try:
+                outputs = executor.flow_outputs()
+            except ValueError as exc:  # RenderError is a ValueError
+                log.warning("flow_outputs_failed", execution_id=execution.id, error=str(exc))
+                final = State.FAILED
+        self._finish(execution.id, final, wake_at, outputs)
+
+    def _finish(
+        self, execution_id: str, final: State, wake_at: object, outputs: dict[str, object]
+    ) -> None:
+        with transaction(self.engine) as session:
+            row = store.get_execution(session, execution_id, lock=True)
+            if row is None or row.lease_owner != self.worker_id:
+                return
+            if row.state == State.KILLING.value:
+                final = State.KILLED
+            if final == State.PAUSED:
+                row.wake_at = wake_at  # type: ignore[assignment]
+                row.lease_owner = None
+                row.lease_expires_at = None
+            row.outputs = outputs
+            store.set_state(session, row, final, f"ended on {self.worker_id}")
+        log.info("execution_ended", execution_id=execution_id, state=final.value)
+
+    def _killing(self, execution_id: str) -> bool:
+        with Session(self.engine) as session:
+            row = store.get_execution(session, execution_id)
+            return row is not None and row.state == State.KILLING.value
+
+    def _heartbeat(self, execution_id: str, lost: threading.Event, done: threading.Event) -> None:
+        interval = self.lease.total_seconds() / 3
+        while not done.wait(interval):
+            with transaction(self.engine) as session:
+                if not store.renew_lease(session, execution_id, self.worker_id, self.lease):
+                    lost.set()
+                    return

@@ -1,0 +1,144 @@
+"""Queries on executions, task runs and logs, and the one writer of execution state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import Session, col, or_, select
+
+from controlplane.domain.fields import State
+from controlplane.domain.transitions import TERMINAL, check_transition
+from controlplane.store.tables import ExecutionRow, LogRow, TaskRunRow, utcnow
+
+
+def set_state(session: Session, execution: ExecutionRow, target: State, reason: str = "") -> None:
+    """Move ``execution`` to ``target`` if the transition rules allow it.
+
+    This is the only function that writes an execution's state; it appends to
+    the state history and stamps the end time of terminal states.
+    """
+    check_transition(State(execution.state), target)
+    now = utcnow()
+    execution.state = target.value
+    entry: dict[str, Any] = {"state": target.value, "date": now.isoformat()}
+    if reason:
+        entry["reason"] = reason
+    execution.state_history = [*execution.state_history, entry]
+    if target in TERMINAL:
+        execution.ended_at = now
+        execution.lease_owner = None
+        execution.lease_expires_at = None
+    session.add(execution)
+
+
+def claim_next(session: Session, worker_id: str, lease: timedelta) -> ExecutionRow | None:
+    """Claim one runnable execution for ``worker_id``, or None.
+
+    Runnable means queued, paused past its wake time, or running under a lease
+    that expired (its worker died). PostgreSQL skips rows other workers hold
+    (``FOR UPDATE SKIP LOCKED``); SQLite's BEGIN IMMEDIATE serializes claims.
+    """
+    now = utcnow()
+    statement = (
+        select(ExecutionRow)
+        .where(
+            or_(
+                col(ExecutionRow.state) == State.QUEUED.value,
+                (col(ExecutionRow.state) == State.RUNNING.value)
+                & (col(ExecutionRow.lease_expires_at) < now),
+                (col(ExecutionRow.state) == State.PAUSED.value)
+                & (col(ExecutionRow.wake_at) <= now),
+            )
+        )
+        .order_by(col(ExecutionRow.created_at))
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    execution = session.exec(statement).first()
+    if execution is None:
+        return None
+    if execution.state == State.PAUSED.value:
+        execution.wake_at = None
+        set_state(session, execution, State.QUEUED, "pause elapsed")
+    if execution.state == State.QUEUED.value:
+        set_state(session, execution, State.RUNNING, f"claimed by {worker_id}")
+    else:
+        execution.takeovers += 1
+        history = {"state": State.RUNNING.value, "date": now.isoformat()}
+        execution.state_history = [
+            *execution.state_history,
+            {**history, "reason": f"lease of {execution.lease_owner} expired; taken over"},
+        ]
+    execution.lease_owner = worker_id
+    execution.lease_expires_at = now + lease
+    session.add(execution)
+    return execution
+
+
+def renew_lease(session: Session, execution_id: str, worker_id: str, lease: timedelta) -> bool:
+    """Extend the lease; False when the worker no longer holds it."""
+    execution = session.get(ExecutionRow, execution_id, with_for_update=True)
+    if execution is None or execution.lease_owner != worker_id:
+        return False
+    execution.lease_expires_at = utcnow() + lease
+    session.add(execution)
+    return True
+
+
+def get_execution(
+    session: Session, execution_id: str, *, lock: bool = False
+) -> ExecutionRow | None:
+    """One execution."""
+    return session.get(ExecutionRow, execution_id, with_for_update=lock)
+
+
+def list_executions(
+    session: Session,
+    *,
+    namespace: str | None,
+    flow_id: str | None,
+    state: str | None,
+    offset: int,
+    limit: int,
+) -> Sequence[ExecutionRow]:
+    """Executions, newest first."""
+    statement = select(ExecutionRow)
+    if namespace:
+        statement = statement.where(col(ExecutionRow.namespace) == namespace)
+    if flow_id:
+        statement = statement.where(col(ExecutionRow.flow_id) == flow_id)
+    if state:
+        statement = statement.where(col(ExecutionRow.state) == state)
+    statement = statement.order_by(col(ExecutionRow.created_at).desc()).offset(offset).limit(limit)
+    return session.exec(statement).all()
+
+
+def task_runs_of(session: Session, execution_id: str) -> Sequence[TaskRunRow]:
+    """Every task run of an execution, in start order."""
+    statement = (
+        select(TaskRunRow)
+        .where(col(TaskRunRow.execution_id) == execution_id)
+        .order_by(col(TaskRunRow.started_at))
+    )
+    return session.exec(statement).all()
+
+
+def paused_task_run(session: Session, execution_id: str) -> TaskRunRow | None:
+    """The task run an execution is paused on."""
+    statement = select(TaskRunRow).where(
+        col(TaskRunRow.execution_id) == execution_id,
+        col(TaskRunRow.state) == State.PAUSED.value,
+    )
+    return session.exec(statement).first()
+
+
+def logs_of(session: Session, execution_id: str, *, after: int = 0) -> Sequence[LogRow]:
+    """Log lines of an execution after the given position."""
+    statement = (
+        select(LogRow)
+        .where(col(LogRow.execution_id) == execution_id, col(LogRow.pk) > after)
+        .order_by(col(LogRow.pk))
+    )
+    return session.exec(statement).all()

@@ -1,0 +1,1 @@
+"""What each runnable task type does in the worker, one module per family."""

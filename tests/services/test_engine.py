@@ -1,0 +1,192 @@
+"""Executions run on their pinned revision, through the API, with a real embedded worker."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from controlplane.domain.validate import validate_flow
+
+
+def put_flow(client: TestClient, source: str) -> tuple[str, str]:
+    flow = validate_flow(source)
+    ns, flow_id = flow.namespace, flow.id
+    response = client.put(f"/api/v1/flows/{ns}/{flow_id}", json={"content": source})
+    assert response.status_code in {200, 201}, response.text
+    return ns, flow_id
+
+
+def run(client: TestClient, ns: str, flow_id: str, **inputs: Any) -> dict[str, Any]:
+    response = client.post(
+        f"/api/v1/executions/{ns}/{flow_id}",
+        params={"wait": True, "timeout": 30},
+        json={"inputs": inputs},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def logs(client: TestClient, execution_id: str) -> list[str]:
+    return [
+        line["message"] for line in client.get(f"/api/v1/executions/{execution_id}/logs").json()
+    ]
+
+
+def test_outputs_flow_between_tasks_and_revision_is_pinned(client: TestClient) -> None:
+    source = """\
+id: hello
+namespace: demo
+inputs:
+  - id: name
+    type: STRING
+    defaults: world
+tasks:
+  - id: greet
+    type: Return
+    format: "hello {{ inputs.name }}"
+  - id: say
+    type: Log
+    message: "{{ outputs.greet.value }} from r{{ flow.revision }}"
+outputs:
+  - id: greeting
+    value: "{{ outputs.greet.value }}"
+"""
+    put_flow(client, source)
+    execution = run(client, "demo", "hello", name="ops")
+    assert execution["state"] == "SUCCESS"
+    assert execution["flow_revision"] == 1
+    assert execution["origin"] == "api"
+    assert execution["outputs"] == {"greeting": "hello ops"}
+    assert "hello ops from r1" in logs(client, execution["id"])
+
+
+def test_corpus_outcomes(client: TestClient, corpus: Path) -> None:
+    # file → (inputs, the end state its content implies)
+    expected: dict[str, tuple[dict[str, Any], str]] = {
+        "minimal.yaml": ({}, "SUCCESS"),
+        "sequential.yaml": ({}, "SUCCESS"),
+        "parallel.yaml": ({}, "SUCCESS"),
+        "if-condition.yaml": ({"param": "true"}, "SUCCESS"),
+        "switch.yaml": ({"string": "FIRST"}, "SUCCESS"),
+        # `ko` is undefined for values 2 and 3; AllowFailure turns that into WARNING
+        "each-sequential.yaml": ({}, "WARNING"),
+        "dag.yaml": ({}, "SUCCESS"),
+        "errors.yaml": ({}, "FAILED"),
+        "failed-first.yaml": ({}, "FAILED"),
+        "retry-fail.yaml": ({}, "FAILED"),
+    }
+    for name, (inputs, state) in expected.items():
+        source = (corpus / name).read_text()
+        ns, flow_id = put_flow(client, source)
+        got = run(client, ns, flow_id, **inputs)
+        assert got["state"] == state, (name, got["state"], logs(client, got["id"]))
+
+
+def test_invalid_inputs_are_422_naming_the_input(client: TestClient) -> None:
+    put_flow(
+        client,
+        "id: typed\nnamespace: demo\ninputs:\n  - {id: n, type: INT}\n"
+        "tasks:\n  - {id: a, type: Log, message: '{{ inputs.n }}'}\n",
+    )
+    response = client.post("/api/v1/executions/demo/typed", json={"inputs": {"n": "many"}})
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["path"] == "inputs.n"
+    missing = client.post("/api/v1/executions/demo/typed", json={"inputs": {}})
+    assert "required INT input is missing" in missing.json()["message"]
+
+
+def test_shell_commands_set_outputs_and_fail_on_exit_code(client: TestClient) -> None:
+    source = """\
+id: shell
+namespace: demo
+tasks:
+  - id: sh
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands:
+      - echo working
+      - 'echo ''::{"outputs":{"count":3}}::'''
+  - id: use
+    type: Log
+    message: "count={{ outputs.sh.vars.count }}"
+  - id: boom
+    type: shell.Commands
+    commands: ["exit 7"]
+"""
+    put_flow(client, source)
+    execution = run(client, "demo", "shell")
+    assert execution["state"] == "FAILED"
+    lines = logs(client, execution["id"])
+    assert "working" in lines
+    assert "count=3" in lines
+    assert "command exited with code 7" in lines
+
+
+def test_pause_waits_and_records_who_resumed(client: TestClient) -> None:
+    source = """\
+id: gate
+namespace: demo
+tasks:
+  - id: approve
+    type: Pause
+    onResume:
+      - id: reason
+        type: STRING
+  - id: after
+    type: Log
+    message: "resumed because {{ outputs.approve.onResume.reason }}"
+"""
+    put_flow(client, source)
+    paused = run(client, "demo", "gate")
+    assert paused["state"] == "PAUSED"
+    url = f"/api/v1/executions/{paused['id']}/resume"
+    bad = client.post(url, json={"inputs": {}}, headers={"X-Flowplane-Actor": "alice"})
+    assert bad.status_code == 422
+    ok = client.post(
+        url, json={"inputs": {"reason": "ship it"}}, headers={"X-Flowplane-Actor": "alice"}
+    )
+    assert ok.status_code == 200, ok.text
+    again = client.post(url, json={"inputs": {"reason": "x"}}, headers={"X-Flowplane-Actor": "bob"})
+    assert again.status_code == 409
+    final = wait_for_end(client, paused["id"])
+    assert final["state"] == "SUCCESS"
+    pause_run = next(r for r in final["task_runs"] if r["task_id"] == "approve")
+    assert pause_run["resumed_by"] == "alice"
+    assert pause_run["resumed_at"] is not None
+    assert "resumed because ship it" in logs(client, paused["id"])
+
+
+def test_revision_is_pinned_even_if_flow_changes(client: TestClient) -> None:
+    source = (
+        "id: pin\nnamespace: demo\ntasks:\n"
+        "  - {id: p, type: Pause}\n  - {id: l, type: Log, message: one}\n"
+    )
+    put_flow(client, source)
+    paused = run(client, "demo", "pin")
+    put_flow(client, source.replace("message: one", "message: two"))
+    client.post(f"/api/v1/executions/{paused['id']}/resume", json={})
+    final = wait_for_end(client, paused["id"])
+    assert final["flow_revision"] == 1
+    assert "one" in logs(client, paused["id"])
+
+
+def test_illegal_transitions_are_refused(client: TestClient) -> None:
+    put_flow(client, "id: quick\nnamespace: demo\ntasks:\n  - {id: a, type: Log, message: hi}\n")
+    done = run(client, "demo", "quick")
+    response = client.post(f"/api/v1/executions/{done['id']}/resume", json={})
+    assert response.status_code == 409
+    assert "not PAUSED" in response.json()["message"]
+    assert client.post(f"/api/v1/executions/{done['id']}/kill").status_code == 409
+
+
+def wait_for_end(client: TestClient, execution_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        body = client.get(f"/api/v1/executions/{execution_id}").json()
+        if body["state"] in {"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED"}:
+            return body
+        time.sleep(0.05)
+    pytest.fail(f"execution {execution_id} did not end")
