@@ -33,6 +33,7 @@ def server(
         str | None, typer.Option(help="SQLAlchemy URL; default SQLite in the data dir")
     ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Directory for the SQLite database")] = None,
+    workers: Annotated[int | None, typer.Option(help="Embedded workers (0: none)")] = None,
 ) -> None:
     """Run the API server (SQLite in WAL mode in the data dir unless told otherwise)."""
     import uvicorn  # noqa: PLC0415 - only the server needs it
@@ -48,6 +49,7 @@ def server(
             "port": port,
             "database_url": database_url,
             "data_dir": data_dir,
+            "workers": workers,
         }.items()
         if value is not None
     }
@@ -59,6 +61,47 @@ def server(
         f"(database: {_redact(settings.resolved_database_url())})"
     )
     uvicorn.run(application, host=settings.host, port=settings.port, log_config=None)
+
+
+@app.command()
+def worker(
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL shared with the server")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Directory for working files")] = None,
+) -> None:
+    """Run a standalone worker against the server's database until SIGTERM or Ctrl-C.
+
+    On SIGTERM the worker finishes the run in hand, then exits.
+    """
+    import signal  # noqa: PLC0415 - only the worker installs handlers
+    from datetime import timedelta  # noqa: PLC0415
+
+    from controlplane.logging import configure_logging  # noqa: PLC0415
+    from controlplane.services.worker.worker import Worker  # noqa: PLC0415
+    from controlplane.settings import Settings  # noqa: PLC0415
+    from controlplane.store.db import create_engine, migrate  # noqa: PLC0415
+
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in {"database_url": database_url, "data_dir": data_dir}.items()
+        if value is not None
+    }
+    settings = Settings(**overrides)
+    configure_logging(settings.log_level, json=settings.log_json)
+    if settings.database_url is None:
+        settings.prepare()
+    engine = create_engine(settings.resolved_database_url())
+    migrate(engine)
+    runner = Worker(
+        engine, settings.data_dir.resolve(), lease=timedelta(seconds=settings.lease_seconds)
+    )
+    signal.signal(signal.SIGTERM, lambda *_: runner.request_stop())
+    out.print(f"flowplane worker {runner.worker_id} polling {_redact(str(engine.url))}")
+    try:
+        runner.run_forever()
+    except KeyboardInterrupt:
+        runner.request_stop()
 
 
 def _redact(url: str) -> str:

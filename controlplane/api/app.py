@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
@@ -34,7 +35,11 @@ def create_app(
     owned_engine = engine
 
     embedded = [
-        Worker(owned_engine, settings.data_dir.resolve())
+        Worker(
+            owned_engine,
+            settings.data_dir.resolve(),
+            lease=timedelta(seconds=settings.lease_seconds),
+        )
         for _ in range(settings.workers if workers is None else workers)
     ]
 

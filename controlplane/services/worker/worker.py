@@ -44,6 +44,10 @@ class Worker:
         self._thread = threading.Thread(target=self.run_forever, name=self.worker_id, daemon=True)
         self._thread.start()
 
+    def request_stop(self) -> None:
+        """Stop claiming new runs; the run in hand finishes first."""
+        self._stop.set()
+
     def stop(self, timeout: float = 30.0) -> None:
         """Ask the loop to stop after the current run, and wait for it."""
         self._stop.set()

@@ -1,0 +1,97 @@
+"""kill -9 of a worker mid-task loses no execution: another worker takes it over.
+
+Real processes: two `flowplane worker` processes share the test database with
+the API; the first is killed with SIGKILL while a task runs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from controlplane.api import create_app
+from controlplane.settings import Settings
+
+FLOW = """\
+id: slow
+namespace: demo
+tasks:
+  - id: first
+    type: Return
+    format: before the crash
+  - id: long
+    type: shell.Commands
+    commands:
+      - sleep 3
+      - echo finished
+  - id: last
+    type: Log
+    message: "{{ outputs.first.value }} / done"
+"""
+
+
+def start_worker(engine: Engine, data_dir: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "FLOWPLANE_DATABASE_URL": engine.url.render_as_string(hide_password=False),
+        "FLOWPLANE_DATA_DIR": str(data_dir),
+        "FLOWPLANE_LEASE_SECONDS": "1.5",
+        "FLOWPLANE_LOG_JSON": "true",
+    }
+    flowplane = Path(sys.executable).parent / "flowplane"
+    return subprocess.Popen([str(flowplane), "worker"], env=env, stdout=subprocess.DEVNULL)
+
+
+def wait_until(predicate: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    pytest.fail("condition not reached in time")
+
+
+def test_kill_9_mid_task_loses_nothing(engine: Engine, tmp_path: Path) -> None:
+    app = create_app(
+        Settings(database_url=str(engine.url), data_dir=tmp_path), engine=engine, workers=0
+    )
+    with TestClient(app) as client:
+        client.put("/api/v1/flows/demo/slow", json={"content": FLOW})
+        execution_id = client.post("/api/v1/executions/demo/slow", json={}).json()["id"]
+        url = f"/api/v1/executions/{execution_id}"
+
+        def long_task_running() -> bool:
+            runs = client.get(url).json()["task_runs"]
+            return any(r["task_id"] == "long" and r["state"] == "RUNNING" for r in runs)
+
+        first = start_worker(engine, tmp_path)
+        try:
+            wait_until(long_task_running)
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        finally:
+            first.kill()
+        assert client.get(url).json()["state"] == "RUNNING"
+
+        second = start_worker(engine, tmp_path)
+        try:
+            wait_until(lambda: client.get(url).json()["state"] == "SUCCESS", timeout=60)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=30)
+        body = client.get(url).json()
+        runs = {r["task_id"]: r for r in body["task_runs"]}
+        assert runs["first"]["attempt"] == 1  # finished work is not redone
+        assert runs["long"]["attempt"] == 2  # the interrupted task ran again
+        assert any("taken over" in h.get("reason", "") for h in body["state_history"])
+        messages = [line["message"] for line in client.get(url + "/logs").json()]
+        assert "before the crash / done" in messages
