@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from controlplane.domain.tasktypes import core, scripts
+from controlplane.domain.tasktypes import core, http, scripts
 from controlplane.tasks import core as core_tasks
+from controlplane.tasks import http as http_tasks
 from controlplane.tasks import scripts as script_tasks
 from controlplane.tasks.context import RunContext
 
@@ -19,6 +20,7 @@ RUNNABLES: dict[type, Runnable] = {
     core.Fail: core_tasks.run_fail,
     core.Sleep: core_tasks.run_sleep,
     core.OutputValues: core_tasks.run_output_values,
+    http.Request: http_tasks.run_request,
     scripts.ShellCommands: script_tasks.run_script,
     scripts.ShellScript: script_tasks.run_script,
     scripts.PythonCommands: script_tasks.run_script,

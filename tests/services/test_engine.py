@@ -190,3 +190,73 @@ def wait_for_end(client: TestClient, execution_id: str) -> dict[str, Any]:
             return body
         time.sleep(0.05)
     pytest.fail(f"execution {execution_id} did not end")
+
+
+def test_working_directory_shares_files_between_tasks(client: TestClient) -> None:
+    source = """\
+id: wd
+namespace: demo
+tasks:
+  - id: dir
+    type: WorkingDirectory
+    tasks:
+      - id: write
+        type: shell.Commands
+        commands: ["echo shared-content > note.txt"]
+      - id: read
+        type: python.Script
+        script: |
+          print(open("note.txt").read().strip())
+"""
+    put_flow(client, source)
+    execution = run(client, "demo", "wd")
+    assert execution["state"] == "SUCCESS", logs(client, execution["id"])
+    assert "shared-content" in logs(client, execution["id"])
+
+
+def test_http_request_outputs_status_and_body(client: TestClient) -> None:
+    import threading  # noqa: PLC0415
+    from http.server import BaseHTTPRequestHandler, HTTPServer  # noqa: PLC0415
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            body = self.rfile.read(length)
+            self.send_response(201 if body == b"ping" else 400)
+            self.end_headers()
+            self.wfile.write(b"pong:" + body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        source = f"""\
+id: http
+namespace: demo
+tasks:
+  - id: call
+    type: http.Request
+    uri: http://127.0.0.1:{port}/hook
+    method: POST
+    body: ping
+  - id: show
+    type: Log
+    message: "{{{{ outputs.call.code }}}} {{{{ outputs.call.body }}}}"
+  - id: bad
+    type: http.Request
+    uri: http://127.0.0.1:{port}/hook
+    method: POST
+    body: nope
+"""
+        put_flow(client, source)
+        execution = run(client, "demo", "http")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert execution["state"] == "FAILED"
+    lines = logs(client, execution["id"])
+    assert "201 pong:ping" in lines
+    assert any("answered 400" in line for line in lines)

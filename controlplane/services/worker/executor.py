@@ -61,6 +61,8 @@ class _Frame:
 
     values: tuple[tuple[str, Any], ...] = ()
     parent_id: str | None = None
+    # Set inside a WorkingDirectory: its tasks share this directory.
+    shared_dir: Path | None = None
 
     @property
     def key(self) -> str:
@@ -163,7 +165,11 @@ class Executor:
                 self._save(row)
 
     def _run_flowable(self, task: TaskBase, frame: _Frame, row: TaskRunRow) -> State:
-        child = _Frame(frame.values, row.id)
+        shared = frame.shared_dir
+        if isinstance(task, fl.WorkingDirectory):
+            shared = self.work_dir / row.id / "shared"
+            shared.mkdir(parents=True, exist_ok=True)
+        child = _Frame(frame.values, row.id, shared)
         state = self._children_state(task, frame, child, row)
         if isinstance(task, fl.AllowFailure) and state == State.FAILED:
             state = State.WARNING
@@ -212,7 +218,10 @@ class Executor:
             limit = _limit(task.concurrent)
         else:
             limit = 1
-        frames = [_Frame((*frame.values, (task.id, value)), row.id) for value in values or []]
+        frames = [
+            _Frame((*frame.values, (task.id, value)), row.id, frame.shared_dir)
+            for value in values or []
+        ]
         if limit == 1:
             return worst([self.run_list(list(task.tasks), f) for f in frames])
         return worst(self._map(lambda f: self.run_list(list(task.tasks), f), frames, limit))
@@ -369,7 +378,7 @@ class _TaskRun:
 
     @property
     def working_dir(self) -> Path:
-        path = self.executor.work_dir / self.row.id / "work"
+        path = self.frame.shared_dir or self.executor.work_dir / self.row.id / "work"
         path.mkdir(parents=True, exist_ok=True)
         return path
 

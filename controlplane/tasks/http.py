@@ -1,0 +1,52 @@
+"""The HTTP request task, through httpx."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from controlplane.domain.durations import parse_duration
+from controlplane.domain.tasktypes import http
+from controlplane.tasks.context import RunContext, TaskFailedError
+
+_DEFAULT_TIMEOUT = 60.0
+
+
+def run_request(task: http.Request, run: RunContext) -> dict[str, Any]:
+    """Send the request; outputs ``code``, ``headers`` and ``body``.
+
+    A status of 400 or more fails the task unless ``allowFailed`` is true.
+    """
+    options = task.options
+    timeout = _DEFAULT_TIMEOUT
+    if options and options.timeout:
+        timeout = parse_duration(str(run.render(options.timeout))).total_seconds()
+    follow = bool(run.render(options.followRedirects)) if options else True
+    allow_failed = bool(run.render(task.allowFailed)) or bool(
+        options and run.render(options.allowFailed)
+    )
+    headers = {k: str(v) for k, v in run.render(task.headers).items()}
+    if task.contentType:
+        headers.setdefault("Content-Type", str(run.render(task.contentType)))
+    try:
+        response = httpx.request(
+            task.method,
+            str(run.render(task.uri)),
+            headers=headers,
+            content=str(run.render(task.body)).encode() if task.body is not None else None,
+            data=run.render(task.formData) if task.formData else None,
+            timeout=timeout,
+            follow_redirects=follow,
+        )
+    except httpx.HTTPError as exc:
+        raise TaskFailedError(f"{task.method} {task.uri} failed: {exc}") from None
+    run.log("INFO", f"{task.method} {response.url} → {response.status_code}")
+    if response.status_code >= 400 and not allow_failed:  # noqa: PLR2004 - HTTP client errors
+        raise TaskFailedError(f"{task.method} {response.url} answered {response.status_code}")
+    return {
+        "code": response.status_code,
+        "headers": {k: response.headers.get_list(k) for k in response.headers},
+        "body": response.text,
+        "uri": str(response.url),
+    }
