@@ -16,7 +16,15 @@ from controlplane.domain.spec import labels_as_dict
 from controlplane.domain.tasktypes import iter_tasks
 from controlplane.domain.tasktypes.flowable import Pause
 from controlplane.domain.validate import validate_flow
-from controlplane.errors import IllegalTransitionError, InvalidRequestError, NotFoundError
+from controlplane.domain import expressions
+from controlplane.domain.conditions import Expression
+from controlplane.domain.triggers import Webhook
+from controlplane.errors import (
+    ConflictError,
+    IllegalTransitionError,
+    InvalidRequestError,
+    NotFoundError,
+)
 from controlplane.store import executions as store
 from controlplane.store import flows as flow_store
 from controlplane.store.db import transaction
@@ -75,6 +83,50 @@ def create_execution(
         session.add(execution)
         store.set_state(session, execution, State.QUEUED, "created")
         return execution
+
+
+def trigger_webhook(
+    engine: Engine, namespace: str, flow_id: str, key: str, payload: Mapping[str, Any]
+) -> ExecutionRow:
+    """Start a run for the flow's Webhook trigger whose key matches.
+
+    An unknown flow, a disabled trigger and a wrong key all answer 404, so
+    keys cannot be probed. ``payload`` (body, headers, parameters) becomes
+    ``trigger.*`` in templates.
+    """
+    with Session(engine) as session:
+        flow = flow_store.get_flow_row(session, namespace, flow_id)
+        revision = (
+            flow_store.get_revision(session, flow.pk, flow.revision)
+            if flow and flow.pk and not flow.deleted
+            else None
+        )
+        source = revision.source if revision else None
+    if source is None:
+        raise NotFoundError(f"no webhook {namespace}/{flow_id}/{key}")
+    spec = validate_flow(source).spec
+    for trigger in spec.triggers or []:
+        if isinstance(trigger, Webhook) and not trigger.disabled and trigger.key == key:
+            if not _conditions_hold(trigger, payload):
+                raise ConflictError(f"webhook {trigger.id}: its conditions do not hold")
+            return create_execution(
+                engine,
+                namespace,
+                flow_id,
+                inputs=trigger.inputs or {},
+                trigger={"type": "webhook", "id": trigger.id, **payload},
+            )
+    raise NotFoundError(f"no webhook {namespace}/{flow_id}/{key}")
+
+
+def _conditions_hold(trigger: Webhook, payload: Mapping[str, Any]) -> bool:
+    """Expression conditions of a webhook, rendered with the incoming trigger."""
+    for condition in trigger.conditions or []:
+        if isinstance(condition, Expression):
+            rendered = expressions.render(condition.expression, {"trigger": dict(payload)})
+            if rendered.strip().lower() not in {"true", "1"}:
+                return False
+    return True
 
 
 def get_execution(engine: Engine, execution_id: str) -> ExecutionDetail:

@@ -260,3 +260,17 @@ tasks:
     lines = logs(client, execution["id"])
     assert "201 pong:ping" in lines
     assert any("answered 400" in line for line in lines)
+
+
+def test_webhook_trigger_starts_a_run_with_the_body(client: TestClient, corpus: Path) -> None:
+    ns, flow_id = put_flow(client, (corpus / "webhook-with-condition.yaml").read_text())
+    url = f"/api/v1/executions/webhook/{ns}/{flow_id}"
+    assert client.post(url + "/wrongKey", json={"hello": "world"}).status_code == 404
+    assert client.post(url + "/webhookKey", json={"hello": "mars"}).status_code == 409
+    started = client.post(url + "/webhookKey", json={"hello": "world"})
+    assert started.status_code == 201, started.text
+    assert started.json()["trigger"]["type"] == "webhook"
+    final = wait_for_end(client, started.json()["id"])
+    assert final["state"] == "SUCCESS"
+    returned = next(r for r in final["task_runs"] if r["task_id"] == "out")
+    assert '"hello": "world"' in returned["outputs"]["value"].replace('":"', '": "')

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
@@ -195,6 +196,35 @@ def kill_execution(engine: EngineDep, execution_id: str, actor: Actor = None) ->
     return ExecutionPublic.of(
         service.kill_execution(engine, execution_id, actor=actor or "anonymous")
     )
+
+
+@router.post(
+    "/webhook/{namespace}/{flow_id}/{key}",
+    response_model=ExecutionPublic,
+    status_code=201,
+    responses=_ERRORS,
+)
+async def webhook(
+    request: Request,
+    engine: EngineDep,
+    namespace: Annotated[str, Path(pattern=NAMESPACE_PATTERN)],
+    flow_id: Annotated[str, Path(pattern=FLOW_ID_PATTERN)],
+    key: Annotated[str, Path(max_length=256)],
+) -> ExecutionPublic:
+    """Start a run from the flow's Webhook trigger; the JSON (or text) body is ``trigger.body``."""
+    raw = await request.body()
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        body: Any = json.loads(text) if text.strip() else None
+    except json.JSONDecodeError:
+        body = text
+    payload = {
+        "body": body,
+        "headers": {k: v for k, v in request.headers.items() if k.lower() != "authorization"},
+        "parameters": dict(request.query_params),
+    }
+    row = service.trigger_webhook(engine, namespace, flow_id, key, payload)
+    return ExecutionPublic.of(row)
 
 
 # Registered last: `/{namespace}/{flow_id}` would otherwise swallow `/{id}/resume`.
