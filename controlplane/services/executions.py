@@ -10,15 +10,15 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from controlplane.domain import expressions
+from controlplane.domain.conditions import Expression
 from controlplane.domain.fields import State
 from controlplane.domain.inputs import resolve_inputs
 from controlplane.domain.spec import labels_as_dict
 from controlplane.domain.tasktypes import iter_tasks
 from controlplane.domain.tasktypes.flowable import Pause
-from controlplane.domain.validate import validate_flow
-from controlplane.domain import expressions
-from controlplane.domain.conditions import Expression
 from controlplane.domain.triggers import Webhook
+from controlplane.domain.validate import validate_flow
 from controlplane.errors import (
     ConflictError,
     IllegalTransitionError,
