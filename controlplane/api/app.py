@@ -13,6 +13,7 @@ from controlplane import __version__
 from controlplane.api.errors import install_error_handlers
 from controlplane.api.limits import BodySizeLimit
 from controlplane.api.routes import executions, flows, health, namespaces
+from controlplane.services.scheduler import Scheduler
 from controlplane.services.worker.worker import Worker
 from controlplane.settings import Settings
 from controlplane.store.db import create_engine, migrate
@@ -43,11 +44,17 @@ def create_app(
         for _ in range(settings.workers if workers is None else workers)
     ]
 
+    scheduler = Scheduler(owned_engine) if settings.scheduler else None
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         for worker in embedded:
             worker.start()
+        if scheduler is not None:
+            scheduler.start()
         yield
+        if scheduler is not None:
+            scheduler.stop()
         for worker in embedded:
             worker.stop()
         owned_engine.dispose()

@@ -56,33 +56,49 @@ def create_execution(
 ) -> ExecutionRow:
     """Queue a run of the flow's active revision; lineage is copied from that revision."""
     with transaction(engine) as session:
-        flow = flow_store.get_flow_row(session, namespace, flow_id)
-        if flow is None or flow.deleted or flow.pk is None:
-            raise NotFoundError(f"flow {namespace}/{flow_id} does not exist")
-        revision = flow_store.get_revision(session, flow.pk, flow.revision)
-        assert revision is not None  # noqa: S101 - a flow row always has its revision
-        assert revision.pk is not None  # noqa: S101
-        spec = validate_flow(revision.source).spec
-        if spec.disabled:
-            raise InvalidRequestError(f"flow {namespace}/{flow_id} is disabled")
-        resolved = resolve_inputs(spec.inputs or [], inputs)
-        execution = ExecutionRow(
-            id=str(uuid.uuid4()),
-            namespace=namespace,
-            flow_id=flow_id,
-            flow_revision=revision.revision,
-            revision_pk=revision.pk,
-            git_commit_sha=revision.git_commit_sha,
-            plan_id=revision.plan_id,
-            origin=revision.origin,
-            trigger=dict(trigger or {"type": "api"}),
-            inputs=resolved,
-            labels={**(spec.labels or {}), **labels_as_dict(dict(labels or {}))},
-            state=State.CREATED.value,
+        return create_in_session(
+            session, namespace, flow_id, inputs=inputs, labels=labels, trigger=trigger
         )
-        session.add(execution)
-        store.set_state(session, execution, State.QUEUED, "created")
-        return execution
+
+
+def create_in_session(
+    session: Session,
+    namespace: str,
+    flow_id: str,
+    *,
+    inputs: Mapping[str, Any],
+    labels: Mapping[str, Any] | None = None,
+    trigger: Mapping[str, Any] | None = None,
+) -> ExecutionRow:
+    """``create_execution`` inside the caller's transaction (the scheduler's fire key)."""
+    flow = flow_store.get_flow_row(session, namespace, flow_id)
+    if flow is None or flow.deleted or flow.pk is None:
+        raise NotFoundError(f"flow {namespace}/{flow_id} does not exist")
+    revision = flow_store.get_revision(session, flow.pk, flow.revision)
+    assert revision is not None  # noqa: S101 - a flow row always has its revision
+    assert revision.pk is not None  # noqa: S101
+    spec = validate_flow(revision.source).spec
+    if spec.disabled:
+        raise InvalidRequestError(f"flow {namespace}/{flow_id} is disabled")
+    resolved = resolve_inputs(spec.inputs or [], inputs)
+    execution = ExecutionRow(
+        id=str(uuid.uuid4()),
+        namespace=namespace,
+        flow_id=flow_id,
+        flow_revision=revision.revision,
+        revision_pk=revision.pk,
+        git_commit_sha=revision.git_commit_sha,
+        plan_id=revision.plan_id,
+        origin=revision.origin,
+        trigger=dict(trigger or {"type": "api"}),
+        inputs=resolved,
+        labels={**(spec.labels or {}), **labels_as_dict(dict(labels or {}))},
+        state=State.CREATED.value,
+    )
+    session.add(execution)
+    store.set_state(session, execution, State.QUEUED, "created")
+    session.flush()
+    return execution
 
 
 def trigger_webhook(

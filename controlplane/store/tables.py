@@ -155,3 +155,26 @@ class LogRow(SQLModel, table=True):
     level: str = Field(max_length=10)
     message: str = Field(sa_type=Text)
     timestamp: datetime = _timestamp()
+
+
+class TriggerFireRow(SQLModel, table=True):
+    """One firing of a Schedule trigger; the unique key makes each fire happen once.
+
+    Two schedulers computing the same due time both try to insert this row in
+    the transaction that creates the execution; only one commits.
+    """
+
+    __tablename__ = "trigger_fires"
+    __table_args__ = (
+        UniqueConstraint(
+            "namespace", "flow_id", "trigger_id", "scheduled_at", name="uq_trigger_fires_once"
+        ),
+    )
+
+    pk: int | None = Field(default=None, primary_key=True)
+    namespace: str = Field(max_length=150)
+    flow_id: str = Field(max_length=100)
+    trigger_id: str = Field(max_length=100)
+    scheduled_at: datetime = Field(sa_type=DateTime(timezone=True))
+    execution_id: str = Field(foreign_key="executions.id", max_length=36)
+    fired_at: datetime = _timestamp()
