@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -121,6 +122,28 @@ def put_flow(
         raise
 
 
+@dataclass(frozen=True)
+class Definition:
+    """A validated flow ready to store: source plus its normalized spec and digest."""
+
+    namespace: str
+    flow_id: str
+    source: str
+    spec: dict[str, Any]
+    spec_sha256: str
+
+    @classmethod
+    def of(cls, validated: ValidatedFlow) -> Definition:
+        """From a freshly validated source."""
+        return cls(
+            validated.namespace,
+            validated.id,
+            validated.source,
+            normalize(validated.spec),
+            spec_digest(validated.spec),
+        )
+
+
 def _put(
     session: Session, validated: ValidatedFlow, provenance: Provenance, if_match: str | None
 ) -> PutResult:
@@ -130,35 +153,40 @@ def _put(
     check_if_match(if_match, flow_etag(live) if live else None)
     if flow is not None:
         _ensure_owner(flow, provenance.origin)
-    if flow is not None and live is not None and live.source == validated.source:
+    return write_definition(session, Definition.of(validated), provenance, flow, live)
+
+
+def write_definition(
+    session: Session,
+    definition: Definition,
+    provenance: Provenance,
+    flow: FlowRow | None,
+    live: FlowRevisionRow | None,
+) -> PutResult:
+    """Activate ``definition`` in the caller's transaction; identical source is a no-op.
+
+    The API and the GitOps apply both write revisions through here.
+    """
+    if flow is not None and live is not None and live.source == definition.source:
         return PutResult(FlowState(flow, live), created=False, changed=False)
-    ensure_namespace(session, validated.namespace)
+    ensure_namespace(session, definition.namespace)
     created = flow is None or flow.deleted
     if flow is None:
         flow = FlowRow(
-            namespace=validated.namespace,
-            flow_id=validated.id,
+            namespace=definition.namespace,
+            flow_id=definition.flow_id,
             revision=0,
             origin=provenance.origin,
         )
-    revision = _new_revision(flow, validated, provenance)
-    store.insert_revision(session, flow, revision)
-    return PutResult(FlowState(flow, revision), created=created, changed=True)
-
-
-def _new_revision(
-    flow: FlowRow, validated: ValidatedFlow, provenance: Provenance, *, deleted: bool = False
-) -> FlowRevisionRow:
-    return FlowRevisionRow(
+    revision = FlowRevisionRow(
         flow_pk=flow.pk or 0,
         namespace=flow.namespace,
         flow_id=flow.flow_id,
         revision=flow.revision + 1,
-        deleted=deleted,
-        source=validated.source,
-        spec=normalize(validated.spec),
-        source_sha256=source_digest(validated.source),
-        spec_sha256=spec_digest(validated.spec),
+        source=definition.source,
+        spec=definition.spec,
+        source_sha256=source_digest(definition.source),
+        spec_sha256=definition.spec_sha256,
         origin=provenance.origin,
         git_commit_sha=provenance.git_commit_sha,
         git_author=provenance.git_author,
@@ -166,6 +194,40 @@ def _new_revision(
         plan_id=provenance.plan_id,
         created_by=provenance.actor,
     )
+    store.insert_revision(session, flow, revision)
+    return PutResult(FlowState(flow, revision), created=created, changed=True)
+
+
+def write_tombstone(
+    session: Session, flow: FlowRow, current: FlowRevisionRow, provenance: Provenance
+) -> FlowRevisionRow:
+    """Mark ``flow`` deleted with a tombstone revision, in the caller's transaction."""
+    tombstone = FlowRevisionRow(
+        **current.model_dump(
+            exclude={
+                "pk",
+                "revision",
+                "deleted",
+                "created_at",
+                "created_by",
+                "origin",
+                "plan_id",
+                "git_commit_sha",
+                "git_author",
+                "git_message",
+            }
+        ),
+        revision=current.revision + 1,
+        deleted=True,
+        origin=provenance.origin,
+        plan_id=provenance.plan_id,
+        git_commit_sha=provenance.git_commit_sha,
+        git_author=provenance.git_author,
+        git_message=provenance.git_message,
+        created_by=provenance.actor,
+    )
+    store.insert_revision(session, flow, tombstone)
+    return tombstone
 
 
 def delete_flow(
@@ -185,16 +247,7 @@ def delete_flow(
         assert current is not None  # noqa: S101 - a flow row always has its revision
         check_if_match(if_match, flow_etag(current))
         _ensure_owner(flow, provenance.origin)
-        tombstone = FlowRevisionRow(
-            **current.model_dump(exclude={"pk", "revision", "deleted", "created_at", "created_by"}),
-            revision=current.revision + 1,
-            deleted=True,
-            created_by=provenance.actor,
-        )
-        tombstone.origin = provenance.origin
-        tombstone.plan_id = provenance.plan_id
-        store.insert_revision(session, flow, tombstone)
-        return tombstone
+        return write_tombstone(session, flow, current, provenance)
 
 
 def get_flow(engine: Engine, namespace: str, flow_id: str) -> FlowState:
