@@ -1,0 +1,172 @@
+"""The provider's HTTP client for Flowplane API v1.
+
+Every failure leaves this module as an ``ApiError`` whose ``summary`` and
+``detail`` are ready to show to a Terraform user: httpx's exceptions and the
+server's error bodies are translated here, and only here.
+
+Importing httpx costs about 80 ms, and Terraform starts the provider several
+times per command, mostly for calls that never reach the server; so only
+``FlowplaneProvider.configure_provider`` imports this module.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from controlplane.terraform_provider.errors import ApiError, Problem
+
+ORIGIN_HEADER = {"X-Flowplane-Origin": "terraform"}
+_NOT_FOUND = 404
+_AUTH_REFUSED = (401, 403)
+_CONFLICT = 409
+_INVALID = 422
+
+
+class FlowplaneClient:
+    """Synchronous calls to one Flowplane server; one instance per configured provider."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        token: str | None,
+        timeout: float,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """``transport`` replaces the network, for tests."""
+        self.endpoint = endpoint.rstrip("/")
+        headers = {"Accept": "application/json", "User-Agent": "terraform-provider-flowplane"}
+        if token:
+            # The server ignores it until access control lands; sending it now
+            # means configurations written today keep working then.
+            headers["Authorization"] = f"Bearer {token}"
+        self._timeout = timeout
+        self._http = httpx.Client(
+            base_url=self.endpoint, headers=headers, timeout=timeout, transport=transport
+        )
+        # Terraform validates a resource, then plans it, in the same provider
+        # process: one /validate call per distinct content is enough.
+        self._validations: dict[str, dict[str, Any]] = {}
+
+    # -- flows ---------------------------------------------------------------
+
+    def get_flow(self, namespace: str, flow_id: str) -> dict[str, Any] | None:
+        """The live flow, or None when it is missing or deleted."""
+        return self._get(f"/api/v1/flows/{_seg(namespace)}/{_seg(flow_id)}")
+
+    def put_flow(self, namespace: str, flow_id: str, content: str) -> dict[str, Any]:
+        """Create or update a flow from ``content``, sent byte for byte."""
+        path = f"/api/v1/flows/{_seg(namespace)}/{_seg(flow_id)}"
+        return self._json("PUT", path, {"content": content}, ORIGIN_HEADER)
+
+    def delete_flow(self, namespace: str, flow_id: str) -> None:
+        """Delete a flow; one already gone is not an error."""
+        self._delete(f"/api/v1/flows/{_seg(namespace)}/{_seg(flow_id)}")
+
+    def validate_flow(self, content: str) -> dict[str, Any]:
+        """``{valid, namespace, id, spec_sha256, problems}`` without storing anything."""
+        if content not in self._validations:
+            body = self._json("POST", "/api/v1/flows/validate", {"content": content})
+            self._validations[content] = body
+        return self._validations[content]
+
+    # -- namespaces ----------------------------------------------------------
+
+    def get_namespace(self, name: str) -> dict[str, Any] | None:
+        """The namespace, or None when it does not exist."""
+        return self._get(f"/api/v1/namespaces/{_seg(name)}")
+
+    def put_namespace(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create or replace a namespace's description, labels and variables."""
+        return self._json("PUT", f"/api/v1/namespaces/{_seg(name)}", body, ORIGIN_HEADER)
+
+    def delete_namespace(self, name: str) -> None:
+        """Delete a namespace; one already gone is not an error."""
+        self._delete(f"/api/v1/namespaces/{_seg(name)}")
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _get(self, path: str) -> dict[str, Any] | None:
+        response = self._send("GET", path)
+        if response.status_code == _NOT_FOUND:
+            return None
+        return self._body(response)
+
+    def _delete(self, path: str) -> None:
+        response = self._send("DELETE", path, headers=ORIGIN_HEADER)
+        if response.status_code != _NOT_FOUND:
+            self._body(response)
+
+    def _json(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        return self._body(self._send(method, path, json=body, headers=headers))
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kwargs)
+        except httpx.ConnectError as exc:
+            raise ApiError(
+                f"cannot reach Flowplane at {self.endpoint}: {_reason(exc)}",
+                "Check the provider's endpoint (or FLOWPLANE_ENDPOINT) and that the server runs.",
+            ) from None
+        except httpx.TimeoutException:
+            raise ApiError(
+                f"Flowplane at {self.endpoint} did not answer within {self._timeout:g} s",
+                f"{method} {path} timed out; raise the provider's timeout if the server is slow.",
+            ) from None
+        except httpx.HTTPError as exc:
+            raise ApiError(f"{method} {self.endpoint}{path} failed: {exc}") from None
+
+    def _body(self, response: httpx.Response) -> dict[str, Any]:
+        if response.is_success:
+            if not response.content:
+                return {}
+            body: dict[str, Any] = response.json()
+            return body
+        raise _error_from(response)
+
+
+def _seg(value: str) -> str:
+    """One URL path segment; names are validated by the server, this only escapes."""
+    return quote(value, safe="")
+
+
+def _reason(exc: httpx.ConnectError) -> str:
+    text = str(exc)
+    if "refused" in text.lower():
+        return "connection refused"
+    return text or type(exc).__name__
+
+
+def _error_from(response: httpx.Response) -> ApiError:
+    """Translate an error response (the API's shared error body, or anything else)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    status = response.status_code
+    message = str(body.get("message") or response.reason_phrase or "no message")
+    problems = [Problem.from_json(p) for p in body.get("problems") or [] if isinstance(p, dict)]
+    request = response.request
+    where = f"{request.method} {request.url.path}"
+    if status in _AUTH_REFUSED:
+        return ApiError(
+            f"Flowplane refused the API token (HTTP {status})",
+            f"{where}: {message}. Check the provider's api_token (or FLOWPLANE_TOKEN).",
+            status,
+        )
+    if status == _CONFLICT:
+        return ApiError("Flowplane refused the change (HTTP 409 conflict)", message, status)
+    if status == _INVALID and problems:
+        detail = "\n".join(p.render() for p in problems)
+        return ApiError("Flowplane rejected the flow as invalid", detail, status, problems)
+    return ApiError(f"{where} failed with HTTP {status}", message, status, problems)

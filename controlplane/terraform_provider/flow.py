@@ -1,0 +1,205 @@
+"""``flowplane_flow``: one flow, its YAML kept byte for byte.
+
+Plan-time behaviour, which is where Terraform users feel a provider:
+
+- The content is checked by the server's ``/validate`` while planning, so an
+  invalid flow fails ``terraform plan`` with the server's ``file:line`` messages.
+- ``namespace`` and ``flow_id`` come from the content unless set; a change of
+  either replaces the flow (a flow's identity is its namespace and id).
+- When the content changes, ``revision``, ``spec_sha256`` and ``origin`` become
+  unknown and ``sha256`` is recomputed, so apply never contradicts the plan.
+- Reading back a flow whose server copy differs only cosmetically (same
+  ``spec_sha256``) keeps Terraform's copy: no diff. A real edit on the server
+  shows up as a change that the next apply writes back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+from controlplane.terraform_provider.errors import ApiError, Problem
+from controlplane.terraform_provider.framework import (
+    UNKNOWN,
+    Context,
+    Diagnostics,
+    State,
+    build_schema,
+)
+from controlplane.terraform_provider.reporting import reporting
+from controlplane.terraform_provider.schemas import FLOW_FIELDS, flow_state
+
+if TYPE_CHECKING:
+    from controlplane.terraform_provider.provider import FlowplaneProvider
+
+# The server decides these on a write. Even a PUT of content it already holds
+# (a no-op) keeps the existing revision and origin, so they are never predicted.
+_SERVER_DERIVED = ("revision", "spec_sha256", "origin")
+
+
+class FlowResource:
+    """CRUD, plan and import for ``flowplane_flow``."""
+
+    FIELDS = FLOW_FIELDS
+
+    def __init__(self, provider: FlowplaneProvider) -> None:
+        self.provider = provider
+
+    @classmethod
+    def get_name(cls) -> str:
+        """Type name without the provider prefix."""
+        return "flow"
+
+    @classmethod
+    def get_schema(cls) -> object:
+        """The resource schema."""
+        return build_schema(FLOW_FIELDS, "A Kestra-compatible flow stored in Flowplane.")
+
+    def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
+        """Nothing here: the server checks the content in ``modify_plan``.
+
+        Terraform calls this first on an unconfigured provider, with no server
+        to ask; and ``modify_plan`` knows the prior state, so it asks the server
+        only about content that changed.
+        """
+
+    def plan(self, ctx: Context, current: State | None, planned: State) -> State:
+        """`tf`'s hook, left as is: ``PlanningServicer`` calls ``modify_plan`` instead."""
+        del ctx, current
+        return planned
+
+    def modify_plan(
+        self, ctx: Context, prior: State | None, planned: State, config: State
+    ) -> State:
+        """For new or changed content: validate it, derive identity, mark computed values."""
+        content = planned.get("content")
+        if content is UNKNOWN and prior is not None:
+            # Known only at apply (e.g. from another resource's output): it may
+            # change, so may everything the server derives from it. Identity is
+            # assumed to stay; docs/terraform.md says to set it explicitly then.
+            return {**planned, **dict.fromkeys(_SERVER_DERIVED, UNKNOWN), "sha256": UNKNOWN}
+        if not isinstance(content, str) or (prior and prior.get("content") == content):
+            return planned
+        with reporting(ctx.diagnostics, "validate flow content", ["content"]):
+            result = self.provider.require_client().validate_flow(content)
+            if not result.get("valid"):
+                problems = [Problem.from_json(p) for p in result.get("problems") or []]
+                detail = "\n".join(p.render() for p in problems)
+                ctx.diagnostics.add_error("Invalid flow content", detail, path=["content"])
+                return planned
+            namespace, flow_id = str(result["namespace"]), str(result["id"])
+            _check_identity(ctx.diagnostics, config, namespace, flow_id)
+            planned = {
+                **planned,
+                "namespace": namespace,
+                "flow_id": flow_id,
+                "id": f"{namespace}/{flow_id}",
+            }
+        owner = (prior or {}).get("origin")
+        if isinstance(owner, str) and owner.startswith("git:"):
+            ctx.diagnostics.add_warning(
+                f"flow {planned.get('id')} is managed by {owner}",
+                "Flowplane refuses writes to a flow owned by a Git source; this change "
+                "will fail with HTTP 409 on apply. Change it in that repository instead.",
+                path=["content"],
+            )
+        return {
+            **planned,
+            "sha256": hashlib.sha256(content.encode()).hexdigest(),
+            **dict.fromkeys(_SERVER_DERIVED, UNKNOWN),
+        }
+
+    def create(self, ctx: Context, planned: State) -> State | None:
+        """PUT a new flow; an existing one is refused, so adoption stays explicit."""
+        content: str = planned["content"]
+        with reporting(ctx.diagnostics, "create flow", ["content"]):
+            namespace, flow_id = self._identity(planned)
+            client = self.provider.require_client()
+            existing = client.get_flow(namespace, flow_id)
+            if existing is not None:
+                ctx.diagnostics.add_error(
+                    f"create flow {namespace}/{flow_id}: it already exists on the server",
+                    f"It is at revision {existing.get('revision')}, written by "
+                    f"{existing.get('origin')}. To manage it with Terraform, import it: "
+                    f"terraform import flowplane_flow.<name> {namespace}/{flow_id}",
+                )
+                return None
+            return flow_state(client.put_flow(namespace, flow_id, content), content)
+        return None
+
+    def read(self, ctx: Context, current: State) -> State | None:
+        """The live flow; None (recreate) when it was deleted on the server."""
+        namespace, flow_id = current["namespace"], current["flow_id"]
+        with reporting(ctx.diagnostics, f"read flow {namespace}/{flow_id}"):
+            body = self.provider.require_client().get_flow(namespace, flow_id)
+            if body is None:
+                return None
+            content = body["content"]
+            if content != current.get("content") and body["spec_sha256"] == current.get(
+                "spec_sha256"
+            ):
+                # Same normalized flow: only comments, quoting or layout differ.
+                content = current["content"]
+            return flow_state(body, content)
+        return current
+
+    def update(self, ctx: Context, current: State, planned: State) -> State | None:
+        """PUT the new content; namespace and id cannot change here (they replace)."""
+        del current
+        namespace, flow_id = planned["namespace"], planned["flow_id"]
+        with reporting(ctx.diagnostics, f"update flow {namespace}/{flow_id}", ["content"]):
+            client = self.provider.require_client()
+            return flow_state(client.put_flow(namespace, flow_id, planned["content"]), None)
+        return None
+
+    def delete(self, ctx: Context, current: State) -> None:
+        """DELETE; the server keeps the history behind a tombstone revision."""
+        namespace, flow_id = current["namespace"], current["flow_id"]
+        with reporting(ctx.diagnostics, f"delete flow {namespace}/{flow_id}"):
+            self.provider.require_client().delete_flow(namespace, flow_id)
+
+    def import_(self, ctx: Context, resource_id: str) -> State | None:
+        """``terraform import flowplane_flow.x <namespace>/<flow_id>``."""
+        namespace, _, flow_id = resource_id.rpartition("/")
+        if not namespace or not flow_id:
+            ctx.diagnostics.add_error(
+                f"import flow {resource_id!r}: expected <namespace>/<flow_id>",
+                "For example: terraform import flowplane_flow.backup platform.ops/backup",
+            )
+            return None
+        with reporting(ctx.diagnostics, f"import flow {resource_id}"):
+            body = self.provider.require_client().get_flow(namespace, flow_id)
+            if body is None:
+                ctx.diagnostics.add_error(f"import flow {resource_id}: no such flow on the server")
+                return None
+            return flow_state(body, None)
+        return None
+
+    def upgrade(self, ctx: Context, version: int, old: State) -> State:
+        """Schema version 0 is the only one so far: the state is kept as is."""
+        del ctx, version
+        return old
+
+    def _identity(self, planned: State) -> tuple[str, str]:
+        """Namespace and id: planned when known, else read from the content now."""
+        namespace, flow_id = planned.get("namespace"), planned.get("flow_id")
+        if isinstance(namespace, str) and isinstance(flow_id, str):
+            return namespace, flow_id
+        result: dict[str, Any] = self.provider.require_client().validate_flow(planned["content"])
+        if not result.get("valid"):
+            problems = [Problem.from_json(p) for p in result.get("problems") or []]
+            detail = "\n".join(p.render() for p in problems)
+            raise ApiError("the content is not a valid flow", detail)
+        return str(result["namespace"]), str(result["id"])
+
+
+def _check_identity(diagnostics: Diagnostics, config: State, namespace: str, flow_id: str) -> None:
+    """An explicit namespace or flow_id must agree with the content's."""
+    for attr, key, found in (("namespace", "namespace", namespace), ("flow_id", "id", flow_id)):
+        wanted = config.get(attr)
+        if isinstance(wanted, str) and wanted != found:
+            diagnostics.add_error(
+                f"{attr} does not match the content",
+                f"{attr} is {wanted!r} but the content says {key}: {found!r}.",
+                path=[attr],
+            )

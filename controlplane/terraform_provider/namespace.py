@@ -1,0 +1,103 @@
+"""``flowplane_namespace``: a namespace's description, labels and variables.
+
+A PUT replaces every attribute, so create and update send the same body. How
+the server's empty values are kept from showing up as diffs is explained in
+``schemas.namespace_state``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from controlplane.terraform_provider.framework import Context, Diagnostics, State, build_schema
+from controlplane.terraform_provider.reporting import reporting
+from controlplane.terraform_provider.schemas import (
+    NAMESPACE_FIELDS,
+    namespace_body,
+    namespace_state,
+)
+
+if TYPE_CHECKING:
+    from controlplane.terraform_provider.provider import FlowplaneProvider
+
+
+class NamespaceResource:
+    """CRUD and import for ``flowplane_namespace``."""
+
+    FIELDS = NAMESPACE_FIELDS
+
+    def __init__(self, provider: FlowplaneProvider) -> None:
+        self.provider = provider
+
+    @classmethod
+    def get_name(cls) -> str:
+        """Type name without the provider prefix."""
+        return "namespace"
+
+    @classmethod
+    def get_schema(cls) -> object:
+        """The resource schema."""
+        return build_schema(NAMESPACE_FIELDS, "A Flowplane namespace and its metadata.")
+
+    def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
+        """Nothing to check beyond the schema: the server validates names on write."""
+
+    def plan(self, ctx: Context, current: State | None, planned: State) -> State:
+        """`tf`'s hook, left as is: ``PlanningServicer`` calls ``modify_plan`` instead."""
+        del ctx, current
+        return planned
+
+    def modify_plan(
+        self, ctx: Context, prior: State | None, planned: State, config: State
+    ) -> State:
+        """The id is the name, so it is known as soon as the name is."""
+        del ctx, prior, config
+        return {**planned, "id": planned.get("name")}
+
+    def create(self, ctx: Context, planned: State) -> State | None:
+        """PUT the namespace; one created implicitly by a flow is adopted."""
+        name = planned["name"]
+        with reporting(ctx.diagnostics, f"create namespace {name}"):
+            body = self.provider.require_client().put_namespace(name, namespace_body(planned))
+            return namespace_state(body, planned)
+        return None
+
+    def read(self, ctx: Context, current: State) -> State | None:
+        """The namespace as the server has it; None (recreate) when it is gone."""
+        name = current["name"]
+        with reporting(ctx.diagnostics, f"read namespace {name}"):
+            body = self.provider.require_client().get_namespace(name)
+            return None if body is None else namespace_state(body, current)
+        return current
+
+    def update(self, ctx: Context, current: State, planned: State) -> State | None:
+        """PUT replaces every attribute at once."""
+        del current
+        name = planned["name"]
+        with reporting(ctx.diagnostics, f"update namespace {name}"):
+            body = self.provider.require_client().put_namespace(name, namespace_body(planned))
+            return namespace_state(body, planned)
+        return None
+
+    def delete(self, ctx: Context, current: State) -> None:
+        """DELETE; the server refuses while the namespace still holds flows."""
+        name = current["name"]
+        with reporting(ctx.diagnostics, f"delete namespace {name}"):
+            self.provider.require_client().delete_namespace(name)
+
+    def import_(self, ctx: Context, resource_id: str) -> State | None:
+        """``terraform import flowplane_namespace.x <name>``."""
+        with reporting(ctx.diagnostics, f"import namespace {resource_id}"):
+            body = self.provider.require_client().get_namespace(resource_id)
+            if body is None:
+                ctx.diagnostics.add_error(
+                    f"import namespace {resource_id}: no such namespace on the server"
+                )
+                return None
+            return namespace_state(body, None)
+        return None
+
+    def upgrade(self, ctx: Context, version: int, old: State) -> State:
+        """Schema version 0 is the only one so far: the state is kept as is."""
+        del ctx, version
+        return old

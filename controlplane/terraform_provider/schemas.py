@@ -1,0 +1,138 @@
+"""Attribute lists of every type, and the mapping from API bodies to state.
+
+Pure: no IO, no `tf`. The mappings are where Terraform's view of "unchanged"
+is decided, so they are kept together and tested directly.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from controlplane.terraform_provider.framework import Field, Kind, State
+
+_NAME = "Dotted namespace name, e.g. `platform.ops`."
+_DESCRIPTION = "Free text shown in the Flowplane UI."
+_LABELS = "Labels (string to string), for filtering and ownership."
+_VARIABLES = (
+    "Namespace variables available to flows. Values are strings in Terraform; "
+    "a value set through the API as a number or an object is shown as JSON text."
+)
+_CONTENT = (
+    "The flow's YAML, stored byte for byte. Prefer `file()` so that the YAML stays "
+    "a file your editor and `flowplane validate` understand."
+)
+_REVISION = "The flow's revision number; every write that changes the source adds one."
+_SHA256 = "sha256 of the content as UTF-8 bytes."
+_SPEC_SHA256 = "sha256 of the normalized flow: equal values mean the same flow."
+_ORIGIN = "Who wrote the current revision: `terraform`, `api` or `git:<source>`."
+
+NAMESPACE_FIELDS = (
+    Field("id", Kind.STRING, "The namespace's name.", computed=True),
+    Field(
+        "name",
+        Kind.STRING,
+        f"{_NAME} Changing it replaces the namespace.",
+        required=True,
+        requires_replace=True,
+    ),
+    Field("description", Kind.STRING, _DESCRIPTION, optional=True),
+    Field("labels", Kind.STRING_MAP, _LABELS, optional=True),
+    Field("variables", Kind.STRING_MAP, _VARIABLES, optional=True),
+)
+
+NAMESPACE_DATA_FIELDS = (
+    Field("id", Kind.STRING, "The namespace's name.", computed=True),
+    Field("name", Kind.STRING, _NAME, required=True),
+    Field("description", Kind.STRING, _DESCRIPTION, computed=True),
+    Field("labels", Kind.STRING_MAP, _LABELS, computed=True),
+    Field("variables", Kind.STRING_MAP, _VARIABLES, computed=True),
+)
+
+FLOW_FIELDS = (
+    Field("id", Kind.STRING, "`<namespace>/<flow_id>`.", computed=True),
+    Field(
+        "namespace",
+        Kind.STRING,
+        "The flow's namespace. Read from the content when unset; a change replaces the flow.",
+        optional=True,
+        computed=True,
+        requires_replace=True,
+    ),
+    Field(
+        "flow_id",
+        Kind.STRING,
+        "The flow's id. Read from the content when unset; a change replaces the flow.",
+        optional=True,
+        computed=True,
+        requires_replace=True,
+    ),
+    Field("content", Kind.STRING, _CONTENT, required=True),
+    Field("revision", Kind.NUMBER, _REVISION, computed=True),
+    Field("sha256", Kind.STRING, _SHA256, computed=True),
+    Field("spec_sha256", Kind.STRING, _SPEC_SHA256, computed=True),
+    Field("origin", Kind.STRING, _ORIGIN, computed=True),
+)
+
+FLOW_DATA_FIELDS = (
+    Field("id", Kind.STRING, "`<namespace>/<flow_id>`.", computed=True),
+    Field("namespace", Kind.STRING, "The flow's namespace.", required=True),
+    Field("flow_id", Kind.STRING, "The flow's id.", required=True),
+    Field("content", Kind.STRING, "The flow's YAML as stored.", computed=True),
+    Field("revision", Kind.NUMBER, _REVISION, computed=True),
+    Field("sha256", Kind.STRING, _SHA256, computed=True),
+    Field("spec_sha256", Kind.STRING, _SPEC_SHA256, computed=True),
+    Field("origin", Kind.STRING, _ORIGIN, computed=True),
+)
+
+
+def flow_state(body: dict[str, Any], content: str | None) -> State:
+    """Terraform state from the API's flow body; ``content`` overrides the server's copy."""
+    namespace, flow_id = body["namespace"], body["id"]
+    return {
+        "id": f"{namespace}/{flow_id}",
+        "namespace": namespace,
+        "flow_id": flow_id,
+        "content": body["content"] if content is None else content,
+        "revision": body["revision"],
+        "sha256": body["sha256"],
+        "spec_sha256": body["spec_sha256"],
+        "origin": body["origin"],
+    }
+
+
+def namespace_state(body: dict[str, Any], prior: State | None) -> State:
+    """Terraform state from the API's namespace body, keeping ``prior``'s unset values.
+
+    The server answers ``{}`` for labels and variables and null for the
+    description when none were set. Where Terraform had the attribute unset
+    (null) or empty, that answer is not a change, so ``prior``'s value is kept.
+    """
+    prior = prior or {}
+    variables = {key: _as_string(value) for key, value in (body.get("variables") or {}).items()}
+    return {
+        "id": body["name"],
+        "name": body["name"],
+        "description": _keep_unset(body.get("description"), prior.get("description")),
+        "labels": _keep_unset(dict(body.get("labels") or {}), prior.get("labels")),
+        "variables": _keep_unset(variables, prior.get("variables")),
+    }
+
+
+def namespace_body(planned: State) -> dict[str, Any]:
+    """The PUT body: every attribute, since a PUT replaces them all."""
+    return {
+        "description": planned.get("description"),
+        "labels": planned.get("labels") or {},
+        "variables": planned.get("variables") or {},
+    }
+
+
+def _keep_unset(server: Any, prior: Any) -> Any:
+    if not server and not prior:
+        return prior
+    return server
+
+
+def _as_string(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)

@@ -1,0 +1,71 @@
+provider "flowplane" {
+  endpoint  = var.flowplane_endpoint
+  api_token = var.flowplane_token
+  timeout   = 30
+}
+
+# --- Namespaces ---------------------------------------------------------------
+
+resource "flowplane_namespace" "ops" {
+  name        = "platform.ops"
+  description = "Operations: backups and releases"
+  labels = {
+    team = "ops"
+    tier = "critical"
+  }
+  variables = {
+    backup_volume = "/var/backups/ops"
+    environment   = "production"
+  }
+}
+
+resource "flowplane_namespace" "monitoring" {
+  name        = "platform.monitoring"
+  description = "Heartbeats and health checks"
+  labels = {
+    team = "sre"
+  }
+}
+
+# --- Flows --------------------------------------------------------------------
+# Each flow's YAML lives beside this file; file() passes it byte for byte.
+# Setting `namespace` from the namespace resource orders creation (namespace
+# first) and destruction (flows first); it must match the YAML's namespace.
+
+resource "flowplane_flow" "nightly_backup" {
+  namespace = flowplane_namespace.ops.name
+  content   = file("${path.module}/nightly-backup.yaml")
+}
+
+resource "flowplane_flow" "promote_release" {
+  namespace = flowplane_namespace.ops.name
+  content   = file("${path.module}/promote-release.yaml")
+}
+
+resource "flowplane_flow" "heartbeat" {
+  namespace = flowplane_namespace.monitoring.name
+  content   = file("${path.module}/heartbeat.yaml")
+}
+
+# --- Reading back ---------------------------------------------------------------
+
+data "flowplane_flow" "backup" {
+  namespace = flowplane_flow.nightly_backup.namespace
+  flow_id   = flowplane_flow.nightly_backup.flow_id
+}
+
+output "flows" {
+  description = "Managed flows and their current revisions."
+  value = {
+    for flow in [
+      flowplane_flow.nightly_backup,
+      flowplane_flow.promote_release,
+      flowplane_flow.heartbeat,
+    ] : flow.id => flow.revision
+  }
+}
+
+output "backup_origin" {
+  description = "Who wrote the backup flow's current revision (terraform after apply)."
+  value       = data.flowplane_flow.backup.origin
+}

@@ -1,0 +1,232 @@
+"""The provider's pure parts and its HTTP client, without Terraform."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from tf_harness import REPO, free_port
+
+from controlplane.terraform_provider.client import FlowplaneClient
+from controlplane.terraform_provider.errors import ApiError, Problem
+from controlplane.terraform_provider.framework import UNKNOWN, new_diagnostics
+from controlplane.terraform_provider.planning import replaced_attributes
+from controlplane.terraform_provider.provider import FlowplaneProvider
+from controlplane.terraform_provider.reporting import reporting
+from controlplane.terraform_provider.schemas import (
+    FLOW_FIELDS,
+    flow_state,
+    namespace_body,
+    namespace_state,
+)
+
+NAMESPACE_BODY = {"name": "ops", "description": None, "labels": {}, "variables": {}}
+
+
+def test_namespace_state_keeps_terraforms_unset_values():
+    assert namespace_state(NAMESPACE_BODY, {"labels": None, "variables": None}) == {
+        "id": "ops",
+        "name": "ops",
+        "description": None,
+        "labels": None,
+        "variables": None,
+    }
+    # Empty in the configuration stays empty, not null.
+    kept = namespace_state(NAMESPACE_BODY, {"labels": {}, "variables": {}, "description": ""})
+    assert (kept["labels"], kept["variables"], kept["description"]) == ({}, {}, "")
+    # Real values always win, so drift on the server is seen.
+    drifted = namespace_state({**NAMESPACE_BODY, "labels": {"a": "b"}}, {"labels": None})
+    assert drifted["labels"] == {"a": "b"}
+    # The server loses labels Terraform had: that is drift too.
+    emptied = namespace_state(NAMESPACE_BODY, {"labels": {"a": "b"}})
+    assert emptied["labels"] == {}
+
+
+def test_namespace_variables_are_strings_in_terraform():
+    body = {**NAMESPACE_BODY, "variables": {"s": "x", "n": 3, "o": {"b": 1, "a": [True]}}}
+    assert namespace_state(body, None)["variables"] == {
+        "s": "x",
+        "n": "3",
+        "o": '{"a": [true], "b": 1}',
+    }
+
+
+def test_namespace_body_sends_every_attribute():
+    assert namespace_body({"name": "x", "description": None, "labels": None}) == {
+        "description": None,
+        "labels": {},
+        "variables": {},
+    }
+
+
+def test_flow_state_takes_content_override():
+    body = {
+        "namespace": "ops",
+        "id": "backup",
+        "content": "server copy",
+        "revision": 4,
+        "sha256": "a",
+        "spec_sha256": "b",
+        "origin": "api",
+    }
+    assert flow_state(body, None)["content"] == "server copy"
+    state = flow_state(body, "terraform copy")
+    assert state["content"] == "terraform copy"
+    assert state["id"] == "ops/backup"
+    assert set(state) == {f.name for f in FLOW_FIELDS}
+
+
+def test_replaced_attributes_follow_the_plan():
+    prior = {"namespace": "a", "flow_id": "x", "content": "1"}
+    assert replaced_attributes(FLOW_FIELDS, prior, {**prior, "content": "2"}) == []
+    moved = {**prior, "namespace": "b", "content": "2"}
+    assert replaced_attributes(FLOW_FIELDS, prior, moved) == ["namespace"]
+    unknown = {**prior, "flow_id": UNKNOWN}
+    assert replaced_attributes(FLOW_FIELDS, prior, unknown) == ["flow_id"]
+
+
+def test_problem_renders_like_the_cli():
+    assert Problem("bad", "tasks[0]", 4, 5).render() == "<flow>:4:5: tasks[0]: bad"
+    assert Problem("empty").render() == "<flow>: empty"
+    assert Problem("x", "id", 2, None, "a.yaml").render() == "a.yaml:2: id: x"
+
+
+def _client(handler) -> FlowplaneClient:
+    return FlowplaneClient("http://flowplane.test/", "tok", 5, httpx.MockTransport(handler))
+
+
+def _error(status: int, body: dict):
+    return lambda _request: httpx.Response(status, json=body)
+
+
+def test_client_sends_origin_token_and_content_verbatim():
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"ok": True})
+
+    content = "id: a\nnamespace: b\n# ü \r\n"
+    assert _client(handler).put_flow("b", "a", content) == {"ok": True}
+    request = seen[0]
+    assert request.url.path == "/api/v1/flows/b/a"
+    assert request.headers["X-Flowplane-Origin"] == "terraform"
+    assert request.headers["Authorization"] == "Bearer tok"
+    assert json.loads(request.content) == {"content": content}
+
+
+def test_client_maps_404_to_none_and_caches_validation():
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if request.method == "GET":
+            return httpx.Response(404, json={"code": "not_found", "message": "gone"})
+        return httpx.Response(200, json={"valid": True})
+
+    client = _client(handler)
+    assert client.get_flow("a", "b") is None
+    assert client.get_namespace("a") is None
+    client.delete_flow("a", "b")  # 404 on delete: already gone, not an error
+    assert client.validate_flow("x") == client.validate_flow("x")
+    assert calls.count("/api/v1/flows/validate") == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "summary", "detail"),
+    [
+        (401, {"message": "bad token"}, "Flowplane refused the API token (HTTP 401)", "bad token"),
+        (403, {"message": "no"}, "Flowplane refused the API token (HTTP 403)", "api_token"),
+        (409, {"message": "owned by git"}, "Flowplane refused the change (HTTP 409", "owned"),
+        (
+            422,
+            {"message": "invalid", "problems": [{"line": 3, "path": "id", "message": "m"}]},
+            "Flowplane rejected the flow as invalid",
+            "<flow>:3: id: m",
+        ),
+        (503, {"message": "db down"}, "PUT /api/v1/flows/a/b failed with HTTP 503", "db down"),
+    ],
+)
+def test_client_translates_error_bodies(status, body, summary, detail):
+    with pytest.raises(ApiError) as caught:
+        _client(_error(status, body)).put_flow("a", "b", "x")
+    assert caught.value.summary.startswith(summary)
+    assert detail in caught.value.detail
+    assert caught.value.status == status
+
+
+def test_client_names_an_unreachable_server_and_a_non_json_error():
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(ApiError) as caught:
+        FlowplaneClient(endpoint, None, 2).get_flow("a", "b")
+    assert caught.value.summary == f"cannot reach Flowplane at {endpoint}: connection refused"
+
+    plain = _client(lambda _request: httpx.Response(502, text="<html>proxy</html>"))
+    with pytest.raises(ApiError) as caught:
+        plain.get_namespace("a")
+    assert "HTTP 502" in caught.value.summary
+    assert caught.value.detail == "Bad Gateway"
+
+
+def test_client_reports_timeouts_with_the_limit():
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    with pytest.raises(ApiError) as caught:
+        _client(handler).get_flow("a", "b")
+    assert "did not answer within 5 s" in caught.value.summary
+
+
+def test_reporting_turns_exceptions_into_diagnostics():
+    diagnostics = new_diagnostics()
+    with reporting(diagnostics, "create flow a/b", ["content"]):
+        raise ApiError("cannot reach Flowplane at X: connection refused", "check it")
+    with reporting(diagnostics, "read flow a/b"):
+        raise KeyError("namespace")
+    first, second = diagnostics.diagnostics
+    assert first.summary == "create flow a/b: cannot reach Flowplane at X: connection refused"
+    assert first.path == ["content"]
+    assert second.summary == "read flow a/b: internal error in the Flowplane provider"
+    assert "KeyError: 'namespace'" in second.detail
+
+
+def test_provider_configuration(monkeypatch):
+    provider = FlowplaneProvider()
+    diagnostics = new_diagnostics()
+    monkeypatch.delenv("FLOWPLANE_ENDPOINT", raising=False)
+    provider.configure_provider(diagnostics, {"endpoint": None, "api_token": None, "timeout": None})
+    assert diagnostics.has_errors()
+    assert "FLOWPLANE_ENDPOINT" in diagnostics.diagnostics[0].detail
+    assert provider.client is None
+
+    monkeypatch.setenv("FLOWPLANE_ENDPOINT", "http://from-env:8080/")
+    ok = new_diagnostics()
+    provider.configure_provider(ok, {"endpoint": None, "api_token": None, "timeout": 3})
+    assert not ok.has_errors()
+    assert provider.require_client().endpoint == "http://from-env:8080"
+
+    checks = new_diagnostics()
+    provider.validate_config(checks, {"endpoint": "ftp://x", "timeout": 0})
+    assert [d.path for d in checks.diagnostics] == [["endpoint"], ["timeout"]]
+
+
+def test_docs_cover_every_attribute_in_the_schema():
+    schema = json.loads((REPO / "provider-schema" / "schema.json").read_text())
+    provider = schema["provider_schemas"]["registry.terraform.io/flowplane/flowplane"]
+    docs = REPO / "provider-schema" / "docs"
+    pages = {docs / "index.md": provider["provider"]}
+    for kind, folder in (
+        ("resource_schemas", "resources"),
+        ("data_source_schemas", "data-sources"),
+    ):
+        for type_name, type_schema in provider[kind].items():
+            pages[docs / folder / f"{type_name.removeprefix('flowplane_')}.md"] = type_schema
+    assert len(pages) == 5
+    for page, type_schema in pages.items():
+        text = page.read_text()
+        assert "## Example Usage" in text, page
+        missing = [a for a in type_schema["block"]["attributes"] if f"- `{a}` (" not in text]
+        assert missing == [], f"{page} does not document {missing}"
+    for page in list(pages)[1:]:
+        assert "## Import" in page.read_text(), page
