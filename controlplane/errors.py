@@ -10,12 +10,14 @@ class to an HTTP status in one table (``controlplane.api.errors``)::
     ├── InvalidRequestError       a request is malformed in a way we can name (400)
     │   ├── PayloadTooLargeError  a body over the configured limit (413)
     │   └── UnsupportedMediaTypeError  a Content-Type we do not read (415)
+    ├── ForbiddenError            the caller may not do this (403), e.g. approve their own plan
     ├── NotFoundError             the object does not exist (404)
     ├── InvalidInputError         execution inputs do not fit the flow's inputs (422)
     ├── ConflictError             the write clashes with current state (409)
     │   ├── OwnershipConflictError   the flow is managed by another origin
     │   └── IllegalTransitionError   a state change the transition rules refuse
     ├── PreconditionFailedError   If-Match did not match the current ETag (412)
+    ├── SourceUnavailableError    a Git remote could not be read (502)
     └── StoreError                the database failed underneath us (503)
 """
 
@@ -83,6 +85,14 @@ class PayloadTooLargeError(InvalidRequestError):
 
 class UnsupportedMediaTypeError(InvalidRequestError):
     """The request body's Content-Type is not one the endpoint reads."""
+
+
+class ForbiddenError(FlowplaneError):
+    """The caller is not allowed to do this (for example, approve their own plan)."""
+
+
+class SourceUnavailableError(FlowplaneError):
+    """A Git source could not be cloned, fetched or read."""
 
 
 class NotFoundError(FlowplaneError):

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from controlplane import __version__
 from controlplane.api.errors import install_error_handlers
 from controlplane.api.limits import BodySizeLimit
-from controlplane.api.routes import executions, flows, health, namespaces
+from controlplane.api.routes import executions, flows, gitops, health, namespaces
 from controlplane.services.scheduler import Scheduler
 from controlplane.services.worker.worker import Worker
 from controlplane.settings import Settings
@@ -73,5 +73,6 @@ def create_app(
     app.include_router(namespaces.router)
     app.include_router(flows.router)
     app.include_router(executions.router)
+    app.include_router(gitops.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from controlplane.errors import (
     ConflictError,
     FlowplaneError,
+    ForbiddenError,
     IllegalTransitionError,
     InvalidFlowError,
     InvalidInputError,
@@ -28,6 +29,7 @@ from controlplane.errors import (
     PayloadTooLargeError,
     PreconditionFailedError,
     Problem,
+    SourceUnavailableError,
     StoreError,
     UnsupportedMediaTypeError,
 )
@@ -43,10 +45,12 @@ ERROR_TABLE: list[tuple[type[FlowplaneError], int, str]] = [
     (PayloadTooLargeError, 413, "payload_too_large"),
     (UnsupportedMediaTypeError, 415, "unsupported_media_type"),
     (InvalidRequestError, 400, "invalid_request"),
+    (ForbiddenError, 403, "forbidden"),
     (NotFoundError, 404, "not_found"),
     (OwnershipConflictError, 409, "ownership_conflict"),
     (ConflictError, 409, "conflict"),
     (PreconditionFailedError, 412, "precondition_failed"),
+    (SourceUnavailableError, 502, "source_unavailable"),
     (StoreError, 503, "store_unavailable"),
     (FlowplaneError, 500, "internal_error"),
 ]

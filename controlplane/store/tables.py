@@ -178,3 +178,70 @@ class TriggerFireRow(SQLModel, table=True):
     scheduled_at: datetime = Field(sa_type=DateTime(timezone=True))
     execution_id: str = Field(foreign_key="executions.id", max_length=36)
     fired_at: datetime = _timestamp()
+
+
+class GitSourceRow(SQLModel, table=True):
+    """A Git repository whose flows Flowplane keeps active (origin ``git:<id>``)."""
+
+    __tablename__ = "git_sources"
+
+    id: str = Field(primary_key=True, max_length=100)
+    url: str = Field(sa_type=Text)
+    branch: str = Field(default="main", max_length=200)
+    flows_path: str = Field(default="flows/", max_length=300)
+    secrets_path: str = Field(default="secrets/", max_length=300)
+    poll_interval_seconds: int = Field(default=60)
+    # Write-only: used to check webhook signatures, never returned by the API.
+    webhook_secret: str | None = Field(default=None, max_length=500)
+    approval: str = Field(default="auto", max_length=20)
+    required_approvals: int = Field(default=1)
+    prune: bool = Field(default=False)
+    self_heal: bool = Field(default=False)
+    last_commit: str | None = Field(default=None, max_length=64)
+    version: int = Field(default=1)
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+class PlanRow(SQLModel, table=True):
+    """A computed plan: the changes one commit would make, and its review status."""
+
+    __tablename__ = "plans"
+    __table_args__ = (
+        Index("ix_plans_source_status", "source_id", "status"),
+        UniqueConstraint("source_id", "target_commit", name="uq_plans_source_commit"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    source_id: str = Field(foreign_key="git_sources.id", max_length=100)
+    base_commit: str | None = Field(default=None, max_length=64)
+    target_commit: str = Field(max_length=64)
+    author: str | None = Field(default=None, max_length=300)
+    author_email: str | None = Field(default=None, max_length=300)
+    committer: str | None = Field(default=None, max_length=300)
+    message: str | None = Field(default=None, sa_type=Text)
+    status: str = Field(max_length=20)
+    summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    changes: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    problems: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    text: str = Field(default="", sa_type=Text)
+    created_at: datetime = _timestamp()
+    decided_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class ApprovalRow(SQLModel, table=True):
+    """One reviewer's decision on a plan."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("plan_id", "actor", name="uq_approvals_plan_actor"),)
+
+    pk: int | None = Field(default=None, primary_key=True)
+    plan_id: str = Field(foreign_key="plans.id", max_length=36, index=True)
+    actor: str = Field(max_length=200)
+    decision: str = Field(max_length=10)
+    comment: str | None = Field(default=None, sa_type=Text)
+    decided_at: datetime = _timestamp()

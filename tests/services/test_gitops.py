@@ -1,0 +1,153 @@
+"""GitOps end to end with a real Git repository made with `git` in a temp dir."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+BACKUP = """\
+id: backup
+namespace: platform.ops
+tasks:
+  - id: dump
+    type: Log
+    message: "backing up"
+"""
+
+
+def git(repo: Path, *args: str, author: str = "Dana Dev") -> str:
+    env = {
+        "GIT_AUTHOR_NAME": author,
+        "GIT_AUTHOR_EMAIL": f"{author.split(maxsplit=1)[0].lower()}@example.com",
+        "GIT_COMMITTER_NAME": author,
+        "GIT_COMMITTER_EMAIL": f"{author.split(maxsplit=1)[0].lower()}@example.com",
+        "HOME": str(repo),
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        ["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True
+    )
+    return result.stdout.strip()
+
+
+def commit(repo: Path, files: dict[str, str], message: str, author: str = "Dana Dev") -> str:
+    for name, content in files.items():
+        path = repo / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", message, author=author)
+    return git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "flows-repo"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    return path
+
+
+def add_source(client: TestClient, repo: Path, **policy: object) -> None:
+    body = {"url": f"file://{repo}", "branch": "main", **policy}
+    response = client.put("/api/v1/sources/flows", json=body)
+    assert response.status_code == 201, response.text
+    assert "webhook_secret" not in response.json()
+
+
+def test_approval_by_a_second_person_activates_with_the_commit(
+    client: TestClient, repo: Path
+) -> None:
+    sha = commit(repo, {"flows/platform.ops/backup.yaml": BACKUP}, "Add backup flow")
+    add_source(client, repo, approval="approval", webhook_secret="s3cr3t-value")  # noqa: S106 - a test value that must not leak
+    plan = client.post("/api/v1/sources/flows/sync").json()
+    assert plan["status"] == "pending"
+    assert plan["target_commit"] == sha
+    assert [c["action"] for c in plan["changes"]] == ["add"]
+    assert "+ add platform.ops/backup" in plan["text"]
+    assert client.get("/api/v1/flows/platform.ops/backup").status_code == 404
+
+    own = client.post(
+        f"/api/v1/plans/{plan['id']}/approve", json={}, headers={"X-Flowplane-Actor": "Dana Dev"}
+    )
+    assert own.status_code == 403
+    approved = client.post(
+        f"/api/v1/plans/{plan['id']}/approve",
+        json={"comment": "looks good"},
+        headers={"X-Flowplane-Actor": "rita"},
+    ).json()
+    assert approved["status"] == "applied"
+    assert approved["approvals"][0]["actor"] == "rita"
+
+    flow = client.get("/api/v1/flows/platform.ops/backup").json()
+    assert flow["origin"] == "git:flows"
+    assert flow["git_commit"]["sha"] == sha
+    assert flow["git_commit"]["author"] == "Dana Dev"
+    assert flow["plan_id"] == plan["id"]
+
+    run = client.post("/api/v1/executions/platform.ops/backup?wait=true", json={}).json()
+    assert run["git_commit_sha"] == sha
+    assert run["plan_id"] == plan["id"]
+
+    refused = client.put("/api/v1/flows/platform.ops/backup", json={"content": BACKUP + "#x\n"})
+    assert refused.status_code == 409
+    assert "Git source 'flows'" in refused.json()["message"]
+    everything = str(client.get("/api/v1/sources/flows").json()) + str(approved)
+    assert "s3cr3t-value" not in everything
+
+
+def test_a_broken_commit_activates_nothing_and_names_file_and_line(
+    client: TestClient, repo: Path
+) -> None:
+    commit(repo, {"flows/platform.ops/backup.yaml": BACKUP}, "Add backup flow")
+    add_source(client, repo)
+    assert client.post("/api/v1/sources/flows/sync").json()["status"] == "applied"
+    broken = BACKUP.replace("type: Log", "type: Lgo")
+    other = BACKUP.replace("id: backup", "id: restore")
+    commit(
+        repo,
+        {"flows/platform.ops/backup.yaml": broken, "flows/platform.ops/restore.yaml": other},
+        "Break one, add one",
+    )
+    plan = client.post("/api/v1/sources/flows/sync").json()
+    assert plan["status"] == "failed"
+    problem = plan["problems"][0]
+    assert (problem["file"], problem["line"]) == ("flows/platform.ops/backup.yaml", 4)
+    assert "unknown task type 'Lgo'" in problem["message"]
+    assert client.get("/api/v1/flows/platform.ops/restore").status_code == 404
+    assert client.get("/api/v1/flows/platform.ops/backup").json()["revision"] == 1
+
+
+def test_same_commit_makes_one_plan_and_newer_supersedes(client: TestClient, repo: Path) -> None:
+    commit(repo, {"flows/platform.ops/backup.yaml": BACKUP}, "one")
+    add_source(client, repo, approval="approval")
+    first = client.post("/api/v1/sources/flows/sync").json()
+    again = client.post("/api/v1/sources/flows/sync").json()
+    assert again["id"] == first["id"]
+    commit(repo, {"flows/platform.ops/backup.yaml": BACKUP.replace("backing up", "bk")}, "two")
+    newer = client.post("/api/v1/sources/flows/sync").json()
+    assert newer["id"] != first["id"]
+    assert client.get(f"/api/v1/plans/{first['id']}").json()["status"] == "superseded"
+    late = client.post(
+        f"/api/v1/plans/{first['id']}/approve", json={}, headers={"X-Flowplane-Actor": "rita"}
+    )
+    assert late.status_code == 409
+
+
+def test_prune_removes_deleted_flows_only_when_allowed(client: TestClient, repo: Path) -> None:
+    commit(repo, {"flows/platform.ops/backup.yaml": BACKUP}, "add")
+    add_source(client, repo)
+    client.post("/api/v1/sources/flows/sync")
+    git(repo, "rm", "-q", "flows/platform.ops/backup.yaml")
+    commit(repo, {"README.md": "flows\n"}, "remove backup")
+    kept = client.post("/api/v1/sources/flows/sync").json()
+    assert kept["status"] == "applied"
+    assert [c["action"] for c in kept["changes"]] == ["remove"]
+    assert client.get("/api/v1/flows/platform.ops/backup").status_code == 200
+    client.put("/api/v1/sources/flows", json={"url": f"file://{repo}", "prune": True})
+    commit(repo, {"README.md": "flows, pruned\n"}, "prune now")
+    client.post("/api/v1/sources/flows/sync")
+    assert client.get("/api/v1/flows/platform.ops/backup").status_code == 404
