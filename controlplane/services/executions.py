@@ -18,13 +18,13 @@ from controlplane.domain.spec import labels_as_dict
 from controlplane.domain.tasktypes import iter_tasks
 from controlplane.domain.tasktypes.flowable import Pause
 from controlplane.domain.triggers import Webhook
-from controlplane.domain.validate import validate_flow
 from controlplane.errors import (
     ConflictError,
     IllegalTransitionError,
     InvalidRequestError,
     NotFoundError,
 )
+from controlplane.services.revisions import stored_spec
 from controlplane.store import executions as store
 from controlplane.store import flows as flow_store
 from controlplane.store.db import transaction
@@ -77,7 +77,7 @@ def create_in_session(
     revision = flow_store.get_revision(session, flow.pk, flow.revision)
     assert revision is not None  # noqa: S101 - a flow row always has its revision
     assert revision.pk is not None  # noqa: S101
-    spec = validate_flow(revision.source).spec
+    spec = stored_spec(revision.source)
     if spec.disabled:
         raise InvalidRequestError(f"flow {namespace}/{flow_id} is disabled")
     resolved = resolve_inputs(spec.inputs or [], inputs)
@@ -120,7 +120,7 @@ def trigger_webhook(
         source = revision.source if revision else None
     if source is None:
         raise NotFoundError(f"no webhook {namespace}/{flow_id}/{key}")
-    spec = validate_flow(source).spec
+    spec = stored_spec(source)
     for trigger in spec.triggers or []:
         if isinstance(trigger, Webhook) and not trigger.disabled and trigger.key == key:
             if not _conditions_hold(trigger, payload):
@@ -213,7 +213,7 @@ def _revision_source(session: Session, execution: ExecutionRow) -> str:
 
 
 def _find_pause(source: str, task_id: str) -> Pause | None:
-    spec = validate_flow(source).spec
+    spec = stored_spec(source)
     for lists in spec.all_task_lists().values():
         for _path, task in iter_tasks(lists, ()):
             if task.id == task_id and isinstance(task, Pause):

@@ -18,10 +18,10 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from controlplane.domain.triggers import Schedule
-from controlplane.domain.validate import validate_flow
 from controlplane.errors import FlowplaneError, StoreError
 from controlplane.logging import get_logger
 from controlplane.services.executions import create_in_session
+from controlplane.services.revisions import stored_spec
 from controlplane.store.db import as_utc, transaction
 from controlplane.store.flows import FlowFilter, list_active
 from controlplane.store.tables import FlowRevisionRow, TriggerFireRow, utcnow
@@ -92,7 +92,7 @@ class Scheduler:
                 (revision, trigger)
                 for _flow, revision in rows
                 if "Schedule" in revision.source
-                for trigger in validate_flow(revision.source).spec.triggers or []
+                for trigger in stored_spec(revision.source).triggers or []
                 if isinstance(trigger, Schedule) and not trigger.disabled
             ]
         for revision, trigger in schedules:

@@ -13,8 +13,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from controlplane.domain.fields import State
-from controlplane.domain.validate import validate_flow
 from controlplane.logging import get_logger
+from controlplane.services.revisions import stored_spec
 from controlplane.services.worker.executor import Executor, PausedSignal, StoppedSignal
 from controlplane.store import executions as store
 from controlplane.store.db import transaction
@@ -87,7 +87,7 @@ class Worker:
         executor = Executor(
             engine=self.engine,
             execution=execution,
-            flow=validate_flow(source).spec,
+            flow=stored_spec(source),
             work_dir=self.data_dir / "executions" / execution.id,
             should_stop=should_stop,
         )
