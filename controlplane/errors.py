@@ -10,6 +10,7 @@ class to an HTTP status in one table (``controlplane.api.errors``)::
     ├── InvalidRequestError       a request is malformed in a way we can name (400)
     │   ├── PayloadTooLargeError  a body over the configured limit (413)
     │   └── UnsupportedMediaTypeError  a Content-Type we do not read (415)
+    ├── UnauthorizedError         a signature or credential did not check out (401)
     ├── ForbiddenError            the caller may not do this (403), e.g. approve their own plan
     ├── NotFoundError             the object does not exist (404)
     ├── InvalidInputError         execution inputs do not fit the flow's inputs (422)
@@ -85,6 +86,10 @@ class PayloadTooLargeError(InvalidRequestError):
 
 class UnsupportedMediaTypeError(InvalidRequestError):
     """The request body's Content-Type is not one the endpoint reads."""
+
+
+class UnauthorizedError(FlowplaneError):
+    """A webhook signature or credential did not check out."""
 
 
 class ForbiddenError(FlowplaneError):

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest accepted body")
     workers: int = Field(default=1, ge=0, le=32, description="Embedded workers in the server")
     scheduler: bool = Field(default=True, description="Run the Schedule trigger scheduler")
+    poll_sources: bool = Field(default=True, description="Poll Git sources at their interval")
     lease_seconds: float = Field(
         default=15, gt=0, description="How long a worker's claim on a run holds without heartbeat"
     )

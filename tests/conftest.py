@@ -65,7 +65,9 @@ def engine(_database: Engine) -> Iterator[Engine]:
 @pytest.fixture
 def client(engine: Engine) -> Iterator[TestClient]:
     """The API on the test database."""
-    app = create_app(Settings(database_url=str(engine.url)), engine=engine)
+    # The Git poller stays off: tests sync sources explicitly, and a background
+    # sync would race with them.
+    app = create_app(Settings(database_url=str(engine.url), poll_sources=False), engine=engine)
     with TestClient(app) as test_client:
         yield test_client
 

@@ -13,6 +13,7 @@ from controlplane import __version__
 from controlplane.api.errors import install_error_handlers
 from controlplane.api.limits import BodySizeLimit
 from controlplane.api.routes import executions, flows, gitops, health, namespaces
+from controlplane.services.gitops.poller import Poller
 from controlplane.services.scheduler import Scheduler
 from controlplane.services.worker.worker import Worker
 from controlplane.settings import Settings
@@ -45,16 +46,20 @@ def create_app(
     ]
 
     scheduler = Scheduler(owned_engine) if settings.scheduler else None
+    poller = (
+        Poller(owned_engine, settings.data_dir.resolve() / "git") if settings.poll_sources else None
+    )
+    background = [b for b in (scheduler, poller) if b is not None]
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         for worker in embedded:
             worker.start()
-        if scheduler is not None:
-            scheduler.start()
+        for service in background:
+            service.start()
         yield
-        if scheduler is not None:
-            scheduler.stop()
+        for service in background:
+            service.stop()
         for worker in embedded:
             worker.stop()
         owned_engine.dispose()

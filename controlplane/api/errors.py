@@ -31,6 +31,7 @@ from controlplane.errors import (
     Problem,
     SourceUnavailableError,
     StoreError,
+    UnauthorizedError,
     UnsupportedMediaTypeError,
 )
 from controlplane.logging import get_logger
@@ -45,6 +46,7 @@ ERROR_TABLE: list[tuple[type[FlowplaneError], int, str]] = [
     (PayloadTooLargeError, 413, "payload_too_large"),
     (UnsupportedMediaTypeError, 415, "unsupported_media_type"),
     (InvalidRequestError, 400, "invalid_request"),
+    (UnauthorizedError, 401, "unauthorized"),
     (ForbiddenError, 403, "forbidden"),
     (NotFoundError, 404, "not_found"),
     (OwnershipConflictError, 409, "ownership_conflict"),

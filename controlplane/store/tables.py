@@ -245,3 +245,17 @@ class ApprovalRow(SQLModel, table=True):
     decision: str = Field(max_length=10)
     comment: str | None = Field(default=None, sa_type=Text)
     decided_at: datetime = _timestamp()
+
+
+class WebhookDeliveryRow(SQLModel, table=True):
+    """A push delivery already handled; a repeated delivery id is ignored."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("source_id", "delivery_id", name="uq_webhook_deliveries_once"),
+    )
+
+    pk: int | None = Field(default=None, primary_key=True)
+    source_id: str = Field(foreign_key="git_sources.id", max_length=100)
+    delivery_id: str = Field(max_length=200)
+    received_at: datetime = _timestamp()

@@ -151,3 +151,53 @@ def test_prune_removes_deleted_flows_only_when_allowed(client: TestClient, repo:
     commit(repo, {"README.md": "flows, pruned\n"}, "prune now")
     client.post("/api/v1/sources/flows/sync")
     assert client.get("/api/v1/flows/platform.ops/backup").status_code == 404
+
+
+def signed(secret: str, body: bytes) -> str:
+    import hashlib  # noqa: PLC0415
+    import hmac  # noqa: PLC0415
+
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def test_signed_push_webhooks(client: TestClient, repo: Path) -> None:
+    sha = commit(repo, {"flows/platform.ops/backup.yaml": BACKUP}, "add")
+    add_source(client, repo, webhook_secret="hook-secret")  # noqa: S106 - test value
+    url = "/api/v1/sources/flows/webhook"
+    body = b'{"ref": "refs/heads/main"}'
+
+    bad = client.post(url, content=body, headers={"X-Hub-Signature-256": "sha256=00"})
+    assert bad.status_code == 401
+    assert client.get("/api/v1/plans").json() == []
+    unsigned = client.post(url, content=body)
+    assert unsigned.status_code == 401
+
+    github = {
+        "X-Hub-Signature-256": "sha256=" + signed("hook-secret", body),
+        "X-GitHub-Delivery": "d-1",
+    }
+    done = client.post(url, content=body, headers=github).json()
+    assert done["status"] == "planned"
+    assert done["plan"]["target_commit"] == sha
+    assert done["plan"]["status"] == "applied"
+    assert client.post(url, content=body, headers=github).json()["status"] == "duplicate"
+
+    other = b'{"ref": "refs/heads/feature"}'
+    gitea = {"X-Gitea-Signature": signed("hook-secret", other), "X-Gitea-Delivery": "d-2"}
+    assert client.post(url, content=other, headers=gitea).json()["status"] == "ignored"
+
+    gitlab = {"X-Gitlab-Token": "hook-secret", "X-Gitlab-Event-UUID": "d-3"}
+    assert client.post(url, content=body, headers=gitlab).json()["status"] == "planned"
+    assert client.post(url, content=body, headers={"X-Gitlab-Token": "nope"}).status_code == 401
+
+
+def test_poller_syncs_due_sources(engine, repo: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from controlplane.services.gitops.poller import Poller  # noqa: PLC0415
+    from controlplane.services.gitops.sources import SourceInput, put_source  # noqa: PLC0415
+
+    commit(repo, {"flows/platform.ops/backup.yaml": BACKUP}, "add")
+    put_source(engine, "flows", SourceInput(url=f"file://{repo}", poll_interval_seconds=60))
+    poller = Poller(engine, tmp_path / "git")
+    assert poller.poll_due(1000.0) == 1
+    assert poller.poll_due(1030.0) == 0  # not due yet
+    assert poller.poll_due(1061.0) == 1

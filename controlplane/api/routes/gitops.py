@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Path, Response, status
+from fastapi import APIRouter, Header, Path, Request, Response, status
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 
 from controlplane.api.deps import EngineDep, IfMatch, SettingsDep
 from controlplane.api.schemas import ErrorBody, WriteModel
 from controlplane.errors import InvalidRequestError, NotFoundError
-from controlplane.services.gitops import plans, sources
+from controlplane.services.gitops import plans, sources, webhooks
 from controlplane.store.db import as_utc
 from controlplane.store.tables import ApprovalRow, GitSourceRow, PlanRow
 
@@ -163,6 +164,32 @@ def sync_source(engine: EngineDep, settings: SettingsDep, source_id: SourceId) -
     """Read the branch now and plan it (applied at once under the ``auto`` policy)."""
     plan = plans.sync_source(engine, source_id, settings.data_dir.resolve() / "git")
     return _plan_public(engine, plan.id)
+
+
+class WebhookResult(BaseModel):
+    """What a push delivery did."""
+
+    status: str = Field(description="planned, ignored or duplicate")
+    reason: str
+    plan: PlanPublic | None
+
+
+@router.post("/sources/{source_id}/webhook", response_model=WebhookResult, responses=_ERRORS)
+async def push_webhook(
+    request: Request, engine: EngineDep, settings: SettingsDep, source_id: SourceId
+) -> WebhookResult:
+    """A signed push from GitHub, GitLab or Gitea; a bad signature is 401 and changes nothing."""
+    body = await request.body()
+    outcome = await run_in_threadpool(
+        webhooks.handle_push,
+        engine,
+        source_id,
+        body,
+        dict(request.headers),
+        settings.data_dir.resolve() / "git",
+    )
+    plan = _plan_public(engine, outcome.plan.id) if outcome.plan else None
+    return WebhookResult(status=outcome.status, reason=outcome.reason, plan=plan)
 
 
 @router.get("/plans", response_model=list[PlanPublic])

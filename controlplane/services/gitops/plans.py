@@ -15,7 +15,13 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from controlplane.domain.plan import Action, ActiveFlow, Plan, compute_plan, render_plan_text
-from controlplane.errors import ConflictError, ForbiddenError, NotFoundError, Problem
+from controlplane.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    Problem,
+    StoreError,
+)
 from controlplane.services.flows import Definition, Provenance, write_definition, write_tombstone
 from controlplane.services.gitops.repository import Snapshot, read_snapshot
 from controlplane.store import flows as flow_store
@@ -59,6 +65,22 @@ def sync_source(engine: Engine, source_id: str, cache_root: Path) -> PlanRow:
         active, known = _active_sets(session, source_id)
     plan = compute_plan(active, snapshot.files, flows_path=flows_path, known_flows=known)
     row = _plan_row(source_id, source.last_commit, snapshot, plan)
+    try:
+        _store_plan(engine, source_id, row)
+    except StoreError:
+        # A webhook and the poller planned the same commit at once: keep theirs.
+        with Session(engine) as session:
+            existing = _plan_for_commit(session, source_id, snapshot.commit.sha)
+        if existing is None:
+            raise
+        return existing
+    if row.status == PENDING and source.approval == "auto":
+        return apply_plan(engine, row.id, actor="auto")
+    return row
+
+
+def _store_plan(engine: Engine, source_id: str, row: PlanRow) -> None:
+    """Insert ``row`` and supersede the source's older open plans, in one transaction."""
     with transaction(engine) as session:
         for older in session.exec(
             select(PlanRow).where(
@@ -70,9 +92,6 @@ def sync_source(engine: Engine, source_id: str, cache_root: Path) -> PlanRow:
             older.decided_at = utcnow()
             session.add(older)
         session.add(row)
-    if row.status == PENDING and source.approval == "auto":
-        return apply_plan(engine, row.id, actor="auto")
-    return row
 
 
 def _plan_for_commit(session: Session, source_id: str, sha: str) -> PlanRow | None:
