@@ -71,12 +71,9 @@ def create_in_session(
     trigger: Mapping[str, Any] | None = None,
 ) -> ExecutionRow:
     """``create_execution`` inside the caller's transaction (the scheduler's fire key)."""
-    flow = flow_store.get_flow_row(session, namespace, flow_id)
-    if flow is None or flow.deleted or flow.pk is None:
+    _flow, revision = flow_store.get_live(session, namespace, flow_id)
+    if revision is None or revision.pk is None:
         raise NotFoundError(f"flow {namespace}/{flow_id} does not exist")
-    revision = flow_store.get_revision(session, flow.pk, flow.revision)
-    assert revision is not None  # noqa: S101 - a flow row always has its revision
-    assert revision.pk is not None  # noqa: S101
     spec = stored_spec(revision.source)
     if spec.disabled:
         raise InvalidRequestError(f"flow {namespace}/{flow_id} is disabled")
@@ -111,12 +108,7 @@ def trigger_webhook(
     ``trigger.*`` in templates.
     """
     with Session(engine) as session:
-        flow = flow_store.get_flow_row(session, namespace, flow_id)
-        revision = (
-            flow_store.get_revision(session, flow.pk, flow.revision)
-            if flow and flow.pk and not flow.deleted
-            else None
-        )
+        _flow, revision = flow_store.get_live(session, namespace, flow_id)
         source = revision.source if revision else None
     if source is None:
         raise NotFoundError(f"no webhook {namespace}/{flow_id}/{key}")

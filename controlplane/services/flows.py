@@ -147,9 +147,7 @@ class Definition:
 def _put(
     session: Session, validated: ValidatedFlow, provenance: Provenance, if_match: str | None
 ) -> PutResult:
-    flow = store.get_flow_row(session, validated.namespace, validated.id, lock=True)
-    current = store.get_revision(session, flow.pk, flow.revision) if flow and flow.pk else None
-    live = current if flow and not flow.deleted else None
+    flow, live = store.get_live(session, validated.namespace, validated.id, lock=True)
     check_if_match(if_match, flow_etag(live) if live else None)
     if flow is not None:
         _ensure_owner(flow, provenance.origin)
@@ -240,11 +238,9 @@ def delete_flow(
 ) -> FlowRevisionRow:
     """Write a tombstone revision; the flow's history stays readable."""
     with transaction(engine) as session:
-        flow = store.get_flow_row(session, namespace, flow_id, lock=True)
-        if flow is None or flow.deleted or flow.pk is None:
+        flow, current = store.get_live(session, namespace, flow_id, lock=True)
+        if flow is None or current is None:
             raise NotFoundError(f"flow {namespace}/{flow_id} does not exist")
-        current = store.get_revision(session, flow.pk, flow.revision)
-        assert current is not None  # noqa: S101 - a flow row always has its revision
         check_if_match(if_match, flow_etag(current))
         _ensure_owner(flow, provenance.origin)
         return write_tombstone(session, flow, current, provenance)
@@ -253,11 +249,9 @@ def delete_flow(
 def get_flow(engine: Engine, namespace: str, flow_id: str) -> FlowState:
     """The live flow and its current revision; ``NotFoundError`` when missing or deleted."""
     with Session(engine) as session:
-        flow = store.get_flow_row(session, namespace, flow_id)
-        if flow is None or flow.deleted or flow.pk is None:
+        flow, revision = store.get_live(session, namespace, flow_id)
+        if flow is None or revision is None:
             raise NotFoundError(f"flow {namespace}/{flow_id} does not exist")
-        revision = store.get_revision(session, flow.pk, flow.revision)
-        assert revision is not None  # noqa: S101
         return FlowState(flow, revision)
 
 

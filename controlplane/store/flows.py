@@ -34,6 +34,19 @@ def get_flow_row(
     return session.exec(statement).first()
 
 
+def get_live(
+    session: Session, namespace: str, flow_id: str, *, lock: bool = False
+) -> tuple[FlowRow | None, FlowRevisionRow | None]:
+    """The flow row (deleted or not, None if never written) and its live revision.
+
+    The revision is None when the flow does not exist or is deleted.
+    """
+    flow = get_flow_row(session, namespace, flow_id, lock=lock)
+    if flow is None or flow.deleted or flow.pk is None:
+        return flow, None
+    return flow, get_revision(session, flow.pk, flow.revision)
+
+
 def get_revision(session: Session, flow_pk: int, revision: int) -> FlowRevisionRow | None:
     """One revision of a flow."""
     statement = select(FlowRevisionRow).where(

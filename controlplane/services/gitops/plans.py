@@ -242,12 +242,7 @@ def _apply_change(
     action = Action(change["action"])
     if action == Action.UNCHANGED:
         return
-    flow = flow_store.get_flow_row(session, change["namespace"], change["flow_id"], lock=True)
-    live = (
-        flow_store.get_revision(session, flow.pk, flow.revision)
-        if flow is not None and flow.pk is not None and not flow.deleted
-        else None
-    )
+    flow, live = flow_store.get_live(session, change["namespace"], change["flow_id"], lock=True)
     other_source = flow is not None and flow.origin.startswith("git:")
     if other_source and flow is not None and flow.origin != provenance.origin and not flow.deleted:
         raise ConflictError(f"flow {flow.namespace}/{flow.flow_id} is managed by {flow.origin}")
