@@ -104,6 +104,22 @@ def worker(
         runner.request_stop()
 
 
+secrets_app = typer.Typer(help="The server's age identity for namespace secrets.")
+app.add_typer(secrets_app, name="secrets")
+
+
+@secrets_app.command("recipient")
+def secrets_recipient(
+    data_dir: Annotated[Path | None, typer.Option(help="The server's data directory")] = None,
+) -> None:
+    """Print the server's age recipient (created on first use); encrypt to it with `age -r`."""
+    from controlplane.services.secrets import load_keyring  # noqa: PLC0415
+    from controlplane.settings import Settings  # noqa: PLC0415
+
+    directory = data_dir or Settings().data_dir
+    out.print(load_keyring(directory.resolve()).recipient)
+
+
 def _redact(url: str) -> str:
     """Hide a password in a database URL before printing it."""
     if "@" in url and "://" in url:

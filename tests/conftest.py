@@ -63,11 +63,12 @@ def engine(_database: Engine) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def client(engine: Engine) -> Iterator[TestClient]:
-    """The API on the test database."""
+def client(engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
+    """The API on the test database, with its data dir (identity, git cache) in tmp."""
     # The Git poller stays off: tests sync sources explicitly, and a background
     # sync would race with them.
-    app = create_app(Settings(database_url=str(engine.url), poll_sources=False), engine=engine)
+    settings = Settings(database_url=str(engine.url), data_dir=tmp_path, poll_sources=False)
+    app = create_app(settings, engine=engine)
     with TestClient(app) as test_client:
         yield test_client
 

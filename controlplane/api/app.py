@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from controlplane import __version__
 from controlplane.api.errors import install_error_handlers
 from controlplane.api.limits import BodySizeLimit
-from controlplane.api.routes import executions, flows, gitops, health, namespaces
+from controlplane.api.routes import executions, flows, gitops, health, namespaces, secrets
 from controlplane.services.gitops.poller import Poller
 from controlplane.services.scheduler import Scheduler
 from controlplane.services.worker.worker import Worker
@@ -76,6 +76,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(namespaces.router)
+    app.include_router(secrets.router)
     app.include_router(flows.router)
     app.include_router(executions.router)
     app.include_router(gitops.router)

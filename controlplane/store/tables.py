@@ -259,3 +259,22 @@ class WebhookDeliveryRow(SQLModel, table=True):
     source_id: str = Field(foreign_key="git_sources.id", max_length=100)
     delivery_id: str = Field(max_length=200)
     received_at: datetime = _timestamp()
+
+
+class SecretRow(SQLModel, table=True):
+    """A namespace secret, age-encrypted at rest to the server's identity.
+
+    The value never leaves the server in any API response; ``version`` grows
+    with every change so clients (Terraform) can see out-of-band rotation.
+    """
+
+    __tablename__ = "secrets"
+
+    namespace: str = Field(primary_key=True, max_length=150)
+    key: str = Field(primary_key=True, max_length=200)
+    ciphertext: bytes
+    description: str | None = Field(default=None, sa_type=Text)
+    origin: str = Field(default="api", max_length=200)
+    version: int = Field(default=1)
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()

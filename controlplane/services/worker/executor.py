@@ -78,7 +78,11 @@ class Executor:
     flow: Flow
     work_dir: Path
     should_stop: Callable[[], bool]
+    # Decrypts one namespace secret on demand; None when the key is unknown.
+    reveal_secret: Callable[[str], str | None] = lambda _key: None
     memo: dict[tuple[str, str], TaskRunRow] = field(default_factory=dict)
+    # Every secret value rendered so far; masked in logs and outputs.
+    revealed: set[str] = field(default_factory=set)
     outputs: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -294,7 +298,7 @@ class Executor:
 
     def _finish(self, row: TaskRunRow, state: State, outputs: dict[str, Any]) -> None:
         row.state = state.value
-        row.outputs = outputs
+        row.outputs = self._mask(outputs)
         row.ended_at = utcnow()
         self._save(row)
 
@@ -310,9 +314,28 @@ class Executor:
                     task_run_id=row.id if row else None,
                     task_id=row.task_id if row else None,
                     level=level,
-                    message=message,
+                    message=self._mask(message),
                 )
             )
+
+    def _mask(self, value: Any) -> Any:
+        """``value`` with every revealed secret replaced by ``******``."""
+        if isinstance(value, str):
+            for secret in sorted(self.revealed, key=len, reverse=True):
+                value = value.replace(secret, "******")
+            return value
+        if isinstance(value, dict):
+            return {k: self._mask(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._mask(v) for v in value]
+        return value
+
+    def _lookup_secret(self, key: str) -> str | None:
+        value = self.reveal_secret(key)
+        if value:
+            with self._lock:
+                self.revealed.add(value)
+        return value
 
     def _set_output(self, task_id: str, key: str, outputs: dict[str, Any]) -> None:
         with self._lock:
@@ -361,6 +384,7 @@ class Executor:
             "parents": parents,
             "envs": {},
             "globals": {},
+            "__secret_lookup": self._lookup_secret,
         }
 
     def _render(self, value: Any, task: TaskBase, frame: _Frame, row: TaskRunRow) -> Any:

@@ -15,6 +15,7 @@ from sqlmodel import Session
 from controlplane.domain.fields import State
 from controlplane.logging import get_logger
 from controlplane.services.revisions import stored_spec
+from controlplane.services.secrets import Keyring, load_keyring, reveal
 from controlplane.services.worker.executor import Executor, PausedSignal, StoppedSignal
 from controlplane.store import executions as store
 from controlplane.store.db import transaction
@@ -38,6 +39,13 @@ class Worker:
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _keyring: Keyring | None = None
+
+    def keyring(self) -> Keyring:
+        """The server identity, loaded on first use (only runs that use secrets need it)."""
+        if self._keyring is None:
+            self._keyring = load_keyring(self.data_dir)
+        return self._keyring
 
     def start(self) -> None:
         """Run the loop in a background thread."""
@@ -90,6 +98,7 @@ class Worker:
             flow=stored_spec(source),
             work_dir=self.data_dir / "executions" / execution.id,
             should_stop=should_stop,
+            reveal_secret=lambda key: reveal(self.engine, self.keyring(), execution.namespace, key),
         )
         try:
             final, wake_at = executor.run(), None

@@ -1,0 +1,105 @@
+"""``/api/v1/namespaces/{ns}/secrets``: write-only namespace secrets.
+
+Responses carry the key, description, origin and a version that grows with
+every change, never the value.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response, status
+from pydantic import BaseModel, Field
+
+from controlplane.api.deps import EngineDep, ProvenanceDep
+from controlplane.api.schemas import ErrorBody, WriteModel
+from controlplane.domain.fields import NAMESPACE_PATTERN
+from controlplane.services import secrets as service
+from controlplane.store.db import as_utc
+from controlplane.store.tables import SecretRow
+
+router = APIRouter(prefix="/api/v1/namespaces/{namespace}/secrets", tags=["secrets"])
+Namespace = Annotated[str, Path(pattern=NAMESPACE_PATTERN, max_length=150)]
+Key = Annotated[str, Path(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=200)]
+_ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (404, 422)}
+
+
+class SecretWrite(WriteModel):
+    """A secret value (write-only) and its description."""
+
+    value: Annotated[str, Field(min_length=1, max_length=65_536)]
+    description: str | None = None
+
+
+class SecretPublic(BaseModel):
+    """A secret's metadata; the value is never returned."""
+
+    namespace: str
+    key: str
+    description: str | None
+    origin: str
+    version: int = Field(description="Grows with every change, so out-of-band rotation shows")
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: SecretRow) -> SecretPublic:
+        """Build from a stored secret, leaving the ciphertext behind."""
+        return cls(
+            namespace=row.namespace,
+            key=row.key,
+            description=row.description,
+            origin=row.origin,
+            version=row.version,
+            updated_at=as_utc(row.updated_at),
+        )
+
+
+def _keyring(request: Request) -> service.Keyring:
+    if getattr(request.app.state, "keyring", None) is None:
+        request.app.state.keyring = service.load_keyring(request.app.state.settings.data_dir)
+    keyring: service.Keyring = request.app.state.keyring
+    return keyring
+
+
+@router.get("", response_model=list[SecretPublic])
+def list_secrets(engine: EngineDep, namespace: Namespace) -> list[SecretPublic]:
+    """A namespace's secrets (metadata only)."""
+    return [SecretPublic.of(r) for r in service.list_secrets(engine, namespace)]
+
+
+@router.put("/{key}", response_model=SecretPublic, responses=_ERRORS)
+def put_secret(
+    request: Request,
+    engine: EngineDep,
+    namespace: Namespace,
+    key: Key,
+    body: SecretWrite,
+    provenance: ProvenanceDep,
+    response: Response,
+) -> SecretPublic:
+    """Create or replace a secret; the same value again keeps the version."""
+    row, created = service.put_secret(
+        engine,
+        _keyring(request),
+        namespace,
+        key,
+        body.value,
+        description=body.description,
+        origin=provenance.origin,
+    )
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return SecretPublic.of(row)
+
+
+@router.get("/{key}", response_model=SecretPublic, responses=_ERRORS)
+def get_secret(engine: EngineDep, namespace: Namespace, key: Key) -> SecretPublic:
+    """A secret's metadata."""
+    return SecretPublic.of(service.get_secret_metadata(engine, namespace, key))
+
+
+@router.delete("/{key}", status_code=204, responses=_ERRORS)
+def delete_secret(engine: EngineDep, namespace: Namespace, key: Key) -> Response:
+    """Delete a secret."""
+    service.delete_secret(engine, namespace, key)
+    return Response(status_code=204)
