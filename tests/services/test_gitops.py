@@ -91,6 +91,12 @@ def test_approval_by_a_second_person_activates_with_the_commit(
     run = client.post("/api/v1/executions/platform.ops/backup?wait=true", json={}).json()
     assert run["git_commit_sha"] == sha
     assert run["plan_id"] == plan["id"]
+    lineage = client.get(f"/api/v1/executions/{run['id']}/lineage").json()
+    assert lineage["revision"]["origin"] == "git:flows"
+    assert lineage["git_commit"]["sha"] == sha
+    assert lineage["git_commit"]["message"] == "Add backup flow"
+    assert lineage["plan"]["id"] == plan["id"]
+    assert [(a["actor"], a["comment"]) for a in lineage["approvals"]] == [("rita", "looks good")]
 
     refused = client.put("/api/v1/flows/platform.ops/backup", json={"content": BACKUP + "#x\n"})
     assert refused.status_code == 409

@@ -17,6 +17,7 @@ from controlplane.api.schemas import ErrorBody, WriteModel
 from controlplane.domain.fields import FLOW_ID_PATTERN, NAMESPACE_PATTERN, State
 from controlplane.domain.transitions import TERMINAL
 from controlplane.services import executions as service
+from controlplane.services import lineage
 from controlplane.store import executions as store
 from controlplane.store.db import as_utc
 from controlplane.store.tables import ExecutionRow, LogRow, TaskRunRow
@@ -177,6 +178,12 @@ def get_logs(
     service.get_execution(engine, execution_id)
     with Session(engine) as session:
         return [LogLine.of(r) for r in store.logs_of(session, execution_id, after=after)]
+
+
+@router.get("/{execution_id}/lineage", responses=_ERRORS)
+def get_lineage(engine: EngineDep, execution_id: str) -> dict[str, Any]:
+    """Everything an auditor needs to trace this run: revision, commit, plan, approvals."""
+    return lineage.execution_lineage(engine, execution_id)
 
 
 @router.post("/{execution_id}/resume", response_model=ExecutionPublic, responses=_ERRORS)
