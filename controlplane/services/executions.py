@@ -163,7 +163,10 @@ def resume_execution(
                 "execution can be resumed"
             )
         paused = store.paused_task_run(session, execution_id)
-        assert paused is not None  # noqa: S101 - a PAUSED execution has a paused task run
+        if paused is None:
+            raise IllegalTransitionError(
+                f"execution {execution_id} is waiting for a subflow, not for a Pause task"
+            )
         revision_source = _revision_source(session, execution)
         pause_task = _find_pause(revision_source, paused.task_id)
         resolved = resolve_inputs(pause_task.onResume or [], inputs) if pause_task else {}

@@ -274,3 +274,44 @@ def test_webhook_trigger_starts_a_run_with_the_body(client: TestClient, corpus: 
     assert final["state"] == "SUCCESS"
     returned = next(r for r in final["task_runs"] if r["task_id"] == "out")
     assert '"hello": "world"' in returned["outputs"]["value"].replace('":"', '": "')
+
+
+def test_subflow_waits_for_the_child_and_takes_its_outputs(client: TestClient) -> None:
+    child = """\
+id: child
+namespace: demo
+inputs:
+  - {id: who, type: STRING}
+tasks:
+  - {id: greet, type: Return, format: "hi {{ inputs.who }}"}
+outputs:
+  - {id: greeting, value: "{{ outputs.greet.value }}"}
+"""
+    parent = """\
+id: parent
+namespace: demo
+tasks:
+  - id: call
+    type: Subflow
+    namespace: demo
+    flowId: child
+    inputs: {who: "{{ flow.id }}"}
+  - id: use
+    type: Log
+    message: "child said {{ outputs.call.outputs.greeting }}"
+  - id: failing
+    type: Subflow
+    namespace: demo
+    flowId: broken
+"""
+    put_flow(client, child)
+    put_flow(client, "id: broken\nnamespace: demo\ntasks:\n  - {id: f, type: Fail}\n")
+    put_flow(client, parent)
+    started = client.post("/api/v1/executions/demo/parent", json={}).json()
+    final = wait_for_end(client, started["id"])
+    assert final["state"] == "FAILED"  # transmitFailed defaults to true
+    assert "child said hi parent" in logs(client, started["id"])
+    calls = {r["task_id"]: r for r in final["task_runs"]}
+    child_run = client.get(f"/api/v1/executions/{calls['call']['outputs']['executionId']}").json()
+    assert child_run["trigger"]["parentExecutionId"] == started["id"]
+    assert child_run["state"] == "SUCCESS"

@@ -28,6 +28,8 @@ from controlplane.domain.fields import State
 from controlplane.domain.spec import Flow
 from controlplane.domain.tasktypes import TaskBase
 from controlplane.domain.tasktypes import flowable as fl
+from controlplane.domain.transitions import TERMINAL
+from controlplane.services.executions import create_execution, get_execution
 from controlplane.services.worker.retry import delay_before, max_attempts
 from controlplane.store import executions as store
 from controlplane.store.db import as_utc, transaction
@@ -35,6 +37,8 @@ from controlplane.store.tables import ExecutionRow, LogRow, TaskRunRow, utcnow
 from controlplane.tasks.context import TaskFailedError
 from controlplane.tasks.registry import RUNNABLES
 
+# How often a parent parked on a running subflow wakes to look at it.
+SUBFLOW_POLL_SECONDS = 0.5
 _RANK = {State.SUCCESS: 0, State.SKIPPED: 0, State.WARNING: 1, State.FAILED: 2}
 _DONE = {State.SUCCESS.value, State.WARNING.value, State.SKIPPED.value}
 
@@ -128,6 +132,8 @@ class Executor:
         if existing and existing.state in _DONE and not task.FLOWABLE:
             return State(existing.state)
         row = existing or self._new_run(task, frame)
+        if isinstance(task, fl.Subflow):
+            return self._subflow(task, frame, row)
         if existing and existing.state == State.RUNNING.value and not task.FLOWABLE:
             row.attempt += 1  # the worker that ran it died: a new attempt
         if task.runIf is not None and not _truthy(self._render(task.runIf, task, frame, row)):
@@ -256,6 +262,49 @@ class Executor:
             return []
         with ThreadPoolExecutor(max_workers=min(limit, len(jobs), 16)) as pool:
             return list(pool.map(fn, jobs))
+
+    def _subflow(self, task: fl.Subflow, frame: _Frame, row: TaskRunRow) -> State:
+        """Start the child once; while it runs, step aside and check again later.
+
+        Waiting never holds a worker thread: the parent is parked (PAUSED with a
+        wake time) and replays up to here when it wakes, so even one worker can
+        run a parent and its child.
+        """
+        child_id = row.outputs.get("executionId")
+        if child_id is None:
+            child = create_execution(
+                self.engine,
+                str(self._render(task.namespace, task, frame, row)),
+                str(self._render(task.flowId, task, frame, row)),
+                inputs=self._render(task.inputs, task, frame, row),
+                labels=self.execution.labels if task.inheritLabels else None,
+                trigger={
+                    "type": "subflow",
+                    "parentExecutionId": self.execution.id,
+                    "parentTaskRunId": row.id,
+                },
+            )
+            child_id = child.id
+            row.outputs = {"executionId": child_id}
+            self._save(row)
+            if not task.wait:
+                self._finish(row, State.SUCCESS, row.outputs)
+                self._set_output(task.id, frame.key, row.outputs)
+                return State.SUCCESS
+        child_state = State(get_execution(self.engine, child_id).execution.state)
+        if child_state not in TERMINAL:
+            raise PausedSignal(utcnow() + timedelta(seconds=SUBFLOW_POLL_SECONDS))
+        child_outputs = get_execution(self.engine, child_id).execution.outputs
+        outputs = {"executionId": child_id, "state": child_state.value, "outputs": child_outputs}
+        failed = child_state not in {State.SUCCESS, State.WARNING}
+        state = State.FAILED if failed and task.transmitFailed else State.SUCCESS
+        if child_state == State.WARNING:
+            state = State.WARNING
+        if state == State.FAILED and task.allowFailure:
+            state = State.WARNING
+        self._finish(row, state, outputs)
+        self._set_output(task.id, frame.key, outputs)
+        return state
 
     def _pause(self, task: fl.Pause, frame: _Frame, row: TaskRunRow) -> State:
         if row.state in _DONE:  # resumed through the API
