@@ -91,8 +91,19 @@ def create_in_session(
         inputs=resolved,
         labels={**(spec.labels or {}), **labels_as_dict(dict(labels or {}))},
         state=State.CREATED.value,
+        concurrency_limit=spec.concurrency.limit if spec.concurrency else None,
     )
     session.add(execution)
+    concurrency = spec.concurrency
+    if concurrency and concurrency.behavior != "QUEUE":
+        busy = store.count_active(session, namespace, flow_id)
+        if busy >= concurrency.limit:
+            target = State.CANCELLED if concurrency.behavior == "CANCEL" else State.FAILED
+            store.set_state(
+                session, execution, target, f"concurrency limit {concurrency.limit} reached"
+            )
+            session.flush()
+            return execution
     store.set_state(session, execution, State.QUEUED, "created")
     session.flush()
     return execution

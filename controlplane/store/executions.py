@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import Session, col, or_, select
 
 from controlplane.domain.fields import State
 from controlplane.domain.transitions import TERMINAL, check_transition
-from controlplane.store.tables import ExecutionRow, LogRow, TaskRunRow, utcnow
+from controlplane.store.tables import ExecutionRow, FlowRow, LogRow, TaskRunRow, utcnow
 
 
 def set_state(session: Session, execution: ExecutionRow, target: State, reason: str = "") -> None:
@@ -41,6 +42,19 @@ def claim_next(session: Session, worker_id: str, lease: timedelta) -> ExecutionR
     (``FOR UPDATE SKIP LOCKED``); SQLite's BEGIN IMMEDIATE serializes claims.
     """
     now = utcnow()
+    for execution in _candidates(session, now):
+        if execution.state == State.QUEUED.value and _at_limit(session, execution):
+            continue
+        return _take(session, execution, worker_id, lease, now)
+    return None
+
+
+# Candidates are read a few at a time so a flow held at its concurrency limit
+# does not stop the queue behind it.
+_BATCH = 20
+
+
+def _candidates(session: Session, now: datetime) -> Sequence[ExecutionRow]:
     statement = (
         select(ExecutionRow)
         .where(
@@ -53,12 +67,49 @@ def claim_next(session: Session, worker_id: str, lease: timedelta) -> ExecutionR
             )
         )
         .order_by(col(ExecutionRow.created_at))
-        .limit(1)
+        .limit(_BATCH)
         .with_for_update(skip_locked=True)
     )
-    execution = session.exec(statement).first()
-    if execution is None:
-        return None
+    return session.exec(statement).all()
+
+
+def _at_limit(session: Session, execution: ExecutionRow) -> bool:
+    """Whether the flow already runs as many executions as its concurrency limit allows.
+
+    The flow row is locked first, so two workers cannot both take the last slot.
+    """
+    if execution.concurrency_limit is None:
+        return False
+    session.exec(
+        select(FlowRow)
+        .where(
+            col(FlowRow.namespace) == execution.namespace,
+            col(FlowRow.flow_id) == execution.flow_id,
+        )
+        .with_for_update()
+    ).first()
+    return count_active(session, execution.namespace, execution.flow_id) >= (
+        execution.concurrency_limit
+    )
+
+
+def count_active(session: Session, namespace: str, flow_id: str) -> int:
+    """Runs of a flow that hold, or may soon hold, a worker (RUNNING or PAUSED)."""
+    statement = (
+        select(func.count())
+        .select_from(ExecutionRow)
+        .where(
+            col(ExecutionRow.namespace) == namespace,
+            col(ExecutionRow.flow_id) == flow_id,
+            col(ExecutionRow.state).in_([State.RUNNING.value, State.PAUSED.value]),
+        )
+    )
+    return int(session.exec(statement).one())
+
+
+def _take(
+    session: Session, execution: ExecutionRow, worker_id: str, lease: timedelta, now: datetime
+) -> ExecutionRow:
     if execution.state == State.PAUSED.value:
         execution.wake_at = None
         set_state(session, execution, State.QUEUED, "pause elapsed")

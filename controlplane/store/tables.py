@@ -112,6 +112,9 @@ class ExecutionRow(SQLModel, table=True):
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_expires_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     takeovers: int = Field(default=0)
+    # Copied from the flow's `concurrency.limit`: at most this many of the flow's
+    # runs hold a worker at once; the rest wait in the queue.
+    concurrency_limit: int | None = Field(default=None)
     # A timed Pause sets this; the worker queues the run again once it passes.
     wake_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     created_at: datetime = _timestamp()
