@@ -86,6 +86,24 @@ class FlowplaneClient:
         """Delete a namespace; one already gone is not an error."""
         self._delete(f"/api/v1/namespaces/{_seg(name)}")
 
+    # -- secrets -------------------------------------------------------------
+
+    def get_secret(self, namespace: str, key: str) -> dict[str, Any] | None:
+        """A secret's metadata (never its value), or None when it does not exist."""
+        return self._get(f"/api/v1/namespaces/{_seg(namespace)}/secrets/{_seg(key)}")
+
+    def put_secret(
+        self, namespace: str, key: str, value: str, description: str | None
+    ) -> dict[str, Any]:
+        """Create or replace a secret; the same value again keeps its version."""
+        path = f"/api/v1/namespaces/{_seg(namespace)}/secrets/{_seg(key)}"
+        body = {"value": value, "description": description}
+        return self._json("PUT", path, body, ORIGIN_HEADER)
+
+    def delete_secret(self, namespace: str, key: str) -> None:
+        """Delete a secret; one already gone is not an error."""
+        self._delete(f"/api/v1/namespaces/{_seg(namespace)}/secrets/{_seg(key)}")
+
     # -- plumbing ------------------------------------------------------------
 
     def _get(self, path: str) -> dict[str, Any] | None:
@@ -168,5 +186,6 @@ def _error_from(response: httpx.Response) -> ApiError:
         return ApiError("Flowplane refused the change (HTTP 409 conflict)", message, status)
     if status == _INVALID and problems:
         detail = "\n".join(p.render() for p in problems)
-        return ApiError("Flowplane rejected the flow as invalid", detail, status, problems)
+        what = "flow" if "/flows/" in request.url.path else "request"
+        return ApiError(f"Flowplane rejected the {what} as invalid", detail, status, problems)
     return ApiError(f"{where} failed with HTTP {status}", message, status, problems)

@@ -23,6 +23,7 @@ from controlplane.terraform_provider.framework import (
     build_schema,
 )
 from controlplane.terraform_provider.namespace import NamespaceResource
+from controlplane.terraform_provider.secret import NamespaceSecretResource
 
 if TYPE_CHECKING:
     from controlplane.terraform_provider.client import FlowplaneClient
@@ -116,7 +117,7 @@ class FlowplaneProvider:
 
     def get_resources(self) -> list[type[Any]]:
         """The managed resource types."""
-        return [NamespaceResource, FlowResource]
+        return [NamespaceResource, FlowResource, NamespaceSecretResource]
 
     def get_data_sources(self) -> list[type[Any]]:
         """The data source types."""

@@ -85,6 +85,58 @@ FLOW_DATA_FIELDS = (
     Field("origin", Kind.STRING, _ORIGIN, computed=True),
 )
 
+SECRET_FIELDS = (
+    Field("id", Kind.STRING, "`<namespace>/<key>`.", computed=True),
+    Field(
+        "namespace",
+        Kind.STRING,
+        f"{_NAME} Changing it replaces the secret.",
+        required=True,
+        requires_replace=True,
+    ),
+    Field(
+        "key",
+        Kind.STRING,
+        "The secret's key, e.g. `DB_PASSWORD`. Changing it replaces the secret.",
+        required=True,
+        requires_replace=True,
+    ),
+    Field(
+        "value",
+        Kind.STRING,
+        "The secret value. Sensitive: redacted in plans, but stored in Terraform state. "
+        "The server never returns it.",
+        required=True,
+        sensitive=True,
+    ),
+    Field("description", Kind.STRING, _DESCRIPTION, optional=True),
+    Field(
+        "version",
+        Kind.NUMBER,
+        "The server's version of the secret; it grows with every change, so a value "
+        "rotated outside Terraform shows up as a planned update.",
+        computed=True,
+    ),
+)
+
+
+def secret_state(body: dict[str, Any], value: str | None) -> State:
+    """Terraform state from the API's secret metadata; the value comes from Terraform.
+
+    ``value`` is None when Terraform does not know the value the server holds
+    (after an import, or once the server's version moved on): the configured
+    value then differs, and the next plan writes it.
+    """
+    namespace, key = body["namespace"], body["key"]
+    return {
+        "id": f"{namespace}/{key}",
+        "namespace": namespace,
+        "key": key,
+        "value": value,
+        "description": body.get("description"),
+        "version": body["version"],
+    }
+
 
 def flow_state(body: dict[str, Any], content: str | None) -> State:
     """Terraform state from the API's flow body; ``content`` overrides the server's copy."""

@@ -27,6 +27,18 @@ resource "flowplane_namespace" "monitoring" {
   }
 }
 
+# --- Secrets ------------------------------------------------------------------
+# The value is redacted in plans and never returned by the server, but it is
+# stored in Terraform state: keep the state somewhere private.
+
+resource "flowplane_namespace_secret" "backup_key" {
+  count       = nonsensitive(var.backup_encryption_key != null) ? 1 : 0
+  namespace   = flowplane_namespace.ops.name
+  key         = "BACKUP_KEY"
+  value       = var.backup_encryption_key
+  description = "Encrypts the nightly backups"
+}
+
 # --- Flows --------------------------------------------------------------------
 # Each flow's YAML lives beside this file; file() passes it byte for byte.
 # Setting `namespace` from the namespace resource orders creation (namespace

@@ -10,3 +10,10 @@ variable "flowplane_token" {
   default     = null
   sensitive   = true
 }
+
+variable "backup_encryption_key" {
+  description = "Optional: stored as the secret BACKUP_KEY of platform.ops. Leave unset to skip it."
+  type        = string
+  default     = null
+  sensitive   = true
+}

@@ -31,7 +31,8 @@ from controlplane.terraform_provider.overrides import write_cli_config
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowplaneServer]:
     data = tmp_path_factory.mktemp("flowplane")
-    app = create_app(Settings(database_url=f"sqlite:///{data}/fp.db"))
+    # data_dir also holds the server's secrets identity: keep it in the temp folder.
+    app = create_app(Settings(data_dir=data, database_url=f"sqlite:///{data}/fp.db"))
     port = free_port()
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)

@@ -222,7 +222,7 @@ def test_docs_cover_every_attribute_in_the_schema():
     ):
         for type_name, type_schema in provider[kind].items():
             pages[docs / folder / f"{type_name.removeprefix('flowplane_')}.md"] = type_schema
-    assert len(pages) == 5
+    assert len(pages) == 6
     for page, type_schema in pages.items():
         text = page.read_text()
         assert "## Example Usage" in text, page

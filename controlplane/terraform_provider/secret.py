@@ -1,0 +1,144 @@
+"""``flowplane_namespace_secret``: one write-only secret of a namespace.
+
+The server never returns a secret's value, only a ``version`` that grows with
+every change. Drift is detected through that version:
+
+- State keeps the value Terraform wrote and the version the server answered.
+- ``read`` compares the server's version with the one in state. When they
+  differ, the secret was changed outside Terraform (rotated through the API or
+  the UI): the value in state is set to null, because Terraform no longer
+  knows what the server holds. The configured value then differs from state,
+  so the plan shows an in-place update (``value`` is redacted as sensitive),
+  and apply writes the configured value back.
+- After an import the value is likewise null, so the first apply writes the
+  configured value. Writing the same value the server holds keeps its version.
+
+`tf` 1.2 has no write-only attributes, so the value is stored in Terraform
+state (see docs/terraform.md); it is marked sensitive, so plans redact it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from controlplane.terraform_provider.framework import (
+    UNKNOWN,
+    Context,
+    Diagnostics,
+    State,
+    build_schema,
+)
+from controlplane.terraform_provider.reporting import reporting
+from controlplane.terraform_provider.schemas import SECRET_FIELDS, secret_state
+
+if TYPE_CHECKING:
+    from controlplane.terraform_provider.provider import FlowplaneProvider
+
+
+class NamespaceSecretResource:
+    """CRUD, plan and import for ``flowplane_namespace_secret``."""
+
+    FIELDS = SECRET_FIELDS
+
+    def __init__(self, provider: FlowplaneProvider) -> None:
+        self.provider = provider
+
+    @classmethod
+    def get_name(cls) -> str:
+        """Type name without the provider prefix."""
+        return "namespace_secret"
+
+    @classmethod
+    def get_schema(cls) -> object:
+        """The resource schema."""
+        return build_schema(
+            SECRET_FIELDS, "A namespace secret; the server never returns its value."
+        )
+
+    def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
+        """Nothing to check beyond the schema: the server validates keys on write."""
+
+    def plan(self, ctx: Context, current: State | None, planned: State) -> State:
+        """`tf`'s hook, left as is: ``PlanningServicer`` calls ``modify_plan`` instead."""
+        del ctx, current
+        return planned
+
+    def modify_plan(
+        self, ctx: Context, prior: State | None, planned: State, config: State
+    ) -> State:
+        """The id follows namespace and key; a write may change the version."""
+        del ctx, config
+        namespace, key = planned.get("namespace"), planned.get("key")
+        known = isinstance(namespace, str) and isinstance(key, str)
+        planned = {**planned, "id": f"{namespace}/{key}" if known else UNKNOWN}
+        if prior is None or any(
+            planned.get(name) != prior.get(name) for name in ("value", "description")
+        ):
+            # The server decides: the same value again keeps the version.
+            planned["version"] = UNKNOWN
+        return planned
+
+    def create(self, ctx: Context, planned: State) -> State | None:
+        """PUT the secret; an existing one is overwritten with the configured value."""
+        namespace, key = planned["namespace"], planned["key"]
+        with reporting(ctx.diagnostics, f"create secret {namespace}/{key}"):
+            return self._put(planned)
+        return None
+
+    def read(self, ctx: Context, current: State) -> State | None:
+        """The server's metadata; a new version means the value changed out of band."""
+        namespace, key = current["namespace"], current["key"]
+        with reporting(ctx.diagnostics, f"read secret {namespace}/{key}"):
+            body = self.provider.require_client().get_secret(namespace, key)
+            if body is None:
+                return None
+            value = current.get("value") if body["version"] == current.get("version") else None
+            return secret_state(body, value)
+        return current
+
+    def update(self, ctx: Context, current: State, planned: State) -> State | None:
+        """PUT the configured value and description."""
+        del current
+        namespace, key = planned["namespace"], planned["key"]
+        with reporting(ctx.diagnostics, f"update secret {namespace}/{key}"):
+            return self._put(planned)
+        return None
+
+    def delete(self, ctx: Context, current: State) -> None:
+        """DELETE the secret; one already gone is not an error."""
+        namespace, key = current["namespace"], current["key"]
+        with reporting(ctx.diagnostics, f"delete secret {namespace}/{key}"):
+            self.provider.require_client().delete_secret(namespace, key)
+
+    def import_(self, ctx: Context, resource_id: str) -> State | None:
+        """``terraform import flowplane_namespace_secret.x <namespace>/<key>``."""
+        namespace, _, key = resource_id.rpartition("/")
+        if not namespace or not key:
+            ctx.diagnostics.add_error(
+                f"import secret {resource_id!r}: expected <namespace>/<key>",
+                "For example: terraform import "
+                "flowplane_namespace_secret.db platform.ops/DB_PASSWORD",
+            )
+            return None
+        with reporting(ctx.diagnostics, f"import secret {resource_id}"):
+            body = self.provider.require_client().get_secret(namespace, key)
+            if body is None:
+                ctx.diagnostics.add_error(
+                    f"import secret {resource_id}: no such secret on the server"
+                )
+                return None
+            # The value cannot be read: the next apply writes the configured one.
+            return secret_state(body, None)
+        return None
+
+    def upgrade(self, ctx: Context, version: int, old: State) -> State:
+        """Schema version 0 is the only one so far: the state is kept as is."""
+        del ctx, version
+        return old
+
+    def _put(self, planned: State) -> State:
+        value: str = planned["value"]
+        body = self.provider.require_client().put_secret(
+            planned["namespace"], planned["key"], value, planned.get("description")
+        )
+        return secret_state(body, value)
