@@ -13,7 +13,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from controlplane.domain.fields import State
+from controlplane.domain.transitions import TERMINAL
 from controlplane.logging import get_logger
+from controlplane.services.flow_triggers import fire_flow_triggers
 from controlplane.services.revisions import stored_spec
 from controlplane.services.secrets import Keyring, load_keyring, reveal
 from controlplane.services.worker.executor import Executor, PausedSignal, StoppedSignal
@@ -137,6 +139,8 @@ class Worker:
             row.outputs = outputs
             store.set_state(session, row, final, f"ended on {self.worker_id}")
         log.info("execution_ended", execution_id=execution_id, state=final.value)
+        if final in TERMINAL:
+            fire_flow_triggers(self.engine, row)
 
     def _killing(self, execution_id: str) -> bool:
         with Session(self.engine) as session:
