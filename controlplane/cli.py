@@ -120,6 +120,32 @@ def secrets_recipient(
     out.print(load_keyring(directory.resolve()).recipient)
 
 
+audit_app = typer.Typer(help="The tamper-evident audit log.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    database_url: Annotated[str | None, typer.Option(help="The server's database URL")] = None,
+) -> None:
+    """Check the audit hash chain; exit 1 and name the first broken event if it fails."""
+    from sqlmodel import Session  # noqa: PLC0415
+
+    from controlplane.settings import Settings  # noqa: PLC0415
+    from controlplane.store.audit import verify_chain  # noqa: PLC0415
+    from controlplane.store.db import create_engine  # noqa: PLC0415
+
+    settings = Settings(**({"database_url": database_url} if database_url else {}))  # type: ignore[arg-type]
+    engine = create_engine(settings.resolved_database_url())
+    with Session(engine) as session:
+        report = verify_chain(session)
+    if report.valid:
+        out.print(f"audit chain valid: {report.events} events")
+        return
+    err.print(f"audit chain broken at event {report.first_broken}: {report.reason}")
+    raise typer.Exit(1)
+
+
 def _redact(url: str) -> str:
     """Hide a password in a database URL before printing it."""
     if "@" in url and "://" in url:

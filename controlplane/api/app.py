@@ -12,7 +12,15 @@ from sqlalchemy import Engine
 from controlplane import __version__
 from controlplane.api.errors import install_error_handlers
 from controlplane.api.limits import BodySizeLimit
-from controlplane.api.routes import executions, flows, gitops, health, namespaces, secrets
+from controlplane.api.routes import (
+    audit,
+    executions,
+    flows,
+    gitops,
+    health,
+    namespaces,
+    secrets,
+)
 from controlplane.services.gitops.poller import Poller
 from controlplane.services.scheduler import Scheduler
 from controlplane.services.worker.worker import Worker
@@ -80,5 +88,6 @@ def create_app(
     app.include_router(flows.router)
     app.include_router(executions.router)
     app.include_router(gitops.router)
+    app.include_router(audit.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -27,6 +27,7 @@ from controlplane.errors import (
 from controlplane.services.revisions import stored_spec
 from controlplane.store import executions as store
 from controlplane.store import flows as flow_store
+from controlplane.store.audit import record_event
 from controlplane.store.db import transaction
 from controlplane.store.tables import (
     ExecutionRow,
@@ -105,6 +106,13 @@ def create_in_session(
             session.flush()
             return execution
     store.set_state(session, execution, State.QUEUED, "created")
+    record_event(
+        session,
+        actor=str(execution.trigger.get("type", "api")),
+        action="execution.create",
+        target=f"execution:{execution.id}",
+        summary={"flow": f"{namespace}/{flow_id}", "revision": revision.revision},
+    )
     session.flush()
     return execution
 
@@ -198,6 +206,13 @@ def resume_execution(
         )
         execution.wake_at = None
         store.set_state(session, execution, State.QUEUED, f"resumed by {actor}")
+        record_event(
+            session,
+            actor=actor,
+            action="execution.resume",
+            target=f"execution:{execution_id}",
+            summary={"task": paused.task_id, "inputs": sorted(resolved)},
+        )
         return execution
 
 
@@ -209,6 +224,13 @@ def kill_execution(engine: Engine, execution_id: str, *, actor: str) -> Executio
             raise NotFoundError(f"execution {execution_id} does not exist")
         target = State.KILLING if execution.state == State.RUNNING.value else State.KILLED
         store.set_state(session, execution, target, f"killed by {actor}")
+        record_event(
+            session,
+            actor=actor,
+            action="execution.kill",
+            target=f"execution:{execution_id}",
+            summary={},
+        )
         return execution
 
 

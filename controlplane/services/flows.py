@@ -22,6 +22,7 @@ from controlplane.errors import (
 from controlplane.services.namespaces import ensure_namespace
 from controlplane.services.preconditions import check_if_match
 from controlplane.store import flows as store
+from controlplane.store.audit import record_event
 from controlplane.store.db import transaction
 from controlplane.store.tables import FlowRevisionRow, FlowRow
 
@@ -151,7 +152,16 @@ def _put(
     check_if_match(if_match, flow_etag(live) if live else None)
     if flow is not None:
         _ensure_owner(flow, provenance.origin)
-    return write_definition(session, Definition.of(validated), provenance, flow, live)
+    result = write_definition(session, Definition.of(validated), provenance, flow, live)
+    if result.changed:
+        record_event(
+            session,
+            actor=provenance.actor or provenance.origin,
+            action="flow.put",
+            target=f"flow:{validated.namespace}/{validated.id}",
+            summary={"revision": result.state.revision.revision, "origin": provenance.origin},
+        )
+    return result
 
 
 def write_definition(
@@ -243,7 +253,15 @@ def delete_flow(
             raise NotFoundError(f"flow {namespace}/{flow_id} does not exist")
         check_if_match(if_match, flow_etag(current))
         _ensure_owner(flow, provenance.origin)
-        return write_tombstone(session, flow, current, provenance)
+        tombstone = write_tombstone(session, flow, current, provenance)
+        record_event(
+            session,
+            actor=provenance.actor or provenance.origin,
+            action="flow.delete",
+            target=f"flow:{namespace}/{flow_id}",
+            summary={"revision": tombstone.revision},
+        )
+        return tombstone
 
 
 def get_flow(engine: Engine, namespace: str, flow_id: str) -> FlowState:

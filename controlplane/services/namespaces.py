@@ -12,6 +12,7 @@ from sqlmodel import Session
 from controlplane.errors import ConflictError, NotFoundError
 from controlplane.services.preconditions import check_if_match
 from controlplane.store import namespaces as store
+from controlplane.store.audit import record_event
 from controlplane.store.db import transaction
 from controlplane.store.tables import NamespaceRow, utcnow
 
@@ -60,6 +61,13 @@ def put_namespace(
             row.updated_at = utcnow()
             session.add(row)
             session.flush()
+            record_event(
+                session,
+                actor="api",
+                action="namespace.put",
+                target=f"namespace:{name}",
+                summary={"version": row.version},
+            )
         return row, created
 
 
@@ -91,3 +99,6 @@ def delete_namespace(engine: Engine, name: str, *, if_match: str | None = None) 
         if flows:
             raise ConflictError(f"namespace {name} still holds {flows} flow(s); delete them first")
         session.delete(row)
+        record_event(
+            session, actor="api", action="namespace.delete", target=f"namespace:{name}", summary={}
+        )

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from controlplane.errors import NotFoundError
 from controlplane.services.namespaces import ensure_namespace
+from controlplane.store.audit import record_event
 from controlplane.store.db import transaction
 from controlplane.store.tables import SecretRow, utcnow
 
@@ -82,6 +83,14 @@ def put_secret(
             row.version += 1
             row.updated_at = utcnow()
             session.add(row)
+            # The key and version only: never the value.
+            record_event(
+                session,
+                actor=origin,
+                action="secret.put",
+                target=f"secret:{namespace}/{key}",
+                summary={"version": row.version},
+            )
         return row, created
 
 
@@ -111,6 +120,13 @@ def delete_secret(engine: Engine, namespace: str, key: str) -> None:
         if row is None:
             raise NotFoundError(f"secret {key} does not exist in namespace {namespace}")
         session.delete(row)
+        record_event(
+            session,
+            actor="api",
+            action="secret.delete",
+            target=f"secret:{namespace}/{key}",
+            summary={},
+        )
 
 
 def reveal(engine: Engine, keyring: Keyring, namespace: str, key: str) -> str | None:

@@ -281,3 +281,22 @@ class SecretRow(SQLModel, table=True):
     version: int = Field(default=1)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
+
+
+class AuditEventRow(SQLModel, table=True):
+    """One mutation, append-only; ``hash`` covers the event and the previous hash.
+
+    Editing or deleting any row breaks the chain from that row on, which
+    ``verify_chain`` reports by position.
+    """
+
+    __tablename__ = "audit_events"
+
+    pk: int | None = Field(default=None, primary_key=True)
+    at: datetime = _timestamp()
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=100, index=True)
+    target: str = Field(max_length=400)
+    summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)

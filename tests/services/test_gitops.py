@@ -97,6 +97,10 @@ def test_approval_by_a_second_person_activates_with_the_commit(
     assert lineage["git_commit"]["message"] == "Add backup flow"
     assert lineage["plan"]["id"] == plan["id"]
     assert [(a["actor"], a["comment"]) for a in lineage["approvals"]] == [("rita", "looks good")]
+    audit = [(e["action"], e["actor"]) for e in client.get("/api/v1/audit").json()]
+    assert ("plan.create", "Dana Dev") in audit
+    assert ("plan.approve", "rita") in audit
+    assert ("plan.apply", "rita") in audit
 
     refused = client.put("/api/v1/flows/platform.ops/backup", json={"content": BACKUP + "#x\n"})
     assert refused.status_code == 409

@@ -25,6 +25,7 @@ from controlplane.errors import (
 from controlplane.services.flows import Definition, Provenance, write_definition, write_tombstone
 from controlplane.services.gitops.repository import Snapshot, read_snapshot
 from controlplane.store import flows as flow_store
+from controlplane.store.audit import record_event
 from controlplane.store.db import transaction
 from controlplane.store.flows import FlowFilter
 from controlplane.store.tables import ApprovalRow, GitSourceRow, PlanRow, utcnow
@@ -92,6 +93,13 @@ def _store_plan(engine: Engine, source_id: str, row: PlanRow) -> None:
             older.decided_at = utcnow()
             session.add(older)
         session.add(row)
+        record_event(
+            session,
+            actor=row.author or "git",
+            action="plan.create",
+            target=f"plan:{row.id}",
+            summary={"source": source_id, "commit": row.target_commit, "status": row.status},
+        )
 
 
 def _plan_for_commit(session: Session, source_id: str, sha: str) -> PlanRow | None:
@@ -182,6 +190,13 @@ def decide_plan(
             )
         )
         session.flush()
+        record_event(
+            session,
+            actor=actor,
+            action="plan.approve" if approve else "plan.reject",
+            target=f"plan:{plan_id}",
+            summary={"comment": comment},
+        )
         source = session.get(GitSourceRow, plan.source_id)
         approvals = session.exec(
             select(ApprovalRow).where(
@@ -223,6 +238,13 @@ def apply_plan(engine: Engine, plan_id: str, *, actor: str) -> PlanRow:
             for change in plan.changes:
                 _apply_change(session, change, provenance, prune=source.prune)
             plan.status = APPLIED
+            record_event(
+                session,
+                actor=actor,
+                action="plan.apply",
+                target=f"plan:{plan.id}",
+                summary={"commit": plan.target_commit, "changes": plan.summary},
+            )
             plan.decided_at = utcnow()
             source.last_commit = plan.target_commit
             session.add_all([plan, source])

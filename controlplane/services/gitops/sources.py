@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from controlplane.errors import NotFoundError
 from controlplane.services.preconditions import check_if_match
+from controlplane.store.audit import record_event
 from controlplane.store.db import transaction
 from controlplane.store.tables import GitSourceRow, utcnow
 
@@ -53,6 +54,14 @@ def put_source(
             row.version += 1
             row.updated_at = utcnow()
             session.add(row)
+            fields = sorted(k for k in wanted if k != "webhook_secret")
+            record_event(
+                session,
+                actor="api",
+                action="source.put",
+                target=f"source:{source_id}",
+                summary={"version": row.version, "url": data.url, "fields": fields},
+            )
         return row, created
 
 
