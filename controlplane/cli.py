@@ -137,8 +137,11 @@ def audit_verify(
 
     settings = Settings(**({"database_url": database_url} if database_url else {}))  # type: ignore[arg-type]
     engine = create_engine(settings.resolved_database_url())
-    with Session(engine) as session:
-        report = verify_chain(session)
+    try:
+        with Session(engine) as session:
+            report = verify_chain(session)
+    finally:
+        engine.dispose()
     if report.valid:
         out.print(f"audit chain valid: {report.events} events")
         return

@@ -38,24 +38,25 @@ def create_app(
     is up (default: ``settings.workers``).
     """
     settings = settings or Settings()
+    owns_engine = engine is None
     if engine is None:
         if settings.database_url is None:
             settings.prepare()
         engine = create_engine(settings.resolved_database_url())
-    owned_engine = engine
+    app_engine = engine
 
     embedded = [
         Worker(
-            owned_engine,
+            app_engine,
             settings.data_dir.resolve(),
             lease=timedelta(seconds=settings.lease_seconds),
         )
         for _ in range(settings.workers if workers is None else workers)
     ]
 
-    scheduler = Scheduler(owned_engine) if settings.scheduler else None
+    scheduler = Scheduler(app_engine) if settings.scheduler else None
     poller = (
-        Poller(owned_engine, settings.data_dir.resolve() / "git") if settings.poll_sources else None
+        Poller(app_engine, settings.data_dir.resolve() / "git") if settings.poll_sources else None
     )
     background = [b for b in (scheduler, poller) if b is not None]
 
@@ -70,7 +71,8 @@ def create_app(
             service.stop()
         for worker in embedded:
             worker.stop()
-        owned_engine.dispose()
+        if owns_engine:  # an engine handed in belongs to the caller
+            app_engine.dispose()
 
     migrate(engine)
     app = FastAPI(
