@@ -120,6 +120,35 @@ def secrets_recipient(
     out.print(load_keyring(directory.resolve()).recipient)
 
 
+@app.command()
+def plan(
+    path: Annotated[Path, typer.Argument(help="A checkout of the flows repository")] = Path(),
+    server: Annotated[str, typer.Option(help="Flowplane URL", envvar="FLOWPLANE_ENDPOINT")] = (
+        "http://127.0.0.1:8080"
+    ),
+    source: Annotated[str, typer.Option(help="The Git source id this repository is")] = "flows",
+) -> None:
+    """Show what this checkout would change on the server, without storing anything.
+
+    Exits 1 when the checkout is invalid, so pull-request CI fails on it.
+    """
+    import httpx  # noqa: PLC0415
+
+    from controlplane.domain.plan import render_plan_text  # noqa: PLC0415
+    from controlplane.errors import FlowplaneError  # noqa: PLC0415
+    from controlplane.plan_preview import plan_checkout  # noqa: PLC0415
+
+    try:
+        with httpx.Client(base_url=server, timeout=30) as client:
+            result = plan_checkout(path, client, source)
+    except FlowplaneError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from None
+    out.print(render_plan_text(result, show_diff=True), markup=False, highlight=False)
+    if not result.valid:
+        raise typer.Exit(1)
+
+
 audit_app = typer.Typer(help="The tamper-evident audit log.")
 app.add_typer(audit_app, name="audit")
 

@@ -211,3 +211,24 @@ def test_poller_syncs_due_sources(engine, repo: Path, tmp_path: Path) -> None:  
     assert poller.poll_due(1000.0) == 1
     assert poller.poll_due(1030.0) == 0  # not due yet
     assert poller.poll_due(1061.0) == 1
+
+
+def test_plan_preview_of_a_checkout_stores_nothing(client: TestClient, repo: Path) -> None:
+    from controlplane.plan_preview import plan_checkout  # noqa: PLC0415
+
+    commit(repo, {"flows/platform.ops/backup.yaml": BACKUP}, "add")
+    add_source(client, repo)
+    client.post("/api/v1/sources/flows/sync")
+    (repo / "flows/platform.ops/backup.yaml").write_text(BACKUP.replace("backing up", "bk"))
+    (repo / "flows/platform.ops/new.yaml").write_text(BACKUP.replace("id: backup", "id: new"))
+    preview = plan_checkout(repo, client, "flows")
+    assert preview.valid
+    assert {(c.flow_id, str(c.action)) for c in preview.changes} == {
+        ("backup", "change"),
+        ("new", "add"),
+    }
+    changed = next(c for c in preview.changes if c.flow_id == "backup")
+    assert [f.path for f in changed.fields] == ["tasks[0].message"]
+    plans_before = len(client.get("/api/v1/plans").json())
+    assert plans_before == 1
+    assert client.get("/api/v1/flows/platform.ops/new").status_code == 404

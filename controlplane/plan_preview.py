@@ -1,0 +1,74 @@
+"""`flowplane plan`: what a checkout of the flows repository would change, stored nowhere.
+
+Meant for pull-request CI: it reads the working directory's flows, fetches the
+server's live flows over the API, and runs the same pure ``compute_plan`` the
+server runs on sync.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from controlplane.domain.normalize import normalize, spec_digest
+from controlplane.domain.plan import ActiveFlow, DesiredFile, Plan, compute_plan
+from controlplane.domain.validate import validate_flow
+from controlplane.errors import SourceUnavailableError
+
+
+def read_checkout(root: Path, flows_path: str = "flows/") -> list[DesiredFile]:
+    """Every file under ``root/flows_path``, with repo-relative paths."""
+    base = root / flows_path
+    return [
+        DesiredFile(str(path.relative_to(root)), path.read_text(encoding="utf-8"))
+        for path in sorted(base.rglob("*"))
+        if path.is_file()
+    ]
+
+
+def fetch_live(
+    client: httpx.Client, source_id: str
+) -> tuple[list[ActiveFlow], set[tuple[str, str]]]:
+    """The flows the source owns on the server, and the keys of all other live flows."""
+    owned: list[ActiveFlow] = []
+    others: set[tuple[str, str]] = set()
+    offset = 0
+    while True:
+        page = _get(client, "/api/v1/flows", params={"offset": offset, "limit": 500})
+        for item in page["items"]:
+            key = (item["namespace"], item["id"])
+            if item["origin"] != f"git:{source_id}":
+                others.add(key)
+                continue
+            flow = _get(client, f"/api/v1/flows/{key[0]}/{key[1]}")
+            spec = validate_flow(flow["content"]).spec
+            owned.append(
+                ActiveFlow(
+                    key[0],
+                    key[1],
+                    flow["revision"],
+                    flow["content"],
+                    normalize(spec),
+                    spec_digest(spec),
+                )
+            )
+        offset += len(page["items"])
+        if offset >= page["total"] or not page["items"]:
+            return owned, others
+
+
+def plan_checkout(root: Path, client: httpx.Client, source_id: str) -> Plan:
+    """The plan a sync of this checkout would make on the server."""
+    owned, others = fetch_live(client, source_id)
+    return compute_plan(owned, read_checkout(root), known_flows=others)
+
+
+def _get(client: httpx.Client, url: str, **kwargs: Any) -> Any:
+    try:
+        response = client.get(url, **kwargs)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise SourceUnavailableError(f"cannot read {url} from the server: {exc}") from None
+    return response.json()
