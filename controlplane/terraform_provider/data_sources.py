@@ -6,9 +6,8 @@ reads a flow depends on it existing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from controlplane.terraform_provider.framework import Context, Diagnostics, State, build_schema
+from controlplane.terraform_provider.framework import Context, Diagnostics, State
+from controlplane.terraform_provider.objects import TerraformObject
 from controlplane.terraform_provider.reporting import reporting
 from controlplane.terraform_provider.schemas import (
     FLOW_DATA_FIELDS,
@@ -17,31 +16,17 @@ from controlplane.terraform_provider.schemas import (
     namespace_state,
 )
 
-if TYPE_CHECKING:
-    from controlplane.terraform_provider.provider import FlowplaneProvider
-
 # A data source has no prior state; empty maps read better than nulls in
 # expressions such as `data.flowplane_namespace.ops.labels["team"]`.
 _EMPTY_NAMESPACE: State = {"description": None, "labels": {}, "variables": {}}
 
 
-class FlowDataSource:
+class FlowDataSource(TerraformObject):
     """Read one live flow by namespace and id."""
 
+    NAME = "flow"
+    DESCRIPTION = "A flow as it is stored in Flowplane now."
     FIELDS = FLOW_DATA_FIELDS
-
-    def __init__(self, provider: FlowplaneProvider) -> None:
-        self.provider = provider
-
-    @classmethod
-    def get_name(cls) -> str:
-        """Type name without the provider prefix."""
-        return "flow"
-
-    @classmethod
-    def get_schema(cls) -> object:
-        """The data source schema."""
-        return build_schema(FLOW_DATA_FIELDS, "A flow as it is stored in Flowplane now.")
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         """Nothing beyond the schema."""
@@ -61,23 +46,12 @@ class FlowDataSource:
         return None
 
 
-class NamespaceDataSource:
+class NamespaceDataSource(TerraformObject):
     """Read one namespace by name."""
 
+    NAME = "namespace"
+    DESCRIPTION = "A Flowplane namespace and its metadata."
     FIELDS = NAMESPACE_DATA_FIELDS
-
-    def __init__(self, provider: FlowplaneProvider) -> None:
-        self.provider = provider
-
-    @classmethod
-    def get_name(cls) -> str:
-        """Type name without the provider prefix."""
-        return "namespace"
-
-    @classmethod
-    def get_schema(cls) -> object:
-        """The data source schema."""
-        return build_schema(NAMESPACE_DATA_FIELDS, "A Flowplane namespace and its metadata.")
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         """Nothing beyond the schema."""

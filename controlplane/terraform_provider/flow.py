@@ -16,7 +16,7 @@ Plan-time behaviour, which is where Terraform users feel a provider:
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from controlplane.terraform_provider.errors import ApiError, Problem
 from controlplane.terraform_provider.framework import (
@@ -24,36 +24,22 @@ from controlplane.terraform_provider.framework import (
     Context,
     Diagnostics,
     State,
-    build_schema,
 )
+from controlplane.terraform_provider.objects import TerraformObject
 from controlplane.terraform_provider.reporting import reporting
 from controlplane.terraform_provider.schemas import FLOW_FIELDS, flow_state
-
-if TYPE_CHECKING:
-    from controlplane.terraform_provider.provider import FlowplaneProvider
 
 # The server decides these on a write. Even a PUT of content it already holds
 # (a no-op) keeps the existing revision and origin, so they are never predicted.
 _SERVER_DERIVED = ("revision", "spec_sha256", "origin")
 
 
-class FlowResource:
+class FlowResource(TerraformObject):
     """CRUD, plan and import for ``flowplane_flow``."""
 
+    NAME = "flow"
+    DESCRIPTION = "A Kestra-compatible flow stored in Flowplane."
     FIELDS = FLOW_FIELDS
-
-    def __init__(self, provider: FlowplaneProvider) -> None:
-        self.provider = provider
-
-    @classmethod
-    def get_name(cls) -> str:
-        """Type name without the provider prefix."""
-        return "flow"
-
-    @classmethod
-    def get_schema(cls) -> object:
-        """The resource schema."""
-        return build_schema(FLOW_FIELDS, "A Kestra-compatible flow stored in Flowplane.")
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         """Nothing here: the server checks the content in ``modify_plan``.

@@ -7,9 +7,8 @@ the server's empty values are kept from showing up as diffs is explained in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from controlplane.terraform_provider.framework import Context, Diagnostics, State, build_schema
+from controlplane.terraform_provider.framework import Context, Diagnostics, State
+from controlplane.terraform_provider.objects import TerraformObject
 from controlplane.terraform_provider.reporting import reporting
 from controlplane.terraform_provider.schemas import (
     NAMESPACE_FIELDS,
@@ -17,27 +16,13 @@ from controlplane.terraform_provider.schemas import (
     namespace_state,
 )
 
-if TYPE_CHECKING:
-    from controlplane.terraform_provider.provider import FlowplaneProvider
 
-
-class NamespaceResource:
+class NamespaceResource(TerraformObject):
     """CRUD and import for ``flowplane_namespace``."""
 
+    NAME = "namespace"
+    DESCRIPTION = "A Flowplane namespace and its metadata."
     FIELDS = NAMESPACE_FIELDS
-
-    def __init__(self, provider: FlowplaneProvider) -> None:
-        self.provider = provider
-
-    @classmethod
-    def get_name(cls) -> str:
-        """Type name without the provider prefix."""
-        return "namespace"
-
-    @classmethod
-    def get_schema(cls) -> object:
-        """The resource schema."""
-        return build_schema(NAMESPACE_FIELDS, "A Flowplane namespace and its metadata.")
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         """Nothing to check beyond the schema: the server validates names on write."""

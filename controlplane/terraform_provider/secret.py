@@ -19,41 +19,23 @@ state (see docs/terraform.md); it is marked sensitive, so plans redact it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from controlplane.terraform_provider.framework import (
     UNKNOWN,
     Context,
     Diagnostics,
     State,
-    build_schema,
 )
+from controlplane.terraform_provider.objects import TerraformObject
 from controlplane.terraform_provider.reporting import reporting
 from controlplane.terraform_provider.schemas import SECRET_FIELDS, secret_state
 
-if TYPE_CHECKING:
-    from controlplane.terraform_provider.provider import FlowplaneProvider
 
-
-class NamespaceSecretResource:
+class NamespaceSecretResource(TerraformObject):
     """CRUD, plan and import for ``flowplane_namespace_secret``."""
 
+    NAME = "namespace_secret"
+    DESCRIPTION = "A namespace secret; the server never returns its value."
     FIELDS = SECRET_FIELDS
-
-    def __init__(self, provider: FlowplaneProvider) -> None:
-        self.provider = provider
-
-    @classmethod
-    def get_name(cls) -> str:
-        """Type name without the provider prefix."""
-        return "namespace_secret"
-
-    @classmethod
-    def get_schema(cls) -> object:
-        """The resource schema."""
-        return build_schema(
-            SECRET_FIELDS, "A namespace secret; the server never returns its value."
-        )
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         """Nothing to check beyond the schema: the server validates keys on write."""
