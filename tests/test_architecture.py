@@ -25,7 +25,7 @@ LAYERS = {
     "terraform_provider": 4,
     "cli": 5,
 }
-SHARED = {"errors", "settings", "logging", "__init__"}
+SHARED = {"errors", "settings", "logging", "metrics", "__init__"}
 
 
 def layer_of(module: str) -> int | None:

@@ -26,6 +26,7 @@ from controlplane.services.scheduler import Scheduler
 from controlplane.services.worker.worker import Worker
 from controlplane.settings import Settings
 from controlplane.store.db import create_engine, migrate
+from controlplane.ui import install_ui
 
 
 def create_app(
@@ -91,5 +92,6 @@ def create_app(
     app.include_router(executions.router)
     app.include_router(gitops.router)
     app.include_router(audit.router)
+    install_ui(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

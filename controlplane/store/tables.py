@@ -297,6 +297,26 @@ class AuditEventRow(SQLModel, table=True):
     actor: str = Field(max_length=200)
     action: str = Field(max_length=100, index=True)
     target: str = Field(max_length=400)
+    request_id: str | None = Field(default=None, max_length=64)
     summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
+
+
+class ApiTokenRow(SQLModel, table=True):
+    """A bearer token: only the sha256 of its secret is kept, so the store cannot leak it."""
+
+    __tablename__ = "api_tokens"
+
+    id: str = Field(primary_key=True, max_length=40)
+    # Unique among live tokens only (checked by the service), so a revoked
+    # token's name can be reused when Terraform replaces it.
+    name: str = Field(max_length=200, index=True)
+    role: str = Field(max_length=20)
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    secret_sha256: str = Field(max_length=64, unique=True)
+    expires_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    created_at: datetime = _timestamp()
+    created_by: str | None = Field(default=None, max_length=200)
+    revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    last_used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
