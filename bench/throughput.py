@@ -1,8 +1,10 @@
-"""Throughput: a webhook-triggered 2-task flow (OutputValues, then Log), end to end.
+"""Throughput: a webhook-triggered 3-task flow (OutputValues, Log, Return), end to end.
 
 Starts `flowplane server` as a subprocess (SQLite with 1 embedded worker, or
 PostgreSQL with 2), fires N webhooks from a thread pool, waits for every run to
 end, and prints executions per minute plus p50/p95 latency from trigger to end.
+bench/prefect_throughput.py runs the same three tasks on Prefect, and
+bench/side_by_side.py runs both and prints the ratio.
 
     .venv/bin/python bench/throughput.py --runs 200
     .venv/bin/python bench/throughput.py --runs 200 --workers 2 \
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -36,6 +39,9 @@ tasks:
   - id: log
     type: Log
     message: "got {{ outputs.values['values'].answer }}"
+  - id: done
+    type: Return
+    format: "{{ outputs.values['values'].answer }} done"
 triggers:
   - id: hook
     type: Webhook
@@ -72,20 +78,28 @@ def reset_postgres(url: str) -> None:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--database-url", default=None)
-    args = parser.parse_args()
+def percentile(values: list[float], fraction: float) -> float:
+    """The value below which ``fraction`` of the sorted ``values`` lie (nearest rank)."""
+    return values[max(int(len(values) * fraction) - 1, 0)]
 
+
+def measure(
+    runs: int, workers: int = 1, database_url: str | None = None, threads: int = 8
+) -> dict[str, float]:
+    """Run the workload on a fresh server; wall time, throughput and latencies in seconds."""
     port = free_port()
     data = Path(tempfile.mkdtemp(prefix="fp-bench-"))
-    env = {**os.environ, "FLOWPLANE_LOG_LEVEL": "WARNING", "FLOWPLANE_SCHEDULER": "false"}
-    if args.database_url:
-        env["FLOWPLANE_DATABASE_URL"] = args.database_url
-        if "postgresql" in args.database_url:
-            reset_postgres(args.database_url.replace("+psycopg", ""))
+    token = secrets.token_urlsafe(16)
+    env = {
+        **os.environ,
+        "FLOWPLANE_LOG_LEVEL": "WARNING",
+        "FLOWPLANE_SCHEDULER": "false",
+        "FLOWPLANE_ADMIN_TOKEN": token,
+    }
+    if database_url:
+        env["FLOWPLANE_DATABASE_URL"] = database_url
+        if "postgresql" in database_url:
+            reset_postgres(database_url.replace("+psycopg", ""))
     command = [
         str(Path(sys.executable).parent / "flowplane"),
         "server",
@@ -94,12 +108,13 @@ def main() -> None:
         "--data-dir",
         str(data),
         "--workers",
-        str(args.workers),
+        str(workers),
     ]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=base, timeout=30) as client:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base, timeout=30, headers=headers) as client:
             for _ in range(200):
                 try:
                     if client.get("/healthz").status_code == 200:
@@ -114,8 +129,8 @@ def main() -> None:
                 return str(response.json()["id"])
 
             started = time.monotonic()
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                ids = list(pool.map(fire, range(args.runs)))
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                ids = list(pool.map(fire, range(runs)))
             pending = set(ids)
             ended: dict[str, dict[str, object]] = {}
             while pending:
@@ -134,6 +149,7 @@ def main() -> None:
         server.terminate()
         server.wait(30)
 
+    # From the webhook's arrival (the run's creation) to its end: queueing included.
     latencies = sorted(
         (
             datetime.fromisoformat(str(item["ended_at"]))
@@ -141,14 +157,27 @@ def main() -> None:
         ).total_seconds()
         for item in ended.values()
     )
-    failed = sum(1 for item in ended.values() if item["state"] != "SUCCESS")
+    return {
+        "runs": runs,
+        "failed": sum(1 for item in ended.values() if item["state"] != "SUCCESS"),
+        "wall": elapsed,
+        "per_minute": runs / elapsed * 60,
+        "p50": statistics.median(latencies),
+        "p95": percentile(latencies, 0.95),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    result = measure(args.runs, args.workers, args.database_url)
     database = "postgresql" if args.database_url and "postgres" in args.database_url else "sqlite"
-    print(f"database={database} workers={args.workers} runs={args.runs} failed={failed}")
-    print(f"wall={elapsed:.1f}s throughput={args.runs / elapsed * 60:.0f} executions/min")
-    print(
-        f"latency p50={statistics.median(latencies) * 1000:.0f}ms "
-        f"p95={latencies[int(len(latencies) * 0.95) - 1] * 1000:.0f}ms"
-    )
+    print(f"database={database} workers={args.workers} runs={args.runs} failed={result['failed']}")
+    print(f"wall={result['wall']:.1f}s throughput={result['per_minute']:.0f} executions/min")
+    print(f"latency p50={result['p50'] * 1000:.0f}ms p95={result['p95'] * 1000:.0f}ms")
 
 
 if __name__ == "__main__":

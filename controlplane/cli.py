@@ -26,7 +26,7 @@ def version() -> None:
 
 
 @app.command()
-def server(
+def server(  # noqa: PLR0917 - typer passes every option by name
     host: Annotated[str | None, typer.Option(help="Interface to bind")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
     database_url: Annotated[
@@ -34,8 +34,21 @@ def server(
     ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Directory for the SQLite database")] = None,
     workers: Annotated[int | None, typer.Option(help="Embedded workers (0: none)")] = None,
+    watch: Annotated[
+        Path | None,
+        typer.Option(
+            help="Apply this directory (flows/<namespace>/<id>.yaml, secrets/) on every change",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
 ) -> None:
-    """Run the API server (SQLite in WAL mode in the data dir unless told otherwise)."""
+    """Run the API server (SQLite in WAL mode in the data dir unless told otherwise).
+
+    With ``--watch DIR`` the server keeps DIR's flows and secrets active: every
+    settled change is planned (source ``local``, origin ``local:<DIR>``) and
+    applied when valid; an invalid file fails the plan and activates nothing.
+    """
     import uvicorn  # noqa: PLC0415 - only the server needs it
 
     from controlplane.api import create_app  # noqa: PLC0415 - keeps `validate` start-up fast
@@ -55,12 +68,28 @@ def server(
     }
     settings = Settings(**overrides)
     configure_logging(settings.log_level, json=settings.log_json)
-    application = create_app(settings)
+    from controlplane.services.watch import DirectoryWatcher  # noqa: PLC0415
+    from controlplane.store.db import create_engine  # noqa: PLC0415
+
+    if settings.database_url is None:
+        settings.prepare()
+    engine = create_engine(settings.resolved_database_url())
+    application = create_app(settings, engine=engine)  # migrates the database
+    watcher = None
+    if watch is not None:
+        watcher = DirectoryWatcher(engine, watch, settings.data_dir.resolve() / "git")
+        first = watcher.start()
+        out.print(f"watching {watch.resolve()}: plan {first.id} {first.status}")
     out.print(
         f"flowplane {__version__} on http://{settings.host}:{settings.port} "
         f"(database: {_redact(settings.resolved_database_url())})"
     )
-    uvicorn.run(application, host=settings.host, port=settings.port, log_config=None)
+    try:
+        uvicorn.run(application, host=settings.host, port=settings.port, log_config=None)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        engine.dispose()
 
 
 @app.command()
@@ -120,6 +149,54 @@ def secrets_recipient(
     out.print(load_keyring(directory.resolve()).recipient)
 
 
+@secrets_app.command("encrypt")
+def secrets_encrypt(
+    source: Annotated[
+        str, typer.Argument(help="A YAML map of key to string value; - reads stdin")
+    ] = "-",
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The .age file to write, e.g. secrets/ns.age")
+    ] = Path("secrets.age"),
+    recipient: Annotated[
+        str | None, typer.Option(help="The server's age recipient (age1…)")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Read the recipient from this server data directory")
+    ] = None,
+) -> None:
+    """Encrypt a YAML map of secrets to the server, for ``secrets/<namespace>.age`` in Git.
+
+    The recipient comes from ``--recipient`` (print it on the server with
+    ``flowplane secrets recipient``) or from the identity in ``--data-dir``.
+    """
+    import sys  # noqa: PLC0415
+
+    from controlplane.errors import InvalidRequestError  # noqa: PLC0415
+    from controlplane.services.gitops.secret_files import (  # noqa: PLC0415
+        encrypt_secret_map,
+        parse_secret_map,
+    )
+    from controlplane.services.secrets import load_keyring  # noqa: PLC0415
+    from controlplane.settings import Settings  # noqa: PLC0415
+
+    if recipient is None:
+        directory = data_dir or Settings().data_dir
+        if not (directory / "identity.age").exists():
+            err.print(f"no server identity in {directory}; pass --recipient age1…")
+            raise typer.Exit(2)
+        recipient = load_keyring(directory.resolve()).recipient
+    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    try:
+        values = parse_secret_map(text)
+        sealed = encrypt_secret_map(values, recipient)
+    except InvalidRequestError as exc:
+        err.print(f"{source}: {exc}")
+        raise typer.Exit(1) from None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_bytes(sealed)
+    out.print(f"wrote {output}: {len(values)} secret(s) encrypted to {recipient}")
+
+
 @app.command()
 def plan(
     path: Annotated[Path, typer.Argument(help="A checkout of the flows repository")] = Path(),
@@ -139,7 +216,7 @@ def plan(
     from controlplane.plan_preview import plan_checkout  # noqa: PLC0415
 
     try:
-        with httpx.Client(base_url=server, timeout=30) as client:
+        with httpx.Client(base_url=server, timeout=30, headers=_auth_headers()) as client:
             result = plan_checkout(path, client, source)
     except FlowplaneError as exc:
         err.print(str(exc))
@@ -147,6 +224,78 @@ def plan(
     out.print(render_plan_text(result, show_diff=True), markup=False, highlight=False)
     if not result.valid:
         raise typer.Exit(1)
+
+
+ServerOption = Annotated[str, typer.Option(help="Flowplane URL", envvar="FLOWPLANE_ENDPOINT")]
+_DEFAULT_SERVER = "http://127.0.0.1:8080"
+
+
+def _auth_headers() -> dict[str, str]:
+    """``Authorization: Bearer $FLOWPLANE_TOKEN`` when the variable is set."""
+    import os  # noqa: PLC0415
+
+    token = os.environ.get("FLOWPLANE_TOKEN")
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _call(server: str, method: str, url: str, **kwargs: Any) -> Any:
+    """One API call; an error response is printed and exits 2."""
+    import httpx  # noqa: PLC0415
+
+    try:
+        with httpx.Client(base_url=server, timeout=120, headers=_auth_headers()) as client:
+            response = client.request(method, url, **kwargs)
+    except httpx.HTTPError as exc:
+        err.print(f"cannot reach {server}: {exc}")
+        raise typer.Exit(2) from None
+    if response.is_error:
+        try:
+            message = response.json().get("message", response.text)
+        except ValueError:
+            message = response.text
+        err.print(f"{method} {url}: {response.status_code} {message}")
+        raise typer.Exit(2)
+    return response.json()
+
+
+def _show_plan(plan: dict[str, Any]) -> None:
+    out.print(plan["text"], markup=False, highlight=False, end="")
+    out.print(f"plan {plan['id']} ({plan['kind']}): {plan['status']}", markup=False)
+    if plan["status"] == "failed":
+        raise typer.Exit(1)
+
+
+@app.command()
+def sync(
+    source: Annotated[str, typer.Argument(help="The Git source id")],
+    server: ServerOption = _DEFAULT_SERVER,
+) -> None:
+    """Sync a Git source now and print its plan; exits 1 when the plan failed."""
+    _show_plan(_call(server, "POST", f"/api/v1/sources/{source}/sync"))
+
+
+plans_app = typer.Typer(help="Review plans: approve or reject.")
+app.add_typer(plans_app, name="plans")
+
+
+@plans_app.command("approve")
+def plans_approve(
+    plan_id: Annotated[str, typer.Argument(help="The plan id")],
+    comment: Annotated[str | None, typer.Option(help="A review comment")] = None,
+    server: ServerOption = _DEFAULT_SERVER,
+) -> None:
+    """Approve a plan as the token's owner; enough approvals apply it."""
+    _show_plan(_call(server, "POST", f"/api/v1/plans/{plan_id}/approve", json={"comment": comment}))
+
+
+@plans_app.command("reject")
+def plans_reject(
+    plan_id: Annotated[str, typer.Argument(help="The plan id")],
+    comment: Annotated[str | None, typer.Option(help="A review comment")] = None,
+    server: ServerOption = _DEFAULT_SERVER,
+) -> None:
+    """Reject a plan; nothing activates."""
+    _show_plan(_call(server, "POST", f"/api/v1/plans/{plan_id}/reject", json={"comment": comment}))
 
 
 audit_app = typer.Typer(help="The tamper-evident audit log.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +29,20 @@ class Settings(BaseSettings):
     poll_sources: bool = Field(default=True, description="Poll Git sources at their interval")
     lease_seconds: float = Field(
         default=15, gt=0, description="How long a worker's claim on a run holds without heartbeat"
+    )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="Always accepted as the admin token; otherwise the first start makes one",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or CIDRs of reverse proxies whose Remote-User header is trusted",
+    )
+    proxy_user_header: str = "Remote-User"
+    proxy_groups_header: str = "Remote-Groups"
+    proxy_group_roles: dict[str, str] = Field(
+        default_factory=dict,
+        description='Proxy group → role, e.g. {"flowplane-reviewers": "reviewer"}',
     )
     log_level: str = "INFO"
     log_json: bool = True

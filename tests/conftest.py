@@ -62,15 +62,43 @@ def engine(_database: Engine) -> Iterator[Engine]:
             connection.execute(table.delete())
 
 
+ADMIN_TOKEN = "fpt_test-admin-token"  # noqa: S105 - a fixture value, not a secret
+
+
 @pytest.fixture
 def client(engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
     """The API on the test database, with its data dir (identity, git cache) in tmp."""
     # The Git poller stays off: tests sync sources explicitly, and a background
     # sync would race with them.
-    settings = Settings(database_url=str(engine.url), data_dir=tmp_path, poll_sources=False)
+    settings = Settings(
+        database_url=str(engine.url),
+        data_dir=tmp_path,
+        poll_sources=False,
+        admin_token=ADMIN_TOKEN,
+    )
     app = create_app(settings, engine=engine)
-    with TestClient(app) as test_client:
+    with TestClient(app, headers=bearer(ADMIN_TOKEN)) as test_client:
         yield test_client
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header for ``token``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def token_headers(
+    client: TestClient, name: str, role: str = "reviewer", namespaces: tuple[str, ...] = ("*",)
+) -> dict[str, str]:
+    """Create a token through the API (as admin); its Authorization header.
+
+    The token's name is the identity recorded as actor, so a test names it
+    after the person (four-eyes compares it with the commit's author).
+    """
+    response = client.post(
+        "/api/v1/tokens", json={"name": name, "role": role, "namespaces": list(namespaces)}
+    )
+    assert response.status_code == 201, response.text
+    return bearer(response.json()["token"])
 
 
 @pytest.fixture

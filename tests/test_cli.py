@@ -1,10 +1,30 @@
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
+import pyrage
+import pytest
 from typer.testing import CliRunner
 
 from controlplane.cli import app
+from tests.services.test_gitops import commit, git
+
+REFERENCING_FLOW = """\
+id: uses
+namespace: platform.ops
+tasks:
+  - id: log
+    type: Log
+    message: "{{ secret('TOKEN') }}"
+"""
 
 runner = CliRunner()
 
@@ -41,3 +61,145 @@ def test_version() -> None:
     result = runner.invoke(app, ["version"])
     assert result.exit_code == 0
     assert result.stdout.startswith("flowplane ")
+
+
+# --- commands that talk to a real server process -------------------------------------
+
+ADMIN = "fpt_cli-test-admin"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def server_process(data_dir: Path, *extra: str) -> Iterator[str]:
+    """``flowplane server`` in a subprocess; yields its URL once /healthz answers."""
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(data_dir),
+        "FLOWPLANE_ADMIN_TOKEN": ADMIN,
+        "FLOWPLANE_POLL_SOURCES": "false",
+        "FLOWPLANE_SCHEDULER": "false",
+    }
+    command = [str(Path(sys.executable).parent / "flowplane"), "server", "--port", str(port)]
+    command += ["--data-dir", str(data_dir), "--workers", "0", *extra]
+    log = (data_dir.parent / f"server-{port}.log").open("w")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail((data_dir.parent / f"server-{port}.log").read_text())
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+
+
+def api(url: str) -> httpx.Client:
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30)
+
+
+def test_secrets_encrypt_sync_and_review_through_the_cli(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, {"flows/platform.ops/uses.yaml": REFERENCING_FLOW}, "flow")
+    data_dir = tmp_path / "data"
+    with server_process(data_dir) as url, api(url) as client:
+        values = tmp_path / "values.yaml"
+        values.write_text("TOKEN: t-Qx91-unique\n")
+        sealed = repo / "secrets" / "platform.ops.age"
+        command = ["secrets", "encrypt", str(values), "-o", str(sealed)]
+        # No identity yet: encrypting to a made-up one would only fail later.
+        early = runner.invoke(app, [*command, "--data-dir", str(data_dir)])
+        assert early.exit_code == 2
+        assert "no server identity" in early.output
+        recipient = runner.invoke(app, ["secrets", "recipient", "--data-dir", str(data_dir)])
+        assert recipient.stdout.startswith("age1")
+        encrypted = runner.invoke(app, [*command, "--recipient", recipient.stdout.strip()])
+        assert encrypted.exit_code == 0, encrypted.output
+        from_dir = runner.invoke(app, [*command, "--data-dir", str(data_dir)])
+        assert from_dir.exit_code == 0, from_dir.output
+        assert b"t-Qx91-unique" not in sealed.read_bytes()
+        commit(repo, {}, "secret")
+        body = {"url": f"file://{repo}", "approval": "approval"}
+        assert client.put("/api/v1/sources/flows", json=body).status_code == 201
+
+        env = {"FLOWPLANE_TOKEN": ADMIN}
+        unauthenticated = runner.invoke(app, ["sync", "flows", "--server", url])
+        assert unauthenticated.exit_code == 2
+        assert "401" in unauthenticated.output
+        synced = runner.invoke(app, ["sync", "flows", "--server", url], env=env)
+        assert synced.exit_code == 0, synced.output
+        assert "+ secret platform.ops/TOKEN: added (sensitive)" in synced.output
+        plan_id = client.get("/api/v1/plans").json()[0]["id"]
+        assert f"plan {plan_id} (sync): pending" in synced.output
+
+        approved = runner.invoke(
+            app, ["plans", "approve", plan_id, "--comment", "ok", "--server", url], env=env
+        )
+        assert approved.exit_code == 0, approved.output
+        assert f"plan {plan_id} (sync): applied" in approved.output
+        secret = client.get("/api/v1/namespaces/platform.ops/secrets/TOKEN").json()
+        assert secret["origin"] == "git:flows"
+        assert client.get("/api/v1/plans").json()[0]["approvals"][0]["comment"] == "ok"
+
+        renamed = REFERENCING_FLOW.replace("id: log", "id: say")
+        commit(repo, {"flows/platform.ops/uses.yaml": renamed}, "2")
+        runner.invoke(app, ["sync", "flows", "--server", url], env=env)
+        second = client.get("/api/v1/plans").json()[0]
+        rejected = runner.invoke(app, ["plans", "reject", second["id"], "--server", url], env=env)
+        assert rejected.exit_code == 0, rejected.output
+        assert "rejected" in rejected.output
+
+
+def test_secrets_encrypt_to_a_given_recipient_and_refuses_non_strings(tmp_path: Path) -> None:
+    identity = pyrage.x25519.Identity.generate()
+    out = tmp_path / "ns.age"
+    done = runner.invoke(
+        app,
+        ["secrets", "encrypt", "-", "-o", str(out), "--recipient", str(identity.to_public())],
+        input="A: one\nB: two\n",
+    )
+    assert done.exit_code == 0, done.output
+    assert pyrage.decrypt(out.read_bytes(), [identity]) == b"A: one\nB: two\n"
+    refused = runner.invoke(
+        app,
+        ["secrets", "encrypt", "-", "-o", str(tmp_path / "x.age"), "--recipient", "age1bad"],
+        input="A: 5\n",
+    )
+    assert refused.exit_code == 1
+    assert "the value of 'A' is a int, not a string" in refused.output
+
+
+def test_server_watch_applies_a_directory_on_change(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    flow_file = work / "flows" / "platform.ops" / "uses.yaml"
+    flow_file.parent.mkdir(parents=True)
+    flow_file.write_text(REFERENCING_FLOW.replace("{{ secret('TOKEN') }}", "first"))
+    with server_process(tmp_path / "data", "--watch", str(work)) as url, api(url) as client:
+        live = client.get("/api/v1/flows/platform.ops/uses").json()
+        assert (live["revision"], live["origin"]) == (1, f"local:{work.resolve()}")
+        flow_file.write_text(REFERENCING_FLOW.replace("{{ secret('TOKEN') }}", "second"))
+        deadline = time.monotonic() + 30
+        while client.get("/api/v1/flows/platform.ops/uses").json()["revision"] == 1:
+            if time.monotonic() > deadline:
+                pytest.fail("the watched change was never applied")
+            time.sleep(0.1)
+        assert "second" in client.get("/api/v1/flows/platform.ops/uses").json()["content"]
+        local = client.get("/api/v1/plans", params={"source_id": "local"}).json()
+        assert {p["kind"] for p in local} == {"local"}

@@ -12,6 +12,8 @@ from sqlalchemy import Engine
 from controlplane import __version__
 from controlplane.api.errors import install_error_handlers
 from controlplane.api.limits import BodySizeLimit
+from controlplane.api.observability import RequestContext, database_registry
+from controlplane.api.observability import router as metrics_router
 from controlplane.api.routes import (
     audit,
     executions,
@@ -20,7 +22,9 @@ from controlplane.api.routes import (
     health,
     namespaces,
     secrets,
+    tokens,
 )
+from controlplane.services.access import ensure_admin_token
 from controlplane.services.gitops.poller import Poller
 from controlplane.services.scheduler import Scheduler
 from controlplane.services.worker.worker import Worker
@@ -76,6 +80,7 @@ def create_app(
             app_engine.dispose()
 
     migrate(engine)
+    _bootstrap_admin(engine, settings)
     app = FastAPI(
         title="Flowplane",
         version=__version__,
@@ -84,6 +89,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.metrics_registry = database_registry(engine)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(namespaces.router)
@@ -92,6 +98,23 @@ def create_app(
     app.include_router(executions.router)
     app.include_router(gitops.router)
     app.include_router(audit.router)
+    app.include_router(tokens.router)
+    app.include_router(metrics_router)
     install_ui(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext)
     return app
+
+
+def _bootstrap_admin(engine: Engine, settings: Settings) -> None:
+    """Make sure someone can sign in; a newly made admin token is printed here, once."""
+    configured = settings.admin_token.get_secret_value() if settings.admin_token else None
+    secret = ensure_admin_token(engine, configured)
+    if secret is not None:
+        # Printed to the console, never logged: log lines are shipped and kept.
+        print(  # noqa: T201
+            "Flowplane made an admin API token. It is shown only this once; store it now:\n"
+            f"    {secret}\n"
+            "Use it as 'Authorization: Bearer <token>', or set FLOWPLANE_ADMIN_TOKEN.",
+            flush=True,
+        )

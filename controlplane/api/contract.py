@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from controlplane.api.app import create_app
 from controlplane.settings import Settings
 
@@ -14,7 +16,8 @@ CONTRACT = Path(__file__).resolve().parents[2] / "api" / "openapi.json"
 
 def current_schema() -> dict[str, Any]:
     """The OpenAPI document of a freshly built app (on a throwaway in-memory database)."""
-    app = create_app(Settings(database_url="sqlite://"))
+    # A configured admin token keeps the throwaway app from minting and printing one.
+    app = create_app(Settings(database_url="sqlite://", admin_token=SecretStr("contract")))
     schema: dict[str, Any] = app.openapi()
     return schema
 

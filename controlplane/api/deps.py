@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request
 from sqlalchemy import Engine
 
+from controlplane.api.auth import Editor
 from controlplane.errors import InvalidRequestError
 from controlplane.services.flows import Provenance
 from controlplane.settings import Settings
@@ -27,19 +28,21 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_provenance(
+    principal: Editor,
     x_flowplane_origin: Annotated[str | None, Header()] = None,
-    x_flowplane_actor: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Provenance:
-    """Who is writing: the origin a client declares (api or terraform) and its actor name.
+    """Who is writing: the origin a client declares (api or terraform) and the caller's identity.
 
-    ``git:<source>`` origins are written by the reconciler only, never by a client.
+    The actor is the authenticated principal (the token's name), so a revision
+    names the token that wrote it. ``git:<source>`` origins are written by the
+    reconciler only, never by a client.
     """
     origin = (x_flowplane_origin or "api").strip()
     if origin not in _CLIENT_ORIGINS:
         raise InvalidRequestError(
             f"X-Flowplane-Origin must be one of {sorted(_CLIENT_ORIGINS)}, not {origin!r}"
         )
-    return Provenance(origin=origin, actor=x_flowplane_actor)
+    return Provenance(origin=origin, actor=principal.actor, token_id=principal.token_id)
 
 
 class Page:

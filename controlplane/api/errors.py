@@ -81,7 +81,9 @@ async def _flowplane_error(_request: Request, exc: Exception) -> JSONResponse:
         log.error("request_failed", code=code, error=str(exc))
     problems = exc.problems if isinstance(exc, InvalidFlowError | InvalidInputError) else None
     message = "the flow is invalid" if isinstance(exc, InvalidFlowError) else str(exc)
-    return JSONResponse(error_body(code, message, problems), status_code=status)
+    # RFC 6750: a 401 names the scheme the client should use.
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthorizedError) else None
+    return JSONResponse(error_body(code, message, problems), status_code=status, headers=headers)
 
 
 async def _request_validation_error(_request: Request, exc: Exception) -> JSONResponse:

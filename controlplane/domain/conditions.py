@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
 from typing import Annotated, Any, ClassVar
 
 from pydantic import Discriminator, Field, Tag
@@ -112,3 +113,43 @@ Condition = Annotated[
 ]
 
 Multiple.model_rebuild()
+
+
+def window_bounds(
+    kind: str,
+    now: datetime,
+    *,
+    window: timedelta | None = None,
+    advance: timedelta | None = None,
+    start_time: time | None = None,
+    end_time: time | None = None,
+) -> tuple[datetime, datetime] | None:
+    """The time window ``now`` falls in, for Kestra's precondition window kinds.
+
+    - ``DURATION_WINDOW``: consecutive windows of ``window`` (default one day),
+      starting each day at midnight UTC plus ``advance``.
+    - ``SLIDING_WINDOW``: the ``window`` that ends now.
+    - ``DAILY_TIME_WINDOW``: today's ``[start_time, end_time]``.
+    - ``DAILY_TIME_DEADLINE``: today from midnight to ``end_time`` (the deadline).
+
+    None means ``now`` lies outside every window of a daily kind: an upstream
+    run that ends then does not count.
+    """
+    size = window or timedelta(days=1)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if kind == "SLIDING_WINDOW":
+        return now - size, now
+    if kind in {"DAILY_TIME_WINDOW", "DAILY_TIME_DEADLINE"}:
+        begin = (
+            datetime.combine(midnight.date(), start_time, now.tzinfo)
+            if kind == "DAILY_TIME_WINDOW" and start_time
+            else midnight
+        )
+        end = datetime.combine(midnight.date(), end_time or time.max, now.tzinfo)
+        return (begin, end) if begin <= now <= end else None
+    base = midnight + (advance or timedelta())
+    if base > now:
+        base -= timedelta(days=1)
+    steps = (now - base) // size
+    start = base + steps * size
+    return start, start + size

@@ -21,9 +21,10 @@ import bisect
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, TypeGuard
 
 from controlplane.domain import expressions
@@ -169,6 +170,8 @@ def compute_plan(
     active_secrets: SecretVersions | None = None,
     desired_secrets: SecretVersions | None = None,
     known_flows: Iterable[FlowKey] = (),
+    known_secrets: Mapping[str, Collection[str]] | None = None,
+    secrets_path: str = "secrets/",
     trust_unchanged: bool = False,
 ) -> Plan:
     """Plan the move from ``active`` to ``desired``; pure and deterministic.
@@ -176,7 +179,9 @@ def compute_plan(
     Only ``.yaml``/``.yml`` files under ``flows_path`` are flows; other files
     are ignored. ``known_flows`` are the (namespace, id) of flows owned by other
     origins, which subflows may call. ``desired_secrets`` must list every secret
-    a flow references; a namespace missing from it has none.
+    a flow references, unless ``known_secrets`` (namespace → keys stored on
+    the server that remain after the plan) holds it; a namespace missing from
+    both has none.
 
     With ``trust_unchanged``, a file byte-identical to the live source of the
     flow its path names is taken as the live flow without validating it again.
@@ -194,7 +199,12 @@ def compute_plan(
     planner = _Planner(live, flows_path, trust_unchanged=trust_unchanged)
     for file in sorted(desired, key=lambda f: f.path):
         planner.load(file)
-    planner.check_references(desired_secrets or {}, known=set(known_flows))
+    planner.check_references(
+        desired_secrets or {},
+        known=set(known_flows),
+        stored_secrets=known_secrets,
+        secrets_path=secrets_path,
+    )
     return Plan(
         changes=tuple(planner.changes()),
         secret_changes=diff_secrets(active_secrets or {}, desired_secrets or {}),
@@ -299,16 +309,22 @@ class _Planner:
     def _validated(
         self, file: DesiredFile, directory: str | None, stem: str
     ) -> _DesiredFlow | None:
-        try:
-            validated = validate_flow(file.source, file=file.path)
-        except InvalidFlowError as exc:
-            self.problems.extend(exc.problems)
+        outcome = _validate_file(file.source, file.path)
+        if isinstance(outcome, tuple):
+            self.problems.extend(outcome)
             self.broken.add(_declared_key(file.source) or (directory or "", stem))
             return None
-        spec, digest = normalize(validated.spec), spec_digest(validated.spec)
+        validated, spec, digest = outcome.validated, outcome.spec, outcome.digest
         return _DesiredFlow(file, validated.namespace, validated.id, spec, digest, validated)
 
-    def check_references(self, secrets: SecretVersions, *, known: set[FlowKey]) -> None:
+    def check_references(
+        self,
+        secrets: SecretVersions,
+        *,
+        known: set[FlowKey],
+        stored_secrets: Mapping[str, Collection[str]] | None,
+        secrets_path: str,
+    ) -> None:
         """Subflow targets and secret keys must exist once the plan is applied."""
         existing = self.flows.keys() | self.broken | known
         for flow in self.flows.values():
@@ -323,12 +339,13 @@ class _Planner:
             if "secret" not in flow.file.source:
                 continue
             defined = secrets.get(flow.namespace, {})
+            stored = (stored_secrets or {}).get(flow.namespace, ())
+            where = f"{secrets_path.strip('/')}/{flow.namespace}.age"
+            if stored_secrets is not None:
+                where += " nor stored on the server"
             for path, key in _secret_references(flow.spec, ()):
-                if key not in defined:
-                    message = (
-                        f"secret {key!r} is referenced but not defined in "
-                        f"secrets/{flow.namespace}.age"
-                    )
+                if key not in defined and key not in stored:
+                    message = f"secret {key!r} is referenced but not defined in {where}"
                     self.problems.append(flow.problem(message, path))
 
     def changes(self) -> Iterator[FlowChange]:
@@ -533,3 +550,25 @@ def _show(value: Any) -> str:
 
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class _Checked:
+    validated: ValidatedFlow
+    spec: Mapping[str, Any]
+    digest: str
+
+
+@lru_cache(maxsize=32_768)
+def _validate_file(source: str, path: str) -> _Checked | tuple[Problem, ...]:
+    """Validation and normalization of one file, memoized on (content, path).
+
+    Both are pure, so a long-running server that syncs the same repository
+    again (poll, webhook, self-heal) validates only the files that changed.
+    Callers must not mutate the returned spec.
+    """
+    try:
+        validated = validate_flow(source, file=path)
+    except InvalidFlowError as exc:
+        return tuple(exc.problems)
+    return _Checked(validated, normalize(validated.spec), spec_digest(validated.spec))

@@ -31,10 +31,19 @@ def _rule(name: str, sources: set[State], targets: set[State]) -> Rule:
 RULES: tuple[Rule, ...] = (
     _rule("QueueCreated", {State.CREATED}, {State.QUEUED, State.CANCELLED, State.FAILED}),
     _rule("StartQueued", {State.QUEUED}, {State.RUNNING, State.CANCELLED, State.KILLED}),
+    # CANCELLED: a Pause whose duration passed with `behavior: CANCEL`.
     _rule(
         "EndRunning",
         {State.RUNNING},
-        {State.SUCCESS, State.WARNING, State.FAILED, State.PAUSED, State.RETRYING, State.KILLING},
+        {
+            State.SUCCESS,
+            State.WARNING,
+            State.FAILED,
+            State.PAUSED,
+            State.RETRYING,
+            State.KILLING,
+            State.CANCELLED,
+        },
     ),
     # A paused run is resumed (back to the queue), killed, or ended by its Pause timeout.
     _rule(
@@ -45,6 +54,9 @@ RULES: tuple[Rule, ...] = (
     _rule("RetryFailed", {State.RETRYING}, {State.QUEUED, State.RUNNING, State.KILLED}),
     _rule("FinishKilling", {State.KILLING}, {State.KILLED}),
     _rule("KillWaiting", {State.CREATED, State.QUEUED}, {State.KILLED}),
+    # Kestra's restart: a run that failed, was killed or warned runs again from
+    # its failed tasks, on the same revision.
+    _rule("Restart", {State.FAILED, State.KILLED, State.WARNING}, {State.QUEUED}),
 )
 
 

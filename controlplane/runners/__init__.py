@@ -1,1 +1,1 @@
-"""Where script tasks run: a local process (and, later, a Kubernetes pod)."""
+"""Where script tasks run: a local process, or a Kubernetes pod."""

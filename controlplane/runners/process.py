@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import subprocess
 import threading
 from collections.abc import Callable, Mapping
@@ -12,8 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Kestra's convention: a line `::{"outputs":{...}}::` on stdout sets outputs.
-_OUTPUT_LINE = re.compile(r"^::(\{.*\})::\s*$")
+from controlplane.runners.outputs import parse_output_line
 
 
 @dataclass
@@ -55,13 +52,11 @@ def run_process(  # noqa: C901 - exit, timeout and stop are handled in one wait 
     def pump(stream: Any, level: str) -> None:
         for raw in stream:
             line = raw.rstrip("\n")
-            match = _OUTPUT_LINE.match(line) if level == "INFO" else None
-            if match:
-                try:
-                    result.outputs.update(json.loads(match.group(1)).get("outputs", {}))
-                    continue
-                except (json.JSONDecodeError, AttributeError):
-                    pass
+            # Only stdout carries outputs, as in Kestra.
+            outputs = parse_output_line(line) if level == "INFO" else None
+            if outputs is not None:
+                result.outputs.update(outputs)
+                continue
             on_line(level, line)
 
     readers = [

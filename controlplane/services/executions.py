@@ -1,12 +1,16 @@
-"""Creating, resuming and killing executions."""
+"""Creating, resuming, killing, restarting, backfilling and following executions."""
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from croniter import croniter
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -17,12 +21,14 @@ from controlplane.domain.inputs import resolve_inputs
 from controlplane.domain.spec import labels_as_dict
 from controlplane.domain.tasktypes import iter_tasks
 from controlplane.domain.tasktypes.flowable import Pause
-from controlplane.domain.triggers import Webhook
+from controlplane.domain.transitions import TERMINAL
+from controlplane.domain.triggers import Schedule, Webhook
 from controlplane.errors import (
     ConflictError,
     IllegalTransitionError,
     InvalidRequestError,
     NotFoundError,
+    StoreError,
 )
 from controlplane.services.revisions import stored_spec
 from controlplane.store import executions as store
@@ -34,8 +40,12 @@ from controlplane.store.tables import (
     FlowRevisionRow,
     LogRow,
     TaskRunRow,
+    TriggerFireRow,
     utcnow,
 )
+
+# A backfill creates at most this many executions in one call.
+MAX_BACKFILL = 1000
 
 
 @dataclass(frozen=True)
@@ -108,7 +118,7 @@ def create_in_session(
     store.set_state(session, execution, State.QUEUED, "created")
     record_event(
         session,
-        actor=str(execution.trigger.get("type", "api")),
+        actor=str(execution.trigger.get("actor") or execution.trigger.get("type", "api")),
         action="execution.create",
         target=f"execution:{execution.id}",
         summary={"flow": f"{namespace}/{flow_id}", "revision": revision.revision},
@@ -247,3 +257,176 @@ def _find_pause(source: str, task_id: str) -> Pause | None:
             if task.id == task_id and isinstance(task, Pause):
                 return task
     return None
+
+
+def restart_execution(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
+    """Run a FAILED, KILLED or WARNING execution again from its unsuccessful tasks.
+
+    As in Kestra, the run stays on the revision it was created with, its
+    successful task runs are kept (their outputs feed the rerun), and the
+    others run again as a new attempt. The state history records the restart;
+    any other state is refused by the transition rules.
+    """
+    with transaction(engine) as session:
+        execution = store.get_execution(session, execution_id, lock=True)
+        if execution is None:
+            raise NotFoundError(f"execution {execution_id} does not exist")
+        store.set_state(session, execution, State.QUEUED, f"restarted by {actor}")
+        restarted = store.restart_task_runs(session, execution_id)
+        execution.ended_at = None
+        execution.wake_at = None
+        execution.outputs = {}
+        session.add(
+            LogRow(
+                execution_id=execution_id,
+                level="INFO",
+                message=f"restarted by {actor} from {len(restarted)} unsuccessful task runs",
+            )
+        )
+        record_event(
+            session,
+            actor=actor,
+            action="execution.restart",
+            target=f"execution:{execution_id}",
+            summary={"tasks": sorted({run.task_id for run in restarted})},
+        )
+        return execution
+
+
+def fire_schedule(
+    engine: Engine,
+    revision: FlowRevisionRow,
+    trigger: Schedule,
+    moment: datetime,
+    *,
+    backfill: bool = False,
+) -> ExecutionRow | None:
+    """Create the execution a Schedule fires at ``moment``, at most once ever.
+
+    The fire's unique key is inserted in the same transaction as the
+    execution; when that time was already fired (by a scheduler or an earlier
+    backfill) nothing is created and None is returned.
+    """
+    fired: dict[str, Any] = {"type": "schedule", "id": trigger.id, "date": moment.isoformat()}
+    if backfill:
+        fired["backfill"] = True
+    try:
+        with transaction(engine) as session:
+            execution = create_in_session(
+                session,
+                revision.namespace,
+                revision.flow_id,
+                inputs=trigger.inputs or {},
+                labels=labels_as_dict(trigger.labels) if trigger.labels else None,
+                trigger=fired,
+            )
+            session.add(
+                TriggerFireRow(
+                    namespace=revision.namespace,
+                    flow_id=revision.flow_id,
+                    trigger_id=trigger.id,
+                    scheduled_at=moment,
+                    execution_id=execution.id,
+                )
+            )
+    except StoreError:
+        return None  # this time was fired already (unique key)
+    return execution
+
+
+def backfill_schedule(
+    engine: Engine,
+    namespace: str,
+    flow_id: str,
+    trigger_id: str,
+    *,
+    start: datetime,
+    end: datetime,
+    actor: str,
+) -> list[ExecutionRow]:
+    """Create the executions a Schedule trigger would have fired in ``[start, end]``.
+
+    Each carries ``trigger.date`` as a scheduled run does. Times already fired,
+    by the scheduler or an earlier backfill, are skipped, so repeating a
+    backfill creates nothing twice. ``end`` may not lie in the future.
+    """
+    start, end = _aware(start), _aware(end)
+    if end < start:
+        raise InvalidRequestError("backfill end is before its start")
+    if end > utcnow():
+        raise InvalidRequestError("backfill end is in the future; the scheduler fires those times")
+    with Session(engine) as session:
+        _flow, revision = flow_store.get_live(session, namespace, flow_id)
+    if revision is None:
+        raise NotFoundError(f"flow {namespace}/{flow_id} does not exist")
+    spec = stored_spec(revision.source)
+    trigger = next(
+        (t for t in spec.triggers or [] if isinstance(t, Schedule) and t.id == trigger_id), None
+    )
+    if trigger is None:
+        raise NotFoundError(f"flow {namespace}/{flow_id} has no Schedule trigger {trigger_id!r}")
+    created = [
+        execution
+        for moment in _cron_times(trigger, start, end)
+        if (execution := fire_schedule(engine, revision, trigger, moment, backfill=True))
+    ]
+    with transaction(engine) as session:
+        record_event(
+            session,
+            actor=actor,
+            action="execution.backfill",
+            target=f"flow:{namespace}/{flow_id}",
+            summary={
+                "trigger": trigger_id,
+                "start": start.isoformat(),
+                "end": end.isoformat(),
+                "created": len(created),
+            },
+        )
+    return created
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _cron_times(trigger: Schedule, start: datetime, end: datetime) -> list[datetime]:
+    """The trigger's cron times in ``[start, end]``, in its time zone, as UTC datetimes."""
+    zone = ZoneInfo(trigger.timezone)
+    # croniter yields times strictly after its start: begin just before ``start``.
+    before = (start - timedelta(microseconds=1)).astimezone(zone)
+    iterator = croniter(trigger.cron, before, second_at_beginning=True)
+    times: list[datetime] = []
+    while True:
+        moment = iterator.get_next(datetime)
+        if moment > end:
+            return times
+        if len(times) >= MAX_BACKFILL:
+            raise InvalidRequestError(
+                f"the backfill would create more than {MAX_BACKFILL} executions; split the interval"
+            )
+        times.append(moment.astimezone(UTC))
+
+
+def follow_logs(
+    engine: Engine, execution_id: str, *, after_pk: int | None, poll_seconds: float
+) -> Iterator[LogRow]:
+    """Yield the execution's log lines after ``after_pk``, then new ones as they come.
+
+    Ends once the execution is in a terminal state and every line written
+    before that has been yielded. No session is held between polls.
+    """
+    get_execution(engine, execution_id)  # NotFoundError before the first line
+    cursor = after_pk or 0
+    while True:
+        with Session(engine) as session:
+            # Read the state first: lines written before the end are then all read below.
+            execution = store.get_execution(session, execution_id)
+            ended = execution is None or State(execution.state) in TERMINAL
+            rows = list(store.logs_of(session, execution_id, after=cursor))
+        for row in rows:
+            cursor = row.pk or cursor
+            yield row
+        if ended:
+            return
+        time.sleep(poll_seconds)

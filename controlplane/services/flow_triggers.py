@@ -1,14 +1,18 @@
 """Flow triggers: start downstream flows when an upstream execution ends.
 
-Supported conditions: ExecutionFlow, ExecutionNamespace, ExecutionStatus and
-ExpressionCondition, plus the trigger's own ``states`` and simple
-``preconditions.flows``. MultipleCondition and time-windowed preconditions,
-which need state across executions, are not evaluated yet: a trigger that uses
-them does not fire, and a warning is logged.
+Supported conditions: ExecutionFlow, ExecutionNamespace, ExecutionStatus,
+ExecutionLabels and ExpressionCondition on the ending execution, plus the
+trigger's own ``states``. ``preconditions`` (upstream ``flows`` and ``where``
+groups, within a ``timeWindow``) and MultipleCondition gather upstream ends
+across executions and fire once the whole set is met in one window.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 
 from sqlalchemy import Engine
@@ -16,14 +20,19 @@ from sqlmodel import Session
 
 from controlplane.domain import conditions as cond
 from controlplane.domain import expressions
+from controlplane.domain.conditions import window_bounds
+from controlplane.domain.durations import parse_duration
 from controlplane.domain.fields import State
-from controlplane.domain.triggers import FlowTrigger
+from controlplane.domain.spec import labels_as_dict
+from controlplane.domain.triggers import FlowTrigger, PreconditionFilter, PreconditionWhere
 from controlplane.errors import FlowplaneError
 from controlplane.logging import get_logger
 from controlplane.services.executions import create_execution, get_execution
 from controlplane.services.revisions import stored_spec
+from controlplane.store import kv
+from controlplane.store.db import transaction
 from controlplane.store.flows import FlowFilter, list_active
-from controlplane.store.tables import ExecutionRow
+from controlplane.store.tables import ExecutionRow, utcnow
 
 log = get_logger(__name__)
 
@@ -58,7 +67,7 @@ def fire_flow_triggers(engine: Engine, upstream: ExecutionRow) -> list[str]:
         for trigger in stored_spec(source).triggers or []:
             if not isinstance(trigger, FlowTrigger) or trigger.disabled:
                 continue
-            if not _matches(trigger, upstream, event):
+            if not _matches(engine, namespace, flow_id, trigger, upstream, event):
                 continue
             try:
                 inputs = expressions.render_value(
@@ -73,26 +82,196 @@ def fire_flow_triggers(engine: Engine, upstream: ExecutionRow) -> list[str]:
     return started
 
 
-def _matches(trigger: FlowTrigger, upstream: ExecutionRow, event: dict[str, Any]) -> bool:
+def _matches(  # noqa: PLR0917 - the downstream flow's identity, its trigger and the event
+    engine: Engine,
+    namespace: str,
+    flow_id: str,
+    trigger: FlowTrigger,
+    upstream: ExecutionRow,
+    event: dict[str, Any],
+) -> bool:
+    """Whether this upstream end fires the trigger.
+
+    Simple conditions must hold for this very execution. Preconditions and
+    MultipleConditions gather upstream ends across executions: each names
+    several requirements, and the trigger fires on the end that completes the
+    set within its time window.
+    """
     state = State(upstream.state)
     if state not in set(trigger.states or _DEFAULT_STATES):
         return False
-    if trigger.preconditions is not None:
-        if trigger.preconditions.where or trigger.preconditions.timeWindow:
-            log.warning(
-                "flow_trigger_unsupported", trigger=trigger.id, reason="preconditions.where"
+    simple = [c for c in trigger.conditions or [] if not isinstance(c, cond.Multiple)]
+    if not all(_condition_holds(c, upstream, event) for c in simple):
+        return False
+    gathered = _requirement_sets(trigger, upstream, event)
+    return all(
+        _window_complete(engine, namespace, flow_id, trigger.id, requirement)
+        for requirement in gathered
+    )
+
+
+@dataclass(frozen=True)
+class _Requirements:
+    """Named requirements met across executions within one time window."""
+
+    id: str
+    met_now: frozenset[str]  # the names this upstream end satisfies
+    names: frozenset[str]
+    kind: str
+    window: timedelta | None
+    advance: timedelta | None = None
+    start_time: dt_time | None = None
+    end_time: dt_time | None = None
+    reset_on_success: bool = True
+
+
+def _requirement_sets(
+    trigger: FlowTrigger, upstream: ExecutionRow, event: dict[str, Any]
+) -> list[_Requirements]:
+    sets: list[_Requirements] = []
+    for index, condition in enumerate(trigger.conditions or []):
+        if isinstance(condition, cond.Multiple):
+            met = {
+                name
+                for name, sub in condition.conditions.items()
+                if _condition_holds(sub, upstream, event)
+            }
+            sets.append(
+                _Requirements(
+                    id=condition.id or f"conditions.{index}",
+                    met_now=frozenset(met),
+                    names=frozenset(condition.conditions),
+                    kind="DURATION_WINDOW",
+                    window=parse_duration(condition.window),
+                    advance=parse_duration(condition.windowAdvance),
+                )
             )
-            return False
-        flows = trigger.preconditions.flows or []
-        if flows and not any(
-            f.namespace == upstream.namespace and f.flowId == upstream.flow_id and state in f.states
-            for f in flows
-        ):
-            return False
-    return all(_condition_holds(c, upstream, event) for c in trigger.conditions or [])
+    pre = trigger.preconditions
+    if pre is not None and (pre.flows or pre.where):
+        state = State(upstream.state)
+        names: set[str] = set()
+        met = set()
+        for index, flow in enumerate(pre.flows or []):
+            name = f"flows.{index}"
+            names.add(name)
+            if (flow.namespace, flow.flowId) == (upstream.namespace, upstream.flow_id) and (
+                state in flow.states
+            ):
+                met.add(name)
+        for group in pre.where or []:
+            name = f"where.{group.id}"
+            names.add(name)
+            if _where_holds(group, upstream, event):
+                met.add(name)
+        window = pre.timeWindow
+        sets.append(
+            _Requirements(
+                id=pre.id or "preconditions",
+                met_now=frozenset(met),
+                names=frozenset(names),
+                kind=window.type if window else "DURATION_WINDOW",
+                window=parse_duration(window.window) if window and window.window else None,
+                advance=(
+                    parse_duration(window.windowAdvance)
+                    if window and window.windowAdvance
+                    else None
+                ),
+                start_time=_clock(window.startTime) if window else None,
+                end_time=_clock(window.endTime or window.deadline) if window else None,
+                reset_on_success=pre.resetOnSuccess,
+            )
+        )
+    return sets
 
 
-def _condition_holds(condition: Any, upstream: ExecutionRow, event: dict[str, Any]) -> bool:
+def _clock(text: str | None) -> dt_time | None:
+    return dt_time.fromisoformat(text) if text else None
+
+
+def _window_complete(
+    engine: Engine, namespace: str, flow_id: str, trigger_id: str, requirement: _Requirements
+) -> bool:
+    """Record what this upstream end meets; True when the whole set is met in the window.
+
+    The progress is kept in the downstream namespace's key-value table under a
+    ``precondition:`` key (never a valid user key), expiring with its window.
+    """
+    now = utcnow()
+    bounds = window_bounds(
+        requirement.kind,
+        now,
+        window=requirement.window,
+        advance=requirement.advance,
+        start_time=requirement.start_time,
+        end_time=requirement.end_time,
+    )
+    if bounds is None or not requirement.met_now:
+        return False
+    start, end = bounds
+    key = f"precondition:{flow_id}:{trigger_id}:{requirement.id}"
+    with transaction(engine) as session:
+        entry = kv.get_entry(session, namespace, key)
+        progress = entry.value if entry and isinstance(entry.value, dict) else {}
+        same_window = requirement.kind == "SLIDING_WINDOW" or progress.get("start") == (
+            start.isoformat()
+        )
+        met: dict[str, str] = dict(progress.get("met", {})) if same_window else {}
+        # A sliding window forgets what was met before it began.
+        met = {name: at for name, at in met.items() if datetime.fromisoformat(at) >= start}
+        met.update(dict.fromkeys(requirement.met_now, now.isoformat()))
+        complete = requirement.names <= set(met)
+        if complete and requirement.reset_on_success:
+            kv.delete_entry(session, namespace, key)
+        else:
+            expires = end if requirement.kind != "SLIDING_WINDOW" else now + (end - start)
+            value = {"start": start.isoformat(), "met": met}
+            kv.put_entry(session, namespace, key, value, expires_at=expires)
+    return complete
+
+
+def _where_holds(group: PreconditionWhere, upstream: ExecutionRow, event: dict[str, Any]) -> bool:
+    results = [_filter_holds(f, upstream, event) for f in group.filters]
+    return any(results) if group.operand == "OR" else all(results)
+
+
+def _filter_holds(flt: PreconditionFilter, upstream: ExecutionRow, event: dict[str, Any]) -> bool:
+    if flt.field == "LABELS":
+        wanted = flt.value if isinstance(flt.value, dict) else {}
+        has = all(str(upstream.labels.get(k)) == str(v) for k, v in wanted.items())
+        return has if flt.type != "NOT_EQUAL_TO" else not has
+    if flt.field == "EXPRESSION":
+        context = {"trigger": event, "labels": upstream.labels, "outputs": upstream.outputs}
+        subject: Any = expressions.render(str(flt.value), context).strip().lower()
+        if flt.type in {"IS_TRUE", "IS_FALSE"}:
+            return (subject in {"true", "1"}) == (flt.type == "IS_TRUE")
+    else:
+        subject = upstream.namespace if flt.field == "NAMESPACE" else upstream.flow_id
+    return _compare(flt, str(subject))
+
+
+def _compare(flt: PreconditionFilter, subject: str) -> bool:  # noqa: PLR0911 - one per type
+    value = "" if flt.value is None else str(flt.value)
+    listed = [str(v) for v in flt.values or []]
+    if flt.type == "EQUAL_TO":
+        return subject == value
+    if flt.type == "NOT_EQUAL_TO":
+        return subject != value
+    if flt.type == "STARTS_WITH":
+        return subject.startswith(value)
+    if flt.type == "ENDS_WITH":
+        return subject.endswith(value)
+    if flt.type == "CONTAINS":
+        return value in subject
+    if flt.type == "REGEX":
+        return re.fullmatch(value, subject) is not None
+    if flt.type in {"IN", "NOT_IN"}:
+        return (subject in listed) == (flt.type == "IN")
+    return bool(subject) == (flt.type == "IS_NOT_NULL")
+
+
+def _condition_holds(  # noqa: PLR0911 - one return per condition type
+    condition: Any, upstream: ExecutionRow, event: dict[str, Any]
+) -> bool:
     if isinstance(condition, cond.ExecutionFlow):
         return (condition.namespace, condition.flowId) == (upstream.namespace, upstream.flow_id)
     if isinstance(condition, cond.ExecutionNamespace):
@@ -107,5 +286,8 @@ def _condition_holds(condition: Any, upstream: ExecutionRow, event: dict[str, An
     if isinstance(condition, cond.Expression):
         rendered = expressions.render(condition.expression, {"trigger": event})
         return rendered.strip().lower() in {"true", "1"}
+    if isinstance(condition, cond.ExecutionLabels):
+        wanted = labels_as_dict(condition.labels)
+        return all(str(upstream.labels.get(k)) == str(v) for k, v in wanted.items())
     log.warning("flow_trigger_unsupported", condition=type(condition).__name__)
     return False

@@ -24,7 +24,7 @@ from controlplane.services.preconditions import check_if_match
 from controlplane.store import flows as store
 from controlplane.store.audit import record_event
 from controlplane.store.db import transaction
-from controlplane.store.tables import FlowRevisionRow, FlowRow
+from controlplane.store.tables import FlowRevisionRow, FlowRow, GitSourceRow
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class Provenance:
 
     origin: str = "api"
     actor: str | None = None
+    token_id: str | None = None  # the API token that wrote it, for lineage
     git_commit_sha: str | None = None
     git_author: str | None = None
     git_message: str | None = None
@@ -86,13 +87,26 @@ def validate_for_path(namespace: str, flow_id: str, source: str) -> ValidatedFlo
     return validated
 
 
-def _ensure_owner(flow: FlowRow, origin: str) -> None:
+def _ensure_owner(session: Session, flow: FlowRow, origin: str) -> None:
+    """Flows synced from Git or a watched directory belong to it; other writers get 409.
+
+    A deleted Git source releases its flows (they stay active, like a
+    non-cascading delete in Argo CD), so they can be adopted by another writer.
+    """
     if flow.deleted or flow.origin == origin:
         return
-    if flow.origin.startswith("git:"):
-        source = flow.origin.removeprefix("git:")
+    if flow.origin.startswith("local:"):
         raise OwnershipConflictError(
-            f"flow {flow.namespace}/{flow.flow_id} is managed by Git source {source!r}; "
+            f"flow {flow.namespace}/{flow.flow_id} is managed by the watched directory "
+            f"{flow.origin.removeprefix('local:')!r}; change the file there"
+        )
+    if flow.origin.startswith("git:"):
+        source_id = flow.origin.removeprefix("git:")
+        source = session.get(GitSourceRow, source_id)
+        if source is None or source.deleted_at is not None:
+            return
+        raise OwnershipConflictError(
+            f"flow {flow.namespace}/{flow.flow_id} is managed by Git source {source_id!r}; "
             "change it in that repository"
         )
 
@@ -151,7 +165,7 @@ def _put(
     flow, live = store.get_live(session, validated.namespace, validated.id, lock=True)
     check_if_match(if_match, flow_etag(live) if live else None)
     if flow is not None:
-        _ensure_owner(flow, provenance.origin)
+        _ensure_owner(session, flow, provenance.origin)
     result = write_definition(session, Definition.of(validated), provenance, flow, live)
     if result.changed:
         record_event(
@@ -159,7 +173,11 @@ def _put(
             actor=provenance.actor or provenance.origin,
             action="flow.put",
             target=f"flow:{validated.namespace}/{validated.id}",
-            summary={"revision": result.state.revision.revision, "origin": provenance.origin},
+            summary={
+                "revision": result.state.revision.revision,
+                "origin": provenance.origin,
+                "token_id": provenance.token_id,
+            },
         )
     return result
 
@@ -252,7 +270,7 @@ def delete_flow(
         if flow is None or current is None:
             raise NotFoundError(f"flow {namespace}/{flow_id} does not exist")
         check_if_match(if_match, flow_etag(current))
-        _ensure_owner(flow, provenance.origin)
+        _ensure_owner(session, flow, provenance.origin)
         tombstone = write_tombstone(session, flow, current, provenance)
         record_event(
             session,

@@ -12,6 +12,7 @@ from controlplane.errors import NotFoundError
 from controlplane.store.db import as_utc
 from controlplane.store.tables import (
     ApprovalRow,
+    AuditEventRow,
     ExecutionRow,
     FlowRevisionRow,
     GitSourceRow,
@@ -45,6 +46,8 @@ def execution_lineage(engine: Engine, execution_id: str) -> dict[str, Any]:
             if plan
             else []
         )
+        events = _tying_events(session, execution, revision, plan)
+    writer = next((e for e in events if e.action == "flow.put" and e.summary.get("token_id")), None)
     commit = None
     if revision.git_commit_sha:
         commit = {
@@ -67,6 +70,7 @@ def execution_lineage(engine: Engine, execution_id: str) -> dict[str, Any]:
             "sha256": revision.source_sha256,
             "origin": revision.origin,
             "written_by": revision.created_by,
+            "written_by_token": writer.summary["token_id"] if writer else None,
             "source": revision.source,
         },
         "git_commit": commit,
@@ -89,4 +93,37 @@ def execution_lineage(engine: Engine, execution_id: str) -> dict[str, Any]:
             }
             for a in approvals
         ],
+        "audit_events": [
+            {
+                "position": e.pk,
+                "at": as_utc(e.at).isoformat(),
+                "actor": e.actor,
+                "action": e.action,
+                "target": e.target,
+                "request_id": e.request_id,
+                "hash": e.hash,
+            }
+            for e in events
+        ],
     }
+
+
+def _tying_events(
+    session: Session, execution: ExecutionRow, revision: FlowRevisionRow, plan: PlanRow | None
+) -> list[AuditEventRow]:
+    """The audit events on this run, its plan, and the write of its exact revision."""
+    flow_target = f"flow:{revision.namespace}/{revision.flow_id}"
+    targets = [f"execution:{execution.id}", flow_target]
+    if plan is not None:
+        targets.append(f"plan:{plan.id}")
+    rows = session.exec(
+        select(AuditEventRow)
+        .where(col(AuditEventRow.target).in_(targets))
+        .order_by(col(AuditEventRow.pk))
+    ).all()
+    # A flow's events cover every revision; keep the one that wrote this revision.
+    return [
+        row
+        for row in rows
+        if row.target != flow_target or row.summary.get("revision") == revision.revision
+    ]

@@ -42,7 +42,12 @@ def ensure_namespace(session: Session, name: str) -> NamespaceRow:
 
 
 def put_namespace(
-    engine: Engine, name: str, data: NamespaceInput, *, if_match: str | None = None
+    engine: Engine,
+    name: str,
+    data: NamespaceInput,
+    *,
+    if_match: str | None = None,
+    actor: str,
 ) -> tuple[NamespaceRow, bool]:
     """Create or replace a namespace's attributes; returns the row and whether it was created.
 
@@ -63,7 +68,7 @@ def put_namespace(
             session.flush()
             record_event(
                 session,
-                actor="api",
+                actor=actor,
                 action="namespace.put",
                 target=f"namespace:{name}",
                 summary={"version": row.version},
@@ -81,14 +86,21 @@ def get_namespace(engine: Engine, name: str) -> NamespaceRow:
 
 
 def list_namespaces(
-    engine: Engine, *, prefix: str | None, offset: int, limit: int
+    engine: Engine,
+    *,
+    prefix: str | None,
+    offset: int,
+    limit: int,
+    scopes: Sequence[str] | None = None,
 ) -> tuple[Sequence[NamespaceRow], int]:
-    """A page of namespaces and the total."""
+    """A page of namespaces within ``scopes``, and the total."""
     with Session(engine) as session:
-        return store.list_namespaces(session, prefix=prefix, offset=offset, limit=limit)
+        return store.list_namespaces(
+            session, prefix=prefix, scopes=scopes, offset=offset, limit=limit
+        )
 
 
-def delete_namespace(engine: Engine, name: str, *, if_match: str | None = None) -> None:
+def delete_namespace(engine: Engine, name: str, *, actor: str, if_match: str | None = None) -> None:
     """Delete an empty namespace; one that still holds flows is a conflict."""
     with transaction(engine) as session:
         row = store.get_namespace(session, name, lock=True)
@@ -100,5 +112,5 @@ def delete_namespace(engine: Engine, name: str, *, if_match: str | None = None) 
             raise ConflictError(f"namespace {name} still holds {flows} flow(s); delete them first")
         session.delete(row)
         record_event(
-            session, actor="api", action="namespace.delete", target=f"namespace:{name}", summary={}
+            session, actor=actor, action="namespace.delete", target=f"namespace:{name}", summary={}
         )

@@ -14,7 +14,8 @@ from controlplane.domain.spec import Flow
 from controlplane.domain.validate import validate_flow
 
 
-@lru_cache(maxsize=1024)
+# Sized for a whole large repository (10k flows), which a sync reads at once.
+@lru_cache(maxsize=16_384)
 def stored_spec(source: str) -> Flow:
     """The ``Flow`` of a source that the store already holds."""
     return validate_flow(source).spec

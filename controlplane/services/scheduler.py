@@ -18,11 +18,11 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from controlplane.domain.triggers import Schedule
-from controlplane.errors import FlowplaneError, StoreError
+from controlplane.errors import FlowplaneError
 from controlplane.logging import get_logger
-from controlplane.services.executions import create_in_session
+from controlplane.services.executions import fire_schedule
 from controlplane.services.revisions import stored_spec
-from controlplane.store.db import as_utc, transaction
+from controlplane.store.db import as_utc
 from controlplane.store.flows import FlowFilter, list_active
 from controlplane.store.tables import FlowRevisionRow, TriggerFireRow, utcnow
 
@@ -114,26 +114,9 @@ class Scheduler:
 
     def _fire(self, revision: FlowRevisionRow, trigger: Schedule, moment: datetime) -> int:
         try:
-            with transaction(self.engine) as session:
-                execution = create_in_session(
-                    session,
-                    revision.namespace,
-                    revision.flow_id,
-                    inputs=trigger.inputs or {},
-                    trigger={"type": "schedule", "id": trigger.id, "date": moment.isoformat()},
-                )
-                session.add(
-                    TriggerFireRow(
-                        namespace=revision.namespace,
-                        flow_id=revision.flow_id,
-                        trigger_id=trigger.id,
-                        scheduled_at=moment,
-                        execution_id=execution.id,
-                    )
-                )
-        except StoreError:
-            return 0  # another scheduler fired this time first (unique key)
+            execution = fire_schedule(self.engine, revision, trigger, moment)
         except FlowplaneError as exc:
             log.warning("schedule_fire_failed", trigger=trigger.id, error=str(exc))
             return 0
-        return 1
+        # None: another scheduler (or a backfill) fired this time first.
+        return 0 if execution is None else 1

@@ -134,3 +134,52 @@ def reveal(engine: Engine, keyring: Keyring, namespace: str, key: str) -> str | 
     with Session(engine) as session:
         row = session.get(SecretRow, (namespace, key))
         return keyring.decrypt(row.ciphertext) if row is not None else None
+
+
+def store_sealed(
+    session: Session,
+    namespace: str,
+    key: str,
+    ciphertext: bytes,
+    *,
+    origin: str,
+    actor: str,
+) -> SecretRow:
+    """Write a value already encrypted to this server, in the caller's transaction.
+
+    GitOps apply writes secrets this way, in the transaction that writes the
+    flow revisions, so both activate together or not at all.
+    """
+    row = session.get(SecretRow, (namespace, key), with_for_update=True)
+    if row is None:
+        ensure_namespace(session, namespace)
+        row = SecretRow(namespace=namespace, key=key, ciphertext=b"", version=0)
+    row.ciphertext = ciphertext
+    row.origin = origin
+    row.version += 1
+    row.updated_at = utcnow()
+    session.add(row)
+    record_event(
+        session,
+        actor=actor,
+        action="secret.put",
+        target=f"secret:{namespace}/{key}",
+        summary={"version": row.version, "origin": origin},
+    )
+    return row
+
+
+def remove_owned(session: Session, namespace: str, key: str, *, origin: str, actor: str) -> bool:
+    """Delete a secret ``origin`` still owns, in the caller's transaction; False if it does not."""
+    row = session.get(SecretRow, (namespace, key), with_for_update=True)
+    if row is None or row.origin != origin:
+        return False
+    session.delete(row)
+    record_event(
+        session,
+        actor=actor,
+        action="secret.delete",
+        target=f"secret:{namespace}/{key}",
+        summary={"origin": origin},
+    )
+    return True

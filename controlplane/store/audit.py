@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
@@ -20,18 +21,29 @@ _APPEND_LOCK = 0x464C4F57
 
 
 def event_hash(
-    prev_hash: str, *, at: str, actor: str, action: str, target: str, summary: Any
+    prev_hash: str,
+    *,
+    at: str,
+    actor: str,
+    action: str,
+    target: str,
+    summary: Any,
+    request_id: str | None = None,
 ) -> str:
     """sha256 over the previous hash and the event's canonical JSON."""
+    fields: dict[str, Any] = {
+        "prev": prev_hash,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "summary": summary,
+    }
+    # Hashed only when present, so events written before request ids existed still verify.
+    if request_id is not None:
+        fields["request_id"] = request_id
     body = json.dumps(
-        {
-            "prev": prev_hash,
-            "at": at,
-            "actor": actor,
-            "action": action,
-            "target": target,
-            "summary": summary,
-        },
+        fields,
         sort_keys=True,
         separators=(",", ":"),
         default=str,
@@ -53,17 +65,26 @@ def record_event(
         select(AuditEventRow).order_by(col(AuditEventRow.pk).desc()).limit(1)
     ).first()
     prev = last.hash if last else GENESIS
+    # The API binds the request id into structlog's context for each request.
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
     row = AuditEventRow(
         at=utcnow(),
         actor=actor,
         action=action,
         target=target,
+        request_id=request_id,
         summary=summary,
         prev_hash=prev,
         hash="",
     )
     row.hash = event_hash(
-        prev, at=_at(row), actor=actor, action=action, target=target, summary=summary
+        prev,
+        at=_at(row),
+        actor=actor,
+        action=action,
+        target=target,
+        summary=summary,
+        request_id=request_id,
     )
     session.add(row)
     session.flush()
@@ -101,6 +122,7 @@ def verify_chain(session: Session) -> ChainReport:
             action=row.action,
             target=row.target,
             summary=row.summary,
+            request_id=row.request_id,
         )
         if row.hash != expected:
             return ChainReport(

@@ -11,6 +11,8 @@ from sqlmodel import Session, col, or_, select
 
 from controlplane.domain.fields import State
 from controlplane.domain.transitions import TERMINAL, check_transition
+from controlplane.metrics import LEASE_TAKEOVERS
+from controlplane.store.scopes import scope_condition
 from controlplane.store.tables import ExecutionRow, FlowRow, LogRow, TaskRunRow, utcnow
 
 
@@ -117,6 +119,7 @@ def _take(
         set_state(session, execution, State.RUNNING, f"claimed by {worker_id}")
     else:
         execution.takeovers += 1
+        LEASE_TAKEOVERS.inc()
         history = {"state": State.RUNNING.value, "date": now.isoformat()}
         execution.state_history = [
             *execution.state_history,
@@ -153,9 +156,13 @@ def list_executions(
     state: str | None,
     offset: int,
     limit: int,
+    scopes: Sequence[str] | None = None,
 ) -> Sequence[ExecutionRow]:
-    """Executions, newest first."""
+    """Executions, newest first, within ``scopes`` (namespace globs)."""
     statement = select(ExecutionRow)
+    scoped = scope_condition(col(ExecutionRow.namespace), scopes)
+    if scoped is not None:
+        statement = statement.where(scoped)
     if namespace:
         statement = statement.where(col(ExecutionRow.namespace) == namespace)
     if flow_id:
@@ -174,6 +181,41 @@ def task_runs_of(session: Session, execution_id: str) -> Sequence[TaskRunRow]:
         .order_by(col(TaskRunRow.started_at))
     )
     return session.exec(statement).all()
+
+
+# Task-run states a restart runs again; SUCCESS and SKIPPED runs are kept.
+_RESTARTABLE = (
+    State.FAILED.value,
+    State.WARNING.value,
+    State.KILLED.value,
+    State.CANCELLED.value,
+    State.RUNNING.value,
+    State.PAUSED.value,
+    State.RESTARTED.value,
+)
+
+
+def restart_task_runs(session: Session, execution_id: str) -> list[TaskRunRow]:
+    """Mark an execution's unsuccessful task runs RESTARTED, as a new attempt.
+
+    Their outputs are cleared (a failed Subflow starts a new child) and their
+    start time is reset (a Pause counts its duration again); the replay of the
+    execution then runs them, and reuses every successful task run.
+    """
+    statement = select(TaskRunRow).where(
+        col(TaskRunRow.execution_id) == execution_id,
+        col(TaskRunRow.state).in_(_RESTARTABLE),
+    )
+    rows = list(session.exec(statement).all())
+    now = utcnow()
+    for row in rows:
+        row.state = State.RESTARTED.value
+        row.attempt += 1
+        row.outputs = {}
+        row.started_at = now
+        row.ended_at = None
+        session.add(row)
+    return rows
 
 
 def paused_task_run(session: Session, execution_id: str) -> TaskRunRow | None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, col, select
 
+from controlplane.store.scopes import scope_condition
 from controlplane.store.tables import FlowRevisionRow, FlowRow, utcnow
 
 
@@ -20,6 +21,7 @@ class FlowFilter:
     origin: str | None = None
     query: str | None = None
     include_deleted: bool = False
+    scopes: tuple[str, ...] | None = None  # namespace globs the caller may see
 
 
 def get_flow_row(
@@ -87,6 +89,9 @@ def list_active(
         )
     if flt.origin is not None:
         conditions.append(col(FlowRow.origin) == flt.origin)
+    scoped = scope_condition(col(FlowRow.namespace), flt.scopes)
+    if scoped is not None:
+        conditions.append(scoped)
     if flt.query:
         conditions.append(col(FlowRow.flow_id).contains(flt.query))
     for condition in conditions:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from controlplane.store.scopes import scope_condition
 from controlplane.store.tables import FlowRow, NamespaceRow
 
 
@@ -19,11 +20,20 @@ def get_namespace(session: Session, name: str, *, lock: bool = False) -> Namespa
 
 
 def list_namespaces(
-    session: Session, *, prefix: str | None = None, offset: int = 0, limit: int = 100
+    session: Session,
+    *,
+    prefix: str | None = None,
+    scopes: Sequence[str] | None = None,
+    offset: int = 0,
+    limit: int = 100,
 ) -> tuple[Sequence[NamespaceRow], int]:
-    """A page of namespaces ordered by name, and the total matching."""
+    """A page of namespaces ordered by name, and the total matching (within ``scopes``)."""
     statement = select(NamespaceRow)
     count = select(func.count()).select_from(NamespaceRow)
+    scoped = scope_condition(col(NamespaceRow.name), scopes)
+    if scoped is not None:
+        statement = statement.where(scoped)
+        count = count.where(scoped)
     if prefix:
         condition = (col(NamespaceRow.name) == prefix.rstrip(".")) | col(
             NamespaceRow.name

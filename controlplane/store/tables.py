@@ -77,6 +77,8 @@ class FlowRevisionRow(SQLModel, table=True):
     plan_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = _timestamp()
     created_by: str | None = Field(default=None, max_length=200)
+    # Written by a rollback plan: ``git_commit_sha`` is the older commit it restored.
+    rollback: bool = Field(default=False)
 
 
 class ExecutionRow(SQLModel, table=True):
@@ -194,8 +196,10 @@ class GitSourceRow(SQLModel, table=True):
     flows_path: str = Field(default="flows/", max_length=300)
     secrets_path: str = Field(default="secrets/", max_length=300)
     poll_interval_seconds: int = Field(default=60)
-    # Write-only: used to check webhook signatures, never returned by the API.
+    # Plaintext from before migration 0011 only; encrypted and cleared on first use.
     webhook_secret: str | None = Field(default=None, max_length=500)
+    # Write-only: the webhook signing secret, age-encrypted to the server identity.
+    webhook_secret_ciphertext: bytes | None = Field(default=None)
     approval: str = Field(default="auto", max_length=20)
     required_approvals: int = Field(default=1)
     prune: bool = Field(default=False)
@@ -204,6 +208,8 @@ class GitSourceRow(SQLModel, table=True):
     version: int = Field(default=1)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
+    # Soft delete: plans and revisions keep pointing at the source for lineage.
+    deleted_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 class PlanRow(SQLModel, table=True):
@@ -212,7 +218,9 @@ class PlanRow(SQLModel, table=True):
     __tablename__ = "plans"
     __table_args__ = (
         Index("ix_plans_source_status", "source_id", "status"),
-        UniqueConstraint("source_id", "target_commit", name="uq_plans_source_commit"),
+        # Repeated webhooks for one commit make one sync plan; heal, rollback and
+        # local plans have no dedup key, so a commit can be planned again that way.
+        UniqueConstraint("source_id", "dedup_key", name="uq_plans_source_dedup_key"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -234,6 +242,19 @@ class PlanRow(SQLModel, table=True):
     text: str = Field(default="", sa_type=Text)
     created_at: datetime = _timestamp()
     decided_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    # sync (a new commit), heal (self_heal correcting drift), rollback or local (--watch).
+    kind: str = Field(default="sync", max_length=20)
+    dedup_key: str | None = Field(default=None, max_length=64)
+    # Who asked for a rollback; like the commit's author, they cannot approve it.
+    requested_by: str | None = Field(default=None, max_length=200)
+    # Per namespace and key: the action only, never a value or a hash of one.
+    secret_changes: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    # namespace -> key -> new value age-encrypted to the server (base64); never returned.
+    secret_payload: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
 
 
 class ApprovalRow(SQLModel, table=True):
@@ -319,4 +340,20 @@ class ApiTokenRow(SQLModel, table=True):
     created_at: datetime = _timestamp()
     created_by: str | None = Field(default=None, max_length=200)
     revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
-    last_used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class KvEntryRow(SQLModel, table=True):
+    """One key of a namespace's key-value store (Kestra's ``kv`` tasks).
+
+    ``expires_at`` comes from a ``ttl``; an expired entry reads as missing.
+    """
+
+    __tablename__ = "kv_entries"
+
+    namespace: str = Field(primary_key=True, max_length=150)
+    key: str = Field(primary_key=True, max_length=300)
+    value: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    description: str | None = Field(default=None, sa_type=Text)
+    expires_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()

@@ -5,17 +5,36 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy import Engine
+
+from controlplane.store.tables import ExecutionRow
+
 
 class TaskFailedError(Exception):
     """A task ended in failure; the message is logged and the run is FAILED."""
 
 
 class RunContext(Protocol):
-    """Rendering, logging and a working directory, provided by the executor."""
+    """Rendering, logging, a working directory and the run's identity, provided by the executor."""
 
     @property
     def working_dir(self) -> Path:
-        """A directory private to this task run."""
+        """A directory private to this task run (shared inside a WorkingDirectory)."""
+        ...
+
+    @property
+    def engine(self) -> Engine:
+        """The database, for tasks that act on executions or the key-value store."""
+        ...
+
+    @property
+    def execution(self) -> ExecutionRow:
+        """The running execution (its labels are updated in place by the Labels task)."""
+        ...
+
+    @property
+    def taskrun_value(self) -> str | None:
+        """The innermost loop value this task run carries, or None outside loops."""
         ...
 
     def render(self, value: Any) -> Any:

@@ -1,13 +1,16 @@
-"""Shell and Python script tasks, run by the process runner."""
+"""Shell and Python script tasks, run by the process runner or in a Kubernetes pod."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import sys
+from pathlib import PurePosixPath
 from typing import Any
 
 from controlplane.domain.durations import parse_duration
 from controlplane.domain.tasktypes import scripts
+from controlplane.runners import kubernetes
 from controlplane.runners.process import run_process
 from controlplane.tasks.context import RunContext, TaskFailedError
 
@@ -39,14 +42,10 @@ def _argv(task: _ScriptTask, run: RunContext) -> list[str]:
 
 def run_script(task: _ScriptTask, run: RunContext) -> dict[str, Any]:
     """Run the script in the task's working directory; outputs from ``::{...}::`` lines."""
-    if task.taskRunner is not None and task.taskRunner.type != scripts.PROCESS_RUNNER:
-        raise TaskFailedError(
-            f"task runner {task.taskRunner.type} is not available in this worker yet"
-        )
+    timeout = _seconds(run.render(task.timeout)) if task.timeout else None
+    if isinstance(task.taskRunner, scripts.KubernetesRunner):
+        return _run_in_pod(task, task.taskRunner, run, timeout)
     _write_input_files(task, run)
-    timeout = (
-        parse_duration(str(run.render(task.timeout))).total_seconds() if task.timeout else None
-    )
     result = run_process(
         _argv(task, run),
         cwd=run.working_dir,
@@ -91,3 +90,136 @@ def _collect_output_files(task: _ScriptTask, run: RunContext) -> dict[str, str]:
                 shutil.copyfile(path, destination)
                 found[name] = str(destination)
     return found
+
+
+# Linux caps one argument at 128 KiB (MAX_ARG_STRLEN); the pod's script is one argument.
+_MAX_POD_SCRIPT_BYTES = 120 * 1024
+# Kestra's default images when a task names none.
+_DEFAULT_IMAGES = {True: "python", False: "ubuntu"}
+
+
+def _seconds(value: Any) -> float:
+    return parse_duration(str(value)).total_seconds()
+
+
+def _run_in_pod(
+    task: _ScriptTask, runner: scripts.KubernetesRunner, run: RunContext, timeout: float | None
+) -> dict[str, Any]:
+    """Run the task as a pod; input files and the script travel inside the command."""
+    is_python = isinstance(task, scripts.PythonCommands | scripts.PythonScript)
+    image = str(run.render(task.containerImage)) if task.containerImage else None
+    request = kubernetes.PodRequest(
+        namespace=str(run.render(runner.namespace)),
+        name_prefix=str(run.render("{{ flow.id }}-{{ task.id }}")),
+        image=image or _DEFAULT_IMAGES[is_python],
+        command=_pod_command(task, run),
+        env={k: str(run.render(v)) for k, v in task.env.items()},
+        pull_policy=runner.pullPolicy,
+        labels=_pod_labels(runner, run),
+        node_selector={k: str(run.render(v)) for k, v in (runner.nodeSelector or {}).items()},
+        service_account_name=(
+            str(run.render(runner.serviceAccountName)) if runner.serviceAccountName else None
+        ),
+        requests=_quantities(runner.resources.request if runner.resources else None),
+        limits=_quantities(runner.resources.limit if runner.resources else None),
+        delete=_flag(run.render(runner.delete)),
+        wait_until_running=_seconds(run.render(runner.waitUntilRunning)),
+        wait_until_completion=_seconds(run.render(runner.waitUntilCompletion)),
+        timeout=timeout,
+    )
+    try:
+        with kubernetes.api_client(_connection(runner, run)) as client:
+            result = kubernetes.run_pod(
+                client, request, on_line=run.log, should_stop=run.should_stop
+            )
+    except kubernetes.KubernetesError as exc:
+        raise TaskFailedError(str(exc)) from None
+    if result.timed_out:
+        raise TaskFailedError(result.timed_out)
+    if result.killed:
+        raise TaskFailedError("killed")
+    if result.exit_code != 0:
+        raise TaskFailedError(f"command exited with code {result.exit_code}")
+    return {"exitCode": result.exit_code, "vars": result.outputs}
+
+
+def _pod_command(task: _ScriptTask, run: RunContext) -> list[str]:
+    """The container command: input files written by the shell, then the task's lines."""
+    before = [str(run.render(c)) for c in task.beforeCommands or []]
+    files = dict(task.inputFiles) if isinstance(task.inputFiles, dict) else {}
+    if isinstance(task, scripts.ShellScript | scripts.PythonScript):
+        is_python = isinstance(task, scripts.PythonScript)
+        script_name = "script.py" if is_python else "script.sh"
+        files[script_name] = task.script
+        body = [f"{'python' if is_python else '/bin/sh'} {script_name}"]
+    else:
+        body = [str(run.render(c)) for c in task.commands]
+    writes = [_write_file_line(name, str(run.render(content))) for name, content in files.items()]
+    interpreter = [str(run.render(p)) for p in task.interpreter or ["/bin/sh", "-c"]]
+    joiner = "\nset -e\n" if task.failFast is True else "\n"
+    script = "\n".join(writes) + ("\n" if writes else "") + joiner.join([*before, *body])
+    if len(script.encode()) > _MAX_POD_SCRIPT_BYTES:
+        raise TaskFailedError(
+            f"the pod's script with its input files is over {_MAX_POD_SCRIPT_BYTES // 1024} KiB; "
+            "the Kubernetes runner passes them in the command, so keep them smaller"
+        )
+    return [*interpreter, script]
+
+
+def _write_file_line(name: str, content: str) -> str:
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts:
+        raise TaskFailedError(f"input file {name!r} points outside the working directory")
+    mkdir = f"mkdir -p {shlex.quote(str(path.parent))} && " if len(path.parts) > 1 else ""
+    return f"{mkdir}printf '%s' {shlex.quote(content)} > {shlex.quote(str(path))}"
+
+
+def _pod_labels(runner: scripts.KubernetesRunner, run: RunContext) -> dict[str, str]:
+    """The flow author's labels, then ours, which say which run the pod belongs to."""
+    labels = {k: str(run.render(v)) for k, v in (runner.labels or {}).items()}
+    for key, template in {
+        "flowplane.io/namespace": "{{ flow.namespace }}",
+        "flowplane.io/flow-id": "{{ flow.id }}",
+        "flowplane.io/task-id": "{{ task.id }}",
+        "flowplane.io/execution-id": "{{ execution.id }}",
+        "flowplane.io/taskrun-id": "{{ taskrun.id }}",
+        "flowplane.io/taskrun-attempt": "{{ taskrun.attemptsCount }}",
+    }.items():
+        labels[key] = str(run.render(template))
+    return labels
+
+
+def _quantities(resource: scripts.KubernetesResource | None) -> dict[str, str]:
+    if resource is None:
+        return {}
+    return {k: v for k, v in {"cpu": resource.cpu, "memory": resource.memory}.items() if v}
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in {"", "false", "0", "no"}
+    return bool(value)
+
+
+def _connection(
+    runner: scripts.KubernetesRunner, run: RunContext
+) -> kubernetes.ClusterConnection | None:
+    config = runner.config
+    if config is None:
+        return None
+
+    def text(value: str | None) -> str | None:
+        return str(run.render(value)) if value is not None else None
+
+    return kubernetes.ClusterConnection(
+        master_url=text(config.masterUrl),
+        oauth_token=text(config.oauthToken),
+        username=text(config.username),
+        password=text(config.password),
+        ca_cert_data=text(config.caCertData),
+        ca_cert_file=text(config.caCertFile),
+        client_cert_file=text(config.clientCertFile),
+        client_key_file=text(config.clientKeyFile),
+        trust_certs=_flag(run.render(config.trustCerts)),
+        disable_hostname_verification=_flag(run.render(config.disableHostnameVerification)),
+    )

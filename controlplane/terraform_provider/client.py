@@ -20,8 +20,11 @@ from controlplane.terraform_provider.errors import ApiError, Problem
 
 ORIGIN_HEADER = {"X-Flowplane-Origin": "terraform"}
 _NOT_FOUND = 404
-_AUTH_REFUSED = (401, 403)
+_UNAUTHORIZED = 401
+_FORBIDDEN = 403
+_NOT_ALLOWED = 405
 _CONFLICT = 409
+_PRECONDITION_FAILED = 412
 _INVALID = 422
 
 
@@ -56,10 +59,16 @@ class FlowplaneClient:
         """The live flow, or None when it is missing or deleted."""
         return self._get(f"/api/v1/flows/{_seg(namespace)}/{_seg(flow_id)}")
 
-    def put_flow(self, namespace: str, flow_id: str, content: str) -> dict[str, Any]:
-        """Create or update a flow from ``content``, sent byte for byte."""
+    def put_flow(
+        self, namespace: str, flow_id: str, content: str, if_match: str | None = None
+    ) -> dict[str, Any]:
+        """Create or update a flow from ``content``, sent byte for byte.
+
+        With ``if_match``, the server refuses (412) when the flow changed since
+        that ETag was read, so a concurrent write is never overwritten.
+        """
         path = f"/api/v1/flows/{_seg(namespace)}/{_seg(flow_id)}"
-        return self._json("PUT", path, {"content": content}, ORIGIN_HEADER)
+        return self._json("PUT", path, {"content": content}, _write_headers(if_match))
 
     def delete_flow(self, namespace: str, flow_id: str) -> None:
         """Delete a flow; one already gone is not an error."""
@@ -78,9 +87,12 @@ class FlowplaneClient:
         """The namespace, or None when it does not exist."""
         return self._get(f"/api/v1/namespaces/{_seg(name)}")
 
-    def put_namespace(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    def put_namespace(
+        self, name: str, body: dict[str, Any], if_match: str | None = None
+    ) -> dict[str, Any]:
         """Create or replace a namespace's description, labels and variables."""
-        return self._json("PUT", f"/api/v1/namespaces/{_seg(name)}", body, ORIGIN_HEADER)
+        path = f"/api/v1/namespaces/{_seg(name)}"
+        return self._json("PUT", path, body, _write_headers(if_match))
 
     def delete_namespace(self, name: str) -> None:
         """Delete a namespace; one already gone is not an error."""
@@ -103,6 +115,48 @@ class FlowplaneClient:
     def delete_secret(self, namespace: str, key: str) -> None:
         """Delete a secret; one already gone is not an error."""
         self._delete(f"/api/v1/namespaces/{_seg(namespace)}/secrets/{_seg(key)}")
+
+    # -- Git sources ---------------------------------------------------------
+
+    def get_source(self, source_id: str) -> dict[str, Any] | None:
+        """A Git source (never its webhook secret), or None when it does not exist."""
+        return self._get(f"/api/v1/sources/{_seg(source_id)}")
+
+    def put_source(
+        self, source_id: str, body: dict[str, Any], if_match: str | None = None
+    ) -> dict[str, Any]:
+        """Create or replace a Git source; the same body again keeps its version."""
+        path = f"/api/v1/sources/{_seg(source_id)}"
+        return self._json("PUT", path, body, _write_headers(if_match))
+
+    def delete_source(self, source_id: str) -> bool:
+        """Delete a Git source; False when this server has no way to delete one (HTTP 405)."""
+        response = self._send("DELETE", f"/api/v1/sources/{_seg(source_id)}", headers=ORIGIN_HEADER)
+        if response.status_code == _NOT_ALLOWED:
+            return False
+        if response.status_code != _NOT_FOUND:
+            self._body(response)
+        return True
+
+    # -- executions ----------------------------------------------------------
+
+    def get_execution(self, execution_id: str) -> dict[str, Any] | None:
+        """An execution with its lineage fields, or None when it does not exist."""
+        return self._get(f"/api/v1/executions/{_seg(execution_id)}")
+
+    # -- API tokens ----------------------------------------------------------
+
+    def create_token(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a token; the answer holds the bearer secret, which is never shown again."""
+        return self._json("POST", "/api/v1/tokens", body, ORIGIN_HEADER)
+
+    def get_token(self, token_id: str) -> dict[str, Any] | None:
+        """A token's metadata, or None when it does not exist or was revoked."""
+        return self._get(f"/api/v1/tokens/{_seg(token_id)}")
+
+    def delete_token(self, token_id: str) -> None:
+        """Revoke a token; one already gone is not an error."""
+        self._delete(f"/api/v1/tokens/{_seg(token_id)}")
 
     # -- plumbing ------------------------------------------------------------
 
@@ -147,6 +201,11 @@ class FlowplaneClient:
             if not response.content:
                 return {}
             body: dict[str, Any] = response.json()
+            etag = response.headers.get("ETag")
+            if etag is not None and isinstance(body, dict):
+                # The API sends the ETag as a header only; resources keep it in
+                # state (attribute `etag`) and send it back as If-Match.
+                body.setdefault("etag", etag)
             return body
         raise _error_from(response)
 
@@ -154,6 +213,13 @@ class FlowplaneClient:
 def _seg(value: str) -> str:
     """One URL path segment; names are validated by the server, this only escapes."""
     return quote(value, safe="")
+
+
+def _write_headers(if_match: str | None) -> dict[str, str]:
+    """Headers of a write: the origin, and If-Match when an ETag is known."""
+    if if_match is None:
+        return ORIGIN_HEADER
+    return {**ORIGIN_HEADER, "If-Match": if_match}
 
 
 def _reason(exc: httpx.ConnectError) -> str:
@@ -176,14 +242,31 @@ def _error_from(response: httpx.Response) -> ApiError:
     problems = [Problem.from_json(p) for p in body.get("problems") or [] if isinstance(p, dict)]
     request = response.request
     where = f"{request.method} {request.url.path}"
-    if status in _AUTH_REFUSED:
+    if status == _UNAUTHORIZED:
         return ApiError(
             f"Flowplane refused the API token (HTTP {status})",
-            f"{where}: {message}. Check the provider's api_token (or FLOWPLANE_TOKEN).",
+            f"{where}: {message}. Check the provider's api_token (or FLOWPLANE_TOKEN): "
+            "it is unknown, revoked or expired.",
+            status,
+        )
+    if status == _FORBIDDEN:
+        return ApiError(
+            f"Flowplane refused the API token (HTTP {status}: not allowed)",
+            f"{where}: {message}. The provider's api_token (or FLOWPLANE_TOKEN) is valid, "
+            "but its role or namespaces do not allow this.",
             status,
         )
     if status == _CONFLICT:
         return ApiError("Flowplane refused the change (HTTP 409 conflict)", message, status)
+    if status == _PRECONDITION_FAILED:
+        return ApiError(
+            "the object changed on the server since Terraform last read it (HTTP 412); "
+            "nothing was overwritten",
+            f"{where}: {message}. Someone else wrote it after this plan was made. "
+            "Refresh and review the server's version: run `terraform plan` (or "
+            "`terraform apply -refresh-only`) again, then apply.",
+            status,
+        )
     if status == _INVALID and problems:
         detail = "\n".join(p.render() for p in problems)
         what = "flow" if "/flows/" in request.url.path else "request"

@@ -1,4 +1,4 @@
-"""Data sources: ``flowplane_flow`` and ``flowplane_namespace``, read-only views.
+"""Data sources: ``flowplane_flow``, ``flowplane_namespace`` and ``flowplane_execution``.
 
 Unlike the resources, a missing object is an error here: a configuration that
 reads a flow depends on it existing.
@@ -10,8 +10,10 @@ from controlplane.terraform_provider.framework import Context, Diagnostics, Stat
 from controlplane.terraform_provider.objects import TerraformObject
 from controlplane.terraform_provider.reporting import reporting
 from controlplane.terraform_provider.schemas import (
+    EXECUTION_DATA_FIELDS,
     FLOW_DATA_FIELDS,
     NAMESPACE_DATA_FIELDS,
+    execution_state,
     flow_state,
     namespace_state,
 )
@@ -65,4 +67,26 @@ class NamespaceDataSource(TerraformObject):
                 ctx.diagnostics.add_error(f"namespace {name} does not exist")
                 return None
             return namespace_state(body, _EMPTY_NAMESPACE)
+        return None
+
+
+class ExecutionDataSource(TerraformObject):
+    """Read one execution by id: its state and where its flow revision came from."""
+
+    NAME = "execution"
+    DESCRIPTION = "An execution (run) of a flow, with the lineage of the revision it ran."
+    FIELDS = EXECUTION_DATA_FIELDS
+
+    def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
+        """Nothing beyond the schema."""
+
+    def read(self, ctx: Context, config: State) -> State | None:
+        """The execution as it is now; an error when it does not exist."""
+        execution_id = config["id"]
+        with reporting(ctx.diagnostics, f"read execution {execution_id}"):
+            body = self.provider.require_client().get_execution(execution_id)
+            if body is None:
+                ctx.diagnostics.add_error(f"execution {execution_id} does not exist")
+                return None
+            return execution_state(body)
         return None

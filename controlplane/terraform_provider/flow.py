@@ -6,8 +6,11 @@ Plan-time behaviour, which is where Terraform users feel a provider:
   invalid flow fails ``terraform plan`` with the server's ``file:line`` messages.
 - ``namespace`` and ``flow_id`` come from the content unless set; a change of
   either replaces the flow (a flow's identity is its namespace and id).
-- When the content changes, ``revision``, ``spec_sha256`` and ``origin`` become
-  unknown and ``sha256`` is recomputed, so apply never contradicts the plan.
+- When the content changes, ``revision``, ``spec_sha256``, ``origin`` and
+  ``etag`` become unknown and ``sha256`` is recomputed, so apply never
+  contradicts the plan.
+- An update carries the ETag read last as If-Match: a flow changed on the
+  server after the plan was made is refused (412), never overwritten.
 - Reading back a flow whose server copy differs only cosmetically (same
   ``spec_sha256``) keeps Terraform's copy: no diff. A real edit on the server
   shows up as a change that the next apply writes back.
@@ -27,11 +30,11 @@ from controlplane.terraform_provider.framework import (
 )
 from controlplane.terraform_provider.objects import TerraformObject
 from controlplane.terraform_provider.reporting import reporting
-from controlplane.terraform_provider.schemas import FLOW_FIELDS, flow_state
+from controlplane.terraform_provider.schemas import FLOW_FIELDS, flow_state, with_etag
 
 # The server decides these on a write. Even a PUT of content it already holds
 # (a no-op) keeps the existing revision and origin, so they are never predicted.
-_SERVER_DERIVED = ("revision", "spec_sha256", "origin")
+_SERVER_DERIVED = ("revision", "spec_sha256", "origin", "etag")
 
 
 class FlowResource(TerraformObject):
@@ -110,7 +113,8 @@ class FlowResource(TerraformObject):
                     f"terraform import flowplane_flow.<name> {namespace}/{flow_id}",
                 )
                 return None
-            return flow_state(client.put_flow(namespace, flow_id, content), content)
+            body = client.put_flow(namespace, flow_id, content)
+            return with_etag(flow_state(body, content), body)
         return None
 
     def read(self, ctx: Context, current: State) -> State | None:
@@ -126,16 +130,18 @@ class FlowResource(TerraformObject):
             ):
                 # Same normalized flow: only comments, quoting or layout differ.
                 content = current["content"]
-            return flow_state(body, content)
+            return with_etag(flow_state(body, content), body)
         return current
 
     def update(self, ctx: Context, current: State, planned: State) -> State | None:
-        """PUT the new content; namespace and id cannot change here (they replace)."""
-        del current
+        """PUT the new content if the flow is as last read; namespace and id replace."""
         namespace, flow_id = planned["namespace"], planned["flow_id"]
         with reporting(ctx.diagnostics, f"update flow {namespace}/{flow_id}", ["content"]):
             client = self.provider.require_client()
-            return flow_state(client.put_flow(namespace, flow_id, planned["content"]), None)
+            body = client.put_flow(
+                namespace, flow_id, planned["content"], if_match=current.get("etag")
+            )
+            return with_etag(flow_state(body, None), body)
         return None
 
     def delete(self, ctx: Context, current: State) -> None:
@@ -158,7 +164,7 @@ class FlowResource(TerraformObject):
             if body is None:
                 ctx.diagnostics.add_error(f"import flow {resource_id}: no such flow on the server")
                 return None
-            return flow_state(body, None)
+            return with_etag(flow_state(body, None), body)
         return None
 
     def upgrade(self, ctx: Context, version: int, old: State) -> State:

@@ -64,7 +64,9 @@ class Kind(Enum):
 
     STRING = "string"
     NUMBER = "number"
+    BOOL = "bool"
     STRING_MAP = "map(string)"
+    STRING_LIST = "list(string)"
 
     def to_tf(self) -> object:
         """The matching `tf.types` instance."""
@@ -72,6 +74,10 @@ class Kind(Enum):
             return _tf_types.String()
         if self is Kind.NUMBER:
             return _tf_types.Number()
+        if self is Kind.BOOL:
+            return _tf_types.Bool()
+        if self is Kind.STRING_LIST:
+            return _tf_types.List(_tf_types.String())
         return _tf_types.Map(_tf_types.String())
 
 

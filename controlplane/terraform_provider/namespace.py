@@ -2,19 +2,23 @@
 
 A PUT replaces every attribute, so create and update send the same body. How
 the server's empty values are kept from showing up as diffs is explained in
-``schemas.namespace_state``.
+``schemas.namespace_state``. An update carries the ETag read last as If-Match,
+so a namespace changed on the server after the plan is never overwritten.
 """
 
 from __future__ import annotations
 
-from controlplane.terraform_provider.framework import Context, Diagnostics, State
+from controlplane.terraform_provider.framework import UNKNOWN, Context, Diagnostics, State
 from controlplane.terraform_provider.objects import TerraformObject
 from controlplane.terraform_provider.reporting import reporting
 from controlplane.terraform_provider.schemas import (
     NAMESPACE_FIELDS,
     namespace_body,
     namespace_state,
+    with_etag,
 )
+
+_WRITABLE = ("description", "labels", "variables")
 
 
 class NamespaceResource(TerraformObject):
@@ -35,16 +39,19 @@ class NamespaceResource(TerraformObject):
     def modify_plan(
         self, ctx: Context, prior: State | None, planned: State, config: State
     ) -> State:
-        """The id is the name, so it is known as soon as the name is."""
-        del ctx, prior, config
-        return {**planned, "id": planned.get("name")}
+        """The id is the name, so it is known as soon as the name is; a write moves the ETag."""
+        del ctx, config
+        planned = {**planned, "id": planned.get("name")}
+        if prior is not None and any(planned.get(k) != prior.get(k) for k in _WRITABLE):
+            planned["etag"] = UNKNOWN
+        return planned
 
     def create(self, ctx: Context, planned: State) -> State | None:
         """PUT the namespace; one created implicitly by a flow is adopted."""
         name = planned["name"]
         with reporting(ctx.diagnostics, f"create namespace {name}"):
             body = self.provider.require_client().put_namespace(name, namespace_body(planned))
-            return namespace_state(body, planned)
+            return with_etag(namespace_state(body, planned), body)
         return None
 
     def read(self, ctx: Context, current: State) -> State | None:
@@ -52,16 +59,17 @@ class NamespaceResource(TerraformObject):
         name = current["name"]
         with reporting(ctx.diagnostics, f"read namespace {name}"):
             body = self.provider.require_client().get_namespace(name)
-            return None if body is None else namespace_state(body, current)
+            return None if body is None else with_etag(namespace_state(body, current), body)
         return current
 
     def update(self, ctx: Context, current: State, planned: State) -> State | None:
-        """PUT replaces every attribute at once."""
-        del current
+        """PUT replaces every attribute at once, if the namespace is as last read."""
         name = planned["name"]
         with reporting(ctx.diagnostics, f"update namespace {name}"):
-            body = self.provider.require_client().put_namespace(name, namespace_body(planned))
-            return namespace_state(body, planned)
+            body = self.provider.require_client().put_namespace(
+                name, namespace_body(planned), if_match=current.get("etag")
+            )
+            return with_etag(namespace_state(body, planned), body)
         return None
 
     def delete(self, ctx: Context, current: State) -> None:
@@ -79,7 +87,7 @@ class NamespaceResource(TerraformObject):
                     f"import namespace {resource_id}: no such namespace on the server"
                 )
                 return None
-            return namespace_state(body, None)
+            return with_etag(namespace_state(body, None), body)
         return None
 
     def upgrade(self, ctx: Context, version: int, old: State) -> State:

@@ -12,7 +12,12 @@ import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from controlplane.terraform_provider.data_sources import FlowDataSource, NamespaceDataSource
+from controlplane.terraform_provider.api_token import ApiTokenResource
+from controlplane.terraform_provider.data_sources import (
+    ExecutionDataSource,
+    FlowDataSource,
+    NamespaceDataSource,
+)
 from controlplane.terraform_provider.flow import FlowResource
 from controlplane.terraform_provider.framework import (
     UNKNOWN,
@@ -22,6 +27,7 @@ from controlplane.terraform_provider.framework import (
     State,
     build_schema,
 )
+from controlplane.terraform_provider.git_source import GitSourceResource
 from controlplane.terraform_provider.namespace import NamespaceResource
 from controlplane.terraform_provider.secret import NamespaceSecretResource
 
@@ -46,7 +52,7 @@ CONFIG_FIELDS = (
         "api_token",
         Kind.STRING,
         "API token sent as `Authorization: Bearer`. Defaults to `FLOWPLANE_TOKEN`. "
-        "The server accepts any token until access control lands.",
+        "The token's role and namespaces decide what Terraform may read and change.",
         optional=True,
         sensitive=True,
     ),
@@ -75,7 +81,9 @@ class FlowplaneProvider:
 
     def get_provider_schema(self, _diags: Diagnostics) -> object:
         """The ``provider "flowplane" {}`` block."""
-        return build_schema(CONFIG_FIELDS, "Manage Flowplane namespaces and flows.")
+        return build_schema(
+            CONFIG_FIELDS, "Manage Flowplane namespaces, flows, secrets, Git sources and tokens."
+        )
 
     def validate_config(self, diags: Diagnostics, config: State) -> None:
         """Check what can be checked before the values are used."""
@@ -117,11 +125,17 @@ class FlowplaneProvider:
 
     def get_resources(self) -> list[type[Any]]:
         """The managed resource types."""
-        return [NamespaceResource, FlowResource, NamespaceSecretResource]
+        return [
+            NamespaceResource,
+            FlowResource,
+            NamespaceSecretResource,
+            GitSourceResource,
+            ApiTokenResource,
+        ]
 
     def get_data_sources(self) -> list[type[Any]]:
         """The data source types."""
-        return [NamespaceDataSource, FlowDataSource]
+        return [NamespaceDataSource, FlowDataSource, ExecutionDataSource]
 
     def get_functions(self) -> list[type[Any]]:
         """No provider-defined functions."""

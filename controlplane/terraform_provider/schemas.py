@@ -26,6 +26,10 @@ _REVISION = "The flow's revision number; every write that changes the source add
 _SHA256 = "sha256 of the content as UTF-8 bytes."
 _SPEC_SHA256 = "sha256 of the normalized flow: equal values mean the same flow."
 _ORIGIN = "Who wrote the current revision: `terraform`, `api` or `git:<source>`."
+_ETAG = (
+    "The ETag Terraform read last. Updates send it as If-Match, so a change made on "
+    "the server after the plan is refused (HTTP 412) instead of overwritten."
+)
 
 NAMESPACE_FIELDS = (
     Field("id", Kind.STRING, "The namespace's name.", computed=True),
@@ -39,6 +43,7 @@ NAMESPACE_FIELDS = (
     Field("description", Kind.STRING, _DESCRIPTION, optional=True),
     Field("labels", Kind.STRING_MAP, _LABELS, optional=True),
     Field("variables", Kind.STRING_MAP, _VARIABLES, optional=True),
+    Field("etag", Kind.STRING, _ETAG, computed=True),
 )
 
 NAMESPACE_DATA_FIELDS = (
@@ -72,6 +77,7 @@ FLOW_FIELDS = (
     Field("sha256", Kind.STRING, _SHA256, computed=True),
     Field("spec_sha256", Kind.STRING, _SPEC_SHA256, computed=True),
     Field("origin", Kind.STRING, _ORIGIN, computed=True),
+    Field("etag", Kind.STRING, _ETAG, computed=True),
 )
 
 FLOW_DATA_FIELDS = (
@@ -83,6 +89,42 @@ FLOW_DATA_FIELDS = (
     Field("sha256", Kind.STRING, _SHA256, computed=True),
     Field("spec_sha256", Kind.STRING, _SPEC_SHA256, computed=True),
     Field("origin", Kind.STRING, _ORIGIN, computed=True),
+)
+
+EXECUTION_DATA_FIELDS = (
+    Field("id", Kind.STRING, "The execution's id.", required=True),
+    Field("namespace", Kind.STRING, "The flow's namespace.", computed=True),
+    Field("flow_id", Kind.STRING, "The flow's id.", computed=True),
+    Field(
+        "flow_revision",
+        Kind.NUMBER,
+        "The flow revision the run is pinned to (the one active when it was created).",
+        computed=True,
+    ),
+    Field(
+        "state",
+        Kind.STRING,
+        "The run's state now, e.g. `CREATED`, `RUNNING`, `PAUSED`, `SUCCESS`, `FAILED`.",
+        computed=True,
+    ),
+    Field("origin", Kind.STRING, f"{_ORIGIN} Copied from the revision.", computed=True),
+    Field(
+        "git_commit_sha",
+        Kind.STRING,
+        "The Git commit the revision came from; null unless a Git source wrote it.",
+        computed=True,
+    ),
+    Field(
+        "plan_id",
+        Kind.STRING,
+        "The GitOps plan that activated the revision; null unless a Git source wrote it.",
+        computed=True,
+    ),
+    Field("labels", Kind.STRING_MAP, "The run's labels.", computed=True),
+    Field("created_at", Kind.STRING, "When the run was created (RFC 3339).", computed=True),
+    Field(
+        "ended_at", Kind.STRING, "When the run ended (RFC 3339); null while it runs.", computed=True
+    ),
 )
 
 SECRET_FIELDS = (
@@ -151,6 +193,28 @@ def flow_state(body: dict[str, Any], content: str | None) -> State:
         "spec_sha256": body["spec_sha256"],
         "origin": body["origin"],
     }
+
+
+def execution_state(body: dict[str, Any]) -> State:
+    """Terraform state from the API's execution body; label values as strings."""
+    return {
+        "id": body["id"],
+        "namespace": body["namespace"],
+        "flow_id": body["flow_id"],
+        "flow_revision": body["flow_revision"],
+        "state": body["state"],
+        "origin": body["origin"],
+        "git_commit_sha": body.get("git_commit_sha"),
+        "plan_id": body.get("plan_id"),
+        "labels": {key: _as_string(value) for key, value in (body.get("labels") or {}).items()},
+        "created_at": body.get("created_at"),
+        "ended_at": body.get("ended_at"),
+    }
+
+
+def with_etag(state: State, body: dict[str, Any]) -> State:
+    """A resource's state with the ETag the server sent alongside ``body``."""
+    return {**state, "etag": body.get("etag")}
 
 
 def namespace_state(body: dict[str, Any], prior: State | None) -> State:

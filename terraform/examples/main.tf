@@ -39,6 +39,23 @@ resource "flowplane_namespace_secret" "backup_key" {
   description = "Encrypts the nightly backups"
 }
 
+# --- A Git source ---------------------------------------------------------------
+# Flowplane keeps the flows of this repository active (origin `git:platform-flows`).
+# Plans wait for two reviewers; unset attributes (flows_path, secrets_path,
+# poll_interval_seconds, prune, self_heal) keep the server's defaults and never
+# show up as a diff. Set flows_repository_url to create it.
+
+resource "flowplane_git_source" "platform" {
+  count              = var.flows_repository_url != null ? 1 : 0
+  id                 = "platform-flows"
+  url                = var.flows_repository_url
+  branch             = "main"
+  approval           = "approval"
+  required_approvals = 2
+  # Signs push webhooks. Like secret values, it is redacted in plans but kept in state.
+  webhook_secret = var.webhook_secret
+}
+
 # --- Flows --------------------------------------------------------------------
 # Each flow's YAML lives beside this file; file() passes it byte for byte.
 # Setting `namespace` from the namespace resource orders creation (namespace
@@ -80,4 +97,11 @@ output "flows" {
 output "backup_origin" {
   description = "Who wrote the backup flow's current revision (terraform after apply)."
   value       = data.flowplane_flow.backup.origin
+}
+
+output "git_source" {
+  description = "The Git source's id and the version the server holds (null without a repository)."
+  value = one([
+    for source in flowplane_git_source.platform : { id = source.id, version = source.version }
+  ])
 }

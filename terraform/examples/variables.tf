@@ -5,7 +5,7 @@ variable "flowplane_endpoint" {
 }
 
 variable "flowplane_token" {
-  description = "API token (FLOWPLANE_TOKEN works too). Ignored by the server until access control lands."
+  description = "API token (FLOWPLANE_TOKEN works too). Git sources need an admin token; flows and namespaces an editor."
   type        = string
   default     = null
   sensitive   = true
@@ -13,6 +13,19 @@ variable "flowplane_token" {
 
 variable "backup_encryption_key" {
   description = "Optional: stored as the secret BACKUP_KEY of platform.ops. Leave unset to skip it."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "flows_repository_url" {
+  description = "Optional: a Git repository of flows (https://, ssh or file://) to register as a Git source."
+  type        = string
+  default     = null
+}
+
+variable "webhook_secret" {
+  description = "Optional: the secret that signs the repository's push webhooks."
   type        = string
   default     = null
   sensitive   = true

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from tests.conftest import token_headers
+
 FLOW = """\
 id: hello
 namespace: platform.ops
@@ -132,7 +134,9 @@ def test_validate_does_not_store(client: TestClient) -> None:
 
 
 def test_origin_header_is_recorded_and_git_origins_are_refused(client: TestClient) -> None:
-    response = put(client, FLOW, **{"X-Flowplane-Origin": "terraform", "X-Flowplane-Actor": "ci"})
+    response = put(
+        client, FLOW, **{"X-Flowplane-Origin": "terraform", **token_headers(client, "ci", "editor")}
+    )
     assert response.json()["origin"] == "terraform"
     assert client.get(URL + "/revisions").json()["items"][0]["created_by"] == "ci"
     refused = put(client, FLOW, **{"X-Flowplane-Origin": "git:flows"})

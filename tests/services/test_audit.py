@@ -6,6 +6,7 @@ from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
 from controlplane.cli import app
+from tests.conftest import token_headers
 from tests.services.test_engine import put_flow, run
 
 FLOW = "id: audited\nnamespace: team.a\ntasks:\n  - {id: p, type: Pause}\n"
@@ -17,9 +18,14 @@ def test_mutations_are_chained_and_tampering_is_named(client, engine: Engine) ->
     client.put("/api/v1/namespaces/team.a/secrets/TOKEN", json={"value": "audit-secret-value-42"})
     paused = run(client, "team.a", "audited")
     client.post(
-        f"/api/v1/executions/{paused['id']}/resume", json={}, headers={"X-Flowplane-Actor": "rita"}
+        f"/api/v1/executions/{paused['id']}/resume", json={}, headers=token_headers(client, "rita")
     )
     events = client.get("/api/v1/audit").json()
+    actions = [e["action"] for e in events]
+    # The first start records the configured admin token, then rita's token is made.
+    assert actions[0] == "token.create"
+    total = len(events)
+    events = [e for e in events if e["action"] != "token.create"]
     actions = [e["action"] for e in events]
     assert actions[:5] == [
         "namespace.put",
@@ -29,10 +35,12 @@ def test_mutations_are_chained_and_tampering_is_named(client, engine: Engine) ->
         "execution.resume",
     ]
     assert events[4]["actor"] == "rita"
+    assert events[0]["actor"] == "admin"
+    assert all(e["request_id"] for e in events), "API mutations carry their request id"
     assert "audit-secret-value-42" not in str(events)
     assert client.get("/api/v1/audit/verify").json() == {
         "valid": True,
-        "events": len(events),
+        "events": total,
         "first_broken": None,
         "reason": "",
     }

@@ -6,10 +6,12 @@ from datetime import datetime
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from controlplane.api import create_app
 from controlplane.settings import Settings
+from tests.conftest import ADMIN_TOKEN, bearer
 from tests.services.test_engine import put_flow, wait_for_end
 
 
@@ -23,8 +25,14 @@ def running_window(execution: dict[str, object]) -> tuple[datetime, datetime]:
 def test_queue_behaviour_runs_one_at_a_time_with_two_workers(
     engine: Engine, tmp_path: Path, corpus: Path
 ) -> None:
-    settings = Settings(database_url=str(engine.url), data_dir=tmp_path, poll_sources=False)
-    with TestClient(create_app(settings, engine=engine, workers=2)) as client:
+    settings = Settings(
+        database_url=str(engine.url),
+        data_dir=tmp_path,
+        poll_sources=False,
+        admin_token=SecretStr(ADMIN_TOKEN),
+    )
+    app = create_app(settings, engine=engine, workers=2)
+    with TestClient(app, headers=bearer(ADMIN_TOKEN)) as client:
         ns, flow_id = put_flow(client, (corpus / "flow-concurrency-queue.yml").read_text())
         ids = [
             client.post(f"/api/v1/executions/{ns}/{flow_id}", json={}).json()["id"]

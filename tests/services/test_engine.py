@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from controlplane.domain.validate import validate_flow
+from tests.conftest import token_headers
 
 
 def put_flow(client: TestClient, source: str) -> tuple[str, str]:
@@ -143,13 +144,12 @@ tasks:
     paused = run(client, "demo", "gate")
     assert paused["state"] == "PAUSED"
     url = f"/api/v1/executions/{paused['id']}/resume"
-    bad = client.post(url, json={"inputs": {}}, headers={"X-Flowplane-Actor": "alice"})
+    alice = token_headers(client, "alice")
+    bad = client.post(url, json={"inputs": {}}, headers=alice)
     assert bad.status_code == 422
-    ok = client.post(
-        url, json={"inputs": {"reason": "ship it"}}, headers={"X-Flowplane-Actor": "alice"}
-    )
+    ok = client.post(url, json={"inputs": {"reason": "ship it"}}, headers=alice)
     assert ok.status_code == 200, ok.text
-    again = client.post(url, json={"inputs": {"reason": "x"}}, headers={"X-Flowplane-Actor": "bob"})
+    again = client.post(url, json={"inputs": {"reason": "x"}}, headers=token_headers(client, "bob"))
     assert again.status_code == 409
     final = wait_for_end(client, paused["id"])
     assert final["state"] == "SUCCESS"

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import token_headers
+
 BACKUP = """\
 id: backup
 namespace: platform.ops
@@ -71,13 +73,13 @@ def test_approval_by_a_second_person_activates_with_the_commit(
     assert client.get("/api/v1/flows/platform.ops/backup").status_code == 404
 
     own = client.post(
-        f"/api/v1/plans/{plan['id']}/approve", json={}, headers={"X-Flowplane-Actor": "Dana Dev"}
+        f"/api/v1/plans/{plan['id']}/approve", json={}, headers=token_headers(client, "Dana Dev")
     )
     assert own.status_code == 403
     approved = client.post(
         f"/api/v1/plans/{plan['id']}/approve",
         json={"comment": "looks good"},
-        headers={"X-Flowplane-Actor": "rita"},
+        headers=token_headers(client, "rita"),
     ).json()
     assert approved["status"] == "applied"
     assert approved["approvals"][0]["actor"] == "rita"
@@ -142,7 +144,7 @@ def test_same_commit_makes_one_plan_and_newer_supersedes(client: TestClient, rep
     assert newer["id"] != first["id"]
     assert client.get(f"/api/v1/plans/{first['id']}").json()["status"] == "superseded"
     late = client.post(
-        f"/api/v1/plans/{first['id']}/approve", json={}, headers={"X-Flowplane-Actor": "rita"}
+        f"/api/v1/plans/{first['id']}/approve", json={}, headers=token_headers(client, "rita")
     )
     assert late.status_code == 409
 
@@ -206,7 +208,15 @@ def test_poller_syncs_due_sources(engine, repo: Path, tmp_path: Path) -> None:  
     from controlplane.services.gitops.sources import SourceInput, put_source  # noqa: PLC0415
 
     commit(repo, {"flows/platform.ops/backup.yaml": BACKUP}, "add")
-    put_source(engine, "flows", SourceInput(url=f"file://{repo}", poll_interval_seconds=60))
+    from controlplane.services.secrets import load_keyring  # noqa: PLC0415
+
+    put_source(
+        engine,
+        "flows",
+        SourceInput(url=f"file://{repo}", poll_interval_seconds=60),
+        actor="test",
+        keyring=load_keyring(tmp_path),
+    )
     poller = Poller(engine, tmp_path / "git")
     assert poller.poll_due(1000.0) == 1
     assert poller.poll_due(1030.0) == 0  # not due yet

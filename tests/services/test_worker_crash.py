@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from controlplane.api import create_app
 from controlplane.settings import Settings
+from tests.conftest import ADMIN_TOKEN, bearer
 
 FLOW = """\
 id: slow
@@ -62,9 +64,13 @@ def wait_until(predicate: Any, timeout: float = 30.0) -> None:
 
 def test_kill_9_mid_task_loses_nothing(engine: Engine, tmp_path: Path) -> None:
     app = create_app(
-        Settings(database_url=str(engine.url), data_dir=tmp_path), engine=engine, workers=0
+        Settings(
+            database_url=str(engine.url), data_dir=tmp_path, admin_token=SecretStr(ADMIN_TOKEN)
+        ),
+        engine=engine,
+        workers=0,
     )
-    with TestClient(app) as client:
+    with TestClient(app, headers=bearer(ADMIN_TOKEN)) as client:
         client.put("/api/v1/flows/demo/slow", json={"content": FLOW})
         execution_id = client.post("/api/v1/executions/demo/slow", json={}).json()["id"]
         url = f"/api/v1/executions/{execution_id}"

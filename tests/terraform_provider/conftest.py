@@ -21,18 +21,25 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from tf_harness import FlowplaneServer, Workspace, free_port
+from tf_harness import ADMIN_TOKEN, FlowplaneServer, Workspace, free_port
 
 from controlplane.api import create_app
 from controlplane.settings import Settings
-from controlplane.terraform_provider.overrides import write_cli_config
+from controlplane.terraform_provider.overrides import environment, write_cli_config
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowplaneServer]:
     data = tmp_path_factory.mktemp("flowplane")
+    # Settings read FLOWPLANE_ADMIN_TOKEN as a real server does; every request of
+    # the provider and of the tests then carries it. The Git poller stays off: the
+    # sources created here point at no repository.
+    with environment(FLOWPLANE_ADMIN_TOKEN=ADMIN_TOKEN):
+        settings = Settings(
+            data_dir=data, database_url=f"sqlite:///{data}/fp.db", poll_sources=False
+        )
     # data_dir also holds the server's secrets identity: keep it in the temp folder.
-    app = create_app(Settings(data_dir=data, database_url=f"sqlite:///{data}/fp.db"))
+    app = create_app(settings)
     port = free_port()
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)

@@ -11,7 +11,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from tf_harness import REPO, Workspace, free_port
+from tf_harness import ADMIN_TOKEN, REPO, Workspace, free_port
 
 from controlplane.terraform_provider.mirror import build_mirror, cli_config, provider_executable
 from controlplane.terraform_provider.schema_dump import SCHEMA_FILE, current_schema, render
@@ -23,9 +23,15 @@ def test_examples_apply_cleanly_and_destroy(tmp_path, server, tf_env):
     workdir = tmp_path / "examples"
     shutil.copytree(EXAMPLES, workdir, ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"))
     example = Workspace(workdir, tf_env, server.url)
-    endpoint = f"-var=flowplane_endpoint={server.url}"
+    hook = "example-Hook-6b2f"
+    variables = (
+        f"-var=flowplane_endpoint={server.url}",
+        f"-var=flowplane_token={ADMIN_TOKEN}",
+        f"-var=flows_repository_url=file://{tmp_path / 'flows-repo'}",
+        f"-var=webhook_secret={hook}",
+    )
 
-    example.apply(endpoint)
+    applied = example.apply(*variables)
     for namespace, flow_id in (
         ("platform.ops", "nightly-backup"),
         ("platform.ops", "promote-release"),
@@ -35,17 +41,28 @@ def test_examples_apply_cleanly_and_destroy(tmp_path, server, tf_env):
         assert stored["origin"] == "terraform"
         assert stored["content"] == (EXAMPLES / f"{flow_id}.yaml").read_text()
     assert server.namespace("platform.ops")["labels"] == {"team": "ops", "tier": "critical"}
+    source = server.http.get("/api/v1/sources/platform-flows").json()
+    assert source["url"] == f"file://{tmp_path / 'flows-repo'}"
+    assert (source["approval"], source["required_approvals"]) == ("approval", 2)
+    assert (source["flows_path"], source["has_webhook_secret"]) == ("flows/", True)
     outputs = json.loads(example.run("output", "-json").stdout)
     assert outputs["backup_origin"]["value"] == "terraform"
     assert outputs["flows"]["value"]["platform.ops/nightly-backup"] == 1
+    assert outputs["git_source"]["value"] == {"id": "platform-flows", "version": 1}
 
-    again = example.plan(endpoint)
+    again = example.plan(*variables)
     assert again.code == 0, again.output
 
-    result = example.run("destroy", "-auto-approve", "-no-color", endpoint)
+    result = example.run("destroy", "-auto-approve", "-no-color", *variables)
     assert result.code == 0, result.output
     assert server.flow("platform.ops", "nightly-backup") is None
     assert server.namespace("platform.monitoring") is None
+    if server.http.get("/api/v1/sources/platform-flows").status_code != 404:
+        # A server without DELETE /api/v1/sources/{id} keeps the source, and Terraform says so.
+        assert "removed from Terraform state only" in result.output
+    for text in (applied.output, again.output, result.output):
+        assert hook not in text
+        assert ADMIN_TOKEN not in text
 
 
 def test_filesystem_mirror_then_init(tmp_path, server, tf_env):

@@ -8,17 +8,26 @@ import httpx
 import pytest
 from tf_harness import REPO, free_port
 
+from controlplane.terraform_provider.api_token import API_TOKEN_FIELDS, token_state
 from controlplane.terraform_provider.client import FlowplaneClient
 from controlplane.terraform_provider.errors import ApiError, Problem
 from controlplane.terraform_provider.framework import UNKNOWN, new_diagnostics
+from controlplane.terraform_provider.git_source import (
+    GIT_SOURCE_FIELDS,
+    source_body,
+    source_state,
+)
 from controlplane.terraform_provider.planning import replaced_attributes
 from controlplane.terraform_provider.provider import FlowplaneProvider
 from controlplane.terraform_provider.reporting import reporting
 from controlplane.terraform_provider.schemas import (
+    EXECUTION_DATA_FIELDS,
     FLOW_FIELDS,
+    execution_state,
     flow_state,
     namespace_body,
     namespace_state,
+    with_etag,
 )
 
 NAMESPACE_BODY = {"name": "ops", "description": None, "labels": {}, "variables": {}}
@@ -74,7 +83,7 @@ def test_flow_state_takes_content_override():
     state = flow_state(body, "terraform copy")
     assert state["content"] == "terraform copy"
     assert state["id"] == "ops/backup"
-    assert set(state) == {f.name for f in FLOW_FIELDS}
+    assert set(with_etag(state, {"etag": '"4-ab"'})) == {f.name for f in FLOW_FIELDS}
 
 
 def test_replaced_attributes_follow_the_plan():
@@ -137,7 +146,12 @@ def test_client_maps_404_to_none_and_caches_validation():
     ("status", "body", "summary", "detail"),
     [
         (401, {"message": "bad token"}, "Flowplane refused the API token (HTTP 401)", "bad token"),
-        (403, {"message": "no"}, "Flowplane refused the API token (HTTP 403)", "api_token"),
+        (
+            403,
+            {"message": "no"},
+            "Flowplane refused the API token (HTTP 403: not allowed)",
+            "its role or namespaces do not allow this",
+        ),
         (409, {"message": "owned by git"}, "Flowplane refused the change (HTTP 409", "owned"),
         (
             422,
@@ -211,6 +225,109 @@ def test_provider_configuration(monkeypatch):
     assert [d.path for d in checks.diagnostics] == [["endpoint"], ["timeout"]]
 
 
+def test_client_sends_if_match_and_keeps_the_etag_header():
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"name": "ops"}, headers={"ETag": '"v3"'})
+
+    client = _client(handler)
+    assert client.put_namespace("ops", {}, if_match='"v2"') == {"name": "ops", "etag": '"v3"'}
+    assert seen[0].headers["If-Match"] == '"v2"'
+    client.put_source("src", {"url": "x"})
+    assert "If-Match" not in seen[1].headers
+    assert seen[1].headers["X-Flowplane-Origin"] == "terraform"
+
+
+def test_client_explains_a_stale_etag():
+    body = {"message": 'If-Match "v1" does not match the current ETag "v2"'}
+    with pytest.raises(ApiError) as caught:
+        _client(_error(412, body)).put_source("src", {}, if_match='"v1"')
+    assert caught.value.summary == (
+        "the object changed on the server since Terraform last read it (HTTP 412); "
+        "nothing was overwritten"
+    )
+    assert 'PUT /api/v1/sources/src: If-Match "v1"' in caught.value.detail
+    assert "terraform apply -refresh-only" in caught.value.detail
+
+
+def test_client_tells_a_server_without_source_deletion():
+    statuses = iter([405, 404, 204])
+    client = _client(lambda _request: httpx.Response(next(statuses)))
+    assert client.delete_source("a") is False
+    assert client.delete_source("a") is True  # already gone
+    assert client.delete_source("a") is True
+
+
+SOURCE_BODY = {
+    "id": "flows",
+    "url": "https://git.example.com/f.git",
+    "branch": "main",
+    "flows_path": "flows/",
+    "secrets_path": "secrets/",
+    "poll_interval_seconds": 60,
+    "has_webhook_secret": True,
+    "approval": "auto",
+    "required_approvals": 1,
+    "prune": False,
+    "self_heal": False,
+    "last_commit": None,
+    "version": 2,
+    "etag": '"v2"',
+}
+
+
+def test_source_state_and_body():
+    state = source_state(SOURCE_BODY, "hook")
+    assert set(state) == {f.name for f in GIT_SOURCE_FIELDS}
+    assert (state["webhook_secret"], state["etag"], state["version"]) == ("hook", '"v2"', 2)
+    # The server holds no secret: whatever Terraform had is gone.
+    cleared = source_state({**SOURCE_BODY, "has_webhook_secret": False}, "hook")
+    assert cleared["webhook_secret"] is None
+    # Create: unset defaulted attributes are left to the server; the secret is always sent.
+    planned = {"id": "flows", "url": "u", "branch": UNKNOWN, "prune": None, "webhook_secret": None}
+    assert source_body(planned) == {"url": "u", "webhook_secret": None}
+
+
+def test_token_state_keeps_the_configured_spelling_of_expiry():
+    body = {
+        "id": "tok_1",
+        "name": "ci",
+        "role": "viewer",
+        "namespaces": ["*"],
+        "expires_at": "2099-01-01T00:00:00Z",
+        "created_at": "2026-11-23T12:00:00Z",
+        "created_by": "admin",
+    }
+    state = token_state(body, "fpt_secret", {"expires_at": "2099-01-01T02:00:00+02:00"})
+    assert set(state) == {f.name for f in API_TOKEN_FIELDS}
+    assert state["expires_at"] == "2099-01-01T02:00:00+02:00"
+    assert state["token"] == "fpt_secret"  # noqa: S105 - a test value
+    # Another instant is a real difference: the server's value wins.
+    moved = token_state(body, None, {"expires_at": "2098-01-01T00:00:00Z"})
+    assert moved["expires_at"] == "2099-01-01T00:00:00Z"
+
+
+def test_execution_state_has_every_attribute():
+    body = {
+        "id": "e1",
+        "namespace": "ops",
+        "flow_id": "backup",
+        "flow_revision": 3,
+        "state": "SUCCESS",
+        "origin": "git:flows",
+        "git_commit_sha": "abc",
+        "plan_id": "p1",
+        "labels": {"n": 1, "s": "x"},
+        "created_at": "2026-11-23T12:00:00Z",
+        "ended_at": None,
+    }
+    state = execution_state(body)
+    assert set(state) == {f.name for f in EXECUTION_DATA_FIELDS}
+    assert state["labels"] == {"n": "1", "s": "x"}
+
+
 def test_docs_cover_every_attribute_in_the_schema():
     schema = json.loads((REPO / "provider-schema" / "schema.json").read_text())
     provider = schema["provider_schemas"]["registry.terraform.io/flowplane/flowplane"]
@@ -222,7 +339,7 @@ def test_docs_cover_every_attribute_in_the_schema():
     ):
         for type_name, type_schema in provider[kind].items():
             pages[docs / folder / f"{type_name.removeprefix('flowplane_')}.md"] = type_schema
-    assert len(pages) == 6
+    assert len(pages) == 9
     for page, type_schema in pages.items():
         text = page.read_text()
         assert "## Example Usage" in text, page

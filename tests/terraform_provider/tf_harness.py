@@ -14,6 +14,8 @@ from sqlalchemy import Engine
 from controlplane.terraform_provider.overrides import environment
 
 REPO = Path(__file__).resolve().parents[2]
+# The live server accepts this as its admin token (FLOWPLANE_ADMIN_TOKEN).
+ADMIN_TOKEN = "fpt_terraform-tests-admin-0c9d"  # noqa: S105 - a test value
 TERRAFORM_HEADER = """terraform {
   required_providers {
     flowplane = { source = "flowplane/flowplane" }
@@ -37,7 +39,9 @@ class FlowplaneServer:
     http: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
-        self.http = httpx.Client(base_url=self.url, timeout=10)
+        self.http = httpx.Client(
+            base_url=self.url, timeout=10, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
 
     def flow(self, namespace: str, flow_id: str) -> dict | None:
         response = self.http.get(f"/api/v1/flows/{namespace}/{flow_id}")
@@ -73,14 +77,22 @@ class Result:
 class Workspace:
     """One Terraform working directory and the environment its commands run with."""
 
-    def __init__(self, workdir: Path, env: dict[str, str | None], endpoint: str) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        env: dict[str, str | None],
+        endpoint: str,
+        token: str | None = ADMIN_TOKEN,
+    ) -> None:
         self.workdir = workdir
         self.env = env
         self.endpoint = endpoint
+        self.token = token
         workdir.mkdir(parents=True, exist_ok=True)
 
     def write(self, hcl: str) -> None:
-        provider = f'provider "flowplane" {{\n  endpoint = "{self.endpoint}"\n}}\n'
+        token = f'  api_token = "{self.token}"\n' if self.token else ""
+        provider = f'provider "flowplane" {{\n  endpoint  = "{self.endpoint}"\n{token}}}\n'
         (self.workdir / "main.tf").write_text(TERRAFORM_HEADER + provider + hcl)
 
     def run(self, *args: str) -> Result:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
+from controlplane.api.auth import Viewer, check_unscoped
 from controlplane.api.deps import EngineDep, PageDep
 from controlplane.store.audit import verify_chain
 from controlplane.store.db import as_utc
@@ -25,6 +26,7 @@ class AuditEvent(BaseModel):
     actor: str
     action: str
     target: str
+    request_id: str | None
     summary: dict[str, Any]
     hash: str
     prev_hash: str
@@ -42,6 +44,7 @@ class ChainStatus(BaseModel):
 @router.get("", response_model=list[AuditEvent])
 def list_events(
     engine: EngineDep,
+    principal: Viewer,
     page: PageDep,
     action: Annotated[str | None, Query(description="e.g. plan.approve")] = None,
     target: Annotated[
@@ -49,7 +52,8 @@ def list_events(
     ] = None,
     actor: str | None = None,
 ) -> list[AuditEvent]:
-    """Events, oldest first, filtered."""
+    """Events, oldest first, filtered. The log spans namespaces, so it needs an unscoped token."""
+    check_unscoped(principal, "the audit log")
     statement = select(AuditEventRow).order_by(col(AuditEventRow.pk))
     if action:
         statement = statement.where(col(AuditEventRow.action) == action)
@@ -66,6 +70,7 @@ def list_events(
             actor=r.actor,
             action=r.action,
             target=r.target,
+            request_id=r.request_id,
             summary=r.summary,
             hash=r.hash,
             prev_hash=r.prev_hash,
@@ -75,8 +80,9 @@ def list_events(
 
 
 @router.get("/verify", response_model=ChainStatus)
-def verify(engine: EngineDep) -> ChainStatus:
+def verify(engine: EngineDep, principal: Viewer) -> ChainStatus:
     """Recompute the chain; name the first event that was changed or removed."""
+    check_unscoped(principal, "the audit log")
     with Session(engine) as session:
         report = verify_chain(session)
     return ChainStatus(

@@ -1,23 +1,33 @@
-"""``/api/v1/executions``: start, read, resume and kill runs."""
+"""``/api/v1/executions``: start, read, follow, resume, kill, restart and backfill runs."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import Engine
 from sqlmodel import Session
 
+from controlplane.api.auth import Editor, Reviewer, Viewer, check_namespace
 from controlplane.api.deps import EngineDep, PageDep
 from controlplane.api.schemas import ErrorBody, WriteModel
 from controlplane.domain.fields import FLOW_ID_PATTERN, NAMESPACE_PATTERN, State
 from controlplane.domain.transitions import TERMINAL
 from controlplane.services import executions as service
 from controlplane.services import lineage
+from controlplane.services.access import Principal
+from controlplane.services.masking import (
+    SecretFields,
+    secret_fields_by_revision,
+    secret_fields_of,
+)
 from controlplane.store import executions as store
 from controlplane.store.db import as_utc
 from controlplane.store.tables import ExecutionRow, LogRow, TaskRunRow
@@ -27,7 +37,6 @@ router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 404, 409, 422)
 }
-Actor = Annotated[str | None, Header(alias="X-Flowplane-Actor", max_length=200)]
 
 
 class ExecutionCreate(WriteModel):
@@ -41,6 +50,14 @@ class ResumeBody(WriteModel):
     """Values for the Pause task's ``onResume`` inputs."""
 
     inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class BackfillBody(WriteModel):
+    """The Schedule trigger to replay, and the past interval (both ends included)."""
+
+    trigger_id: str = Field(max_length=100)
+    start: datetime
+    end: datetime
 
 
 class TaskRunPublic(BaseModel):
@@ -60,8 +77,8 @@ class TaskRunPublic(BaseModel):
     ended_at: datetime | None
 
     @classmethod
-    def of(cls, row: TaskRunRow) -> TaskRunPublic:
-        """Build from a stored task run."""
+    def of(cls, row: TaskRunRow, secrets: SecretFields) -> TaskRunPublic:
+        """Build from a stored task run, SECRET resume inputs masked."""
         return cls(
             id=row.id,
             task_id=row.task_id,
@@ -70,7 +87,7 @@ class TaskRunPublic(BaseModel):
             value=row.value,
             attempt=row.attempt,
             state=row.state,
-            outputs=row.outputs,
+            outputs=secrets.mask_outputs(row.task_id, row.outputs),
             resumed_by=row.resumed_by,
             resumed_at=as_utc(row.resumed_at) if row.resumed_at else None,
             started_at=as_utc(row.started_at),
@@ -99,8 +116,10 @@ class ExecutionPublic(BaseModel):
     task_runs: list[TaskRunPublic] | None = None
 
     @classmethod
-    def of(cls, row: ExecutionRow, runs: list[TaskRunRow] | None = None) -> ExecutionPublic:
-        """Build from a stored execution."""
+    def of(
+        cls, row: ExecutionRow, secrets: SecretFields, runs: list[TaskRunRow] | None = None
+    ) -> ExecutionPublic:
+        """Build from a stored execution, SECRET inputs masked."""
         return cls(
             id=row.id,
             namespace=row.namespace,
@@ -110,15 +129,22 @@ class ExecutionPublic(BaseModel):
             plan_id=row.plan_id,
             origin=row.origin,
             trigger=row.trigger,
-            inputs=row.inputs,
+            inputs=secrets.mask_inputs(row.inputs),
             labels=row.labels,
             outputs=row.outputs,
             state=row.state,
             state_history=row.state_history,
             created_at=as_utc(row.created_at),
             ended_at=as_utc(row.ended_at) if row.ended_at else None,
-            task_runs=None if runs is None else [TaskRunPublic.of(r) for r in runs],
+            task_runs=None if runs is None else [TaskRunPublic.of(r, secrets) for r in runs],
         )
+
+
+def _public(
+    engine: Engine, row: ExecutionRow, runs: list[TaskRunRow] | None = None
+) -> ExecutionPublic:
+    """The API view of a run: values typed SECRET are masked, never sent."""
+    return ExecutionPublic.of(row, secret_fields_of(engine, row), runs)
 
 
 class LogLine(BaseModel):
@@ -145,6 +171,7 @@ class LogLine(BaseModel):
 @router.get("", response_model=list[ExecutionPublic])
 def list_executions(
     engine: EngineDep,
+    principal: Viewer,
     page: PageDep,
     namespace: str | None = None,
     flow_id: str | None = None,
@@ -159,49 +186,109 @@ def list_executions(
             state=state.value if state else None,
             offset=page.offset,
             limit=page.limit,
+            scopes=principal.scopes,
         )
-        return [ExecutionPublic.of(r) for r in rows]
+        secrets = secret_fields_by_revision(session, (r.revision_pk for r in rows))
+    return [ExecutionPublic.of(r, secrets[r.revision_pk]) for r in rows]
+
+
+def _visible(engine: EngineDep, principal: Principal, execution_id: str) -> service.ExecutionDetail:
+    """The execution, or 404 when missing and 403 when outside the caller's scopes."""
+    detail = service.get_execution(engine, execution_id)
+    check_namespace(principal, detail.execution.namespace)
+    return detail
 
 
 @router.get("/{execution_id}", response_model=ExecutionPublic, responses=_ERRORS)
-def get_execution(engine: EngineDep, execution_id: str) -> ExecutionPublic:
+def get_execution(engine: EngineDep, principal: Viewer, execution_id: str) -> ExecutionPublic:
     """A run with its task runs."""
-    detail = service.get_execution(engine, execution_id)
-    return ExecutionPublic.of(detail.execution, list(detail.task_runs))
+    detail = _visible(engine, principal, execution_id)
+    return _public(engine, detail.execution, list(detail.task_runs))
 
 
 @router.get("/{execution_id}/logs", response_model=list[LogLine], responses=_ERRORS)
 def get_logs(
-    engine: EngineDep, execution_id: str, after: Annotated[int, Query(ge=0)] = 0
+    engine: EngineDep,
+    principal: Viewer,
+    execution_id: str,
+    after: Annotated[int, Query(ge=0)] = 0,
 ) -> list[LogLine]:
     """Log lines after position ``after``."""
-    service.get_execution(engine, execution_id)
+    _visible(engine, principal, execution_id)
     with Session(engine) as session:
         return [LogLine.of(r) for r in store.logs_of(session, execution_id, after=after)]
 
 
 @router.get("/{execution_id}/lineage", responses=_ERRORS)
-def get_lineage(engine: EngineDep, execution_id: str) -> dict[str, Any]:
+def get_lineage(engine: EngineDep, principal: Viewer, execution_id: str) -> dict[str, Any]:
     """Everything an auditor needs to trace this run: revision, commit, plan, approvals."""
+    _visible(engine, principal, execution_id)
     return lineage.execution_lineage(engine, execution_id)
 
 
 @router.post("/{execution_id}/resume", response_model=ExecutionPublic, responses=_ERRORS)
 def resume_execution(
-    engine: EngineDep, execution_id: str, body: ResumeBody, actor: Actor = None
+    engine: EngineDep, principal: Reviewer, execution_id: str, body: ResumeBody
 ) -> ExecutionPublic:
     """Resume a paused run once; who resumed it and when is recorded on the Pause task run."""
-    row = service.resume_execution(
-        engine, execution_id, actor=actor or "anonymous", inputs=body.inputs
-    )
-    return ExecutionPublic.of(row)
+    _visible(engine, principal, execution_id)
+    row = service.resume_execution(engine, execution_id, actor=principal.actor, inputs=body.inputs)
+    return _public(engine, row)
 
 
 @router.post("/{execution_id}/kill", response_model=ExecutionPublic, responses=_ERRORS)
-def kill_execution(engine: EngineDep, execution_id: str, actor: Actor = None) -> ExecutionPublic:
+def kill_execution(engine: EngineDep, principal: Editor, execution_id: str) -> ExecutionPublic:
     """Kill a run."""
-    return ExecutionPublic.of(
-        service.kill_execution(engine, execution_id, actor=actor or "anonymous")
+    _visible(engine, principal, execution_id)
+    return _public(engine, service.kill_execution(engine, execution_id, actor=principal.actor))
+
+
+@router.post("/{execution_id}/restart", response_model=ExecutionPublic, responses=_ERRORS)
+def restart_execution(engine: EngineDep, principal: Editor, execution_id: str) -> ExecutionPublic:
+    """Run a FAILED, KILLED or WARNING run again from its unsuccessful tasks, same revision."""
+    _visible(engine, principal, execution_id)
+    return _public(engine, service.restart_execution(engine, execution_id, actor=principal.actor))
+
+
+# Follow polls the database this often for new lines.
+_FOLLOW_POLL_SECONDS = 0.25
+
+
+@router.get(
+    "/{execution_id}/logs/follow",
+    response_class=StreamingResponse,
+    responses={
+        **_ERRORS,
+        200: {
+            "description": "Server-sent events: one `log` event per line (its `id` is the "
+            "line's position), then one `end` event with the final state",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+    },
+)
+def follow_logs(
+    engine: EngineDep,
+    principal: Viewer,
+    execution_id: str,
+    after: Annotated[int, Query(ge=0)] = 0,
+    last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
+) -> StreamingResponse:
+    """Stream the run's log lines after ``after`` (or ``Last-Event-ID``) until it ends."""
+    _visible(engine, principal, execution_id)
+    start = last_event_id if last_event_id is not None else after
+    lines = service.follow_logs(
+        engine, execution_id, after_pk=start, poll_seconds=_FOLLOW_POLL_SECONDS
+    )
+
+    def events() -> Iterator[str]:
+        for row in lines:
+            data = LogLine.of(row).model_dump_json()
+            yield f"id: {row.pk}\nevent: log\ndata: {data}\n\n"
+        final = service.get_execution(engine, execution_id).execution.state
+        yield f"event: end\ndata: {json.dumps({'state': final})}\n\n"
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
     )
 
 
@@ -231,7 +318,34 @@ async def webhook(
         "parameters": dict(request.query_params),
     }
     row = service.trigger_webhook(engine, namespace, flow_id, key, payload)
-    return ExecutionPublic.of(row)
+    return _public(engine, row)
+
+
+@router.post(
+    "/{namespace}/{flow_id}/backfill",
+    response_model=list[ExecutionPublic],
+    status_code=201,
+    responses=_ERRORS,
+)
+def backfill(
+    engine: EngineDep,
+    principal: Editor,
+    namespace: Annotated[str, Path(pattern=NAMESPACE_PATTERN)],
+    flow_id: Annotated[str, Path(pattern=FLOW_ID_PATTERN)],
+    body: BackfillBody,
+) -> list[ExecutionPublic]:
+    """Queue the runs a Schedule trigger would have fired in a past interval, each once ever."""
+    check_namespace(principal, namespace)
+    rows = service.backfill_schedule(
+        engine,
+        namespace,
+        flow_id,
+        body.trigger_id,
+        start=body.start,
+        end=body.end,
+        actor=principal.actor,
+    )
+    return [_public(engine, row) for row in rows]
 
 
 # Registered last: `/{namespace}/{flow_id}` would otherwise swallow `/{id}/resume`.
@@ -240,6 +354,7 @@ async def webhook(
 )
 async def create_execution(
     engine: EngineDep,
+    principal: Editor,
     namespace: Annotated[str, Path(pattern=NAMESPACE_PATTERN)],
     flow_id: Annotated[str, Path(pattern=FLOW_ID_PATTERN)],
     body: ExecutionCreate,
@@ -249,15 +364,21 @@ async def create_execution(
     ] = 60,
 ) -> ExecutionPublic:
     """Queue a run of the flow's active revision; with ``wait``, answer when it stops."""
+    check_namespace(principal, namespace)
     row = service.create_execution(
-        engine, namespace, flow_id, inputs=body.inputs, labels=body.labels
+        engine,
+        namespace,
+        flow_id,
+        inputs=body.inputs,
+        labels=body.labels,
+        trigger={"type": "api", "actor": principal.actor},
     )
     if wait:
         deadline = time.monotonic() + wait_seconds
         while time.monotonic() < deadline:
             detail = service.get_execution(engine, row.id)
             if State(detail.execution.state) in TERMINAL | {State.PAUSED}:
-                return ExecutionPublic.of(detail.execution, list(detail.task_runs))
+                return _public(engine, detail.execution, list(detail.task_runs))
             await asyncio.sleep(0.05)
     detail = service.get_execution(engine, row.id)
-    return ExecutionPublic.of(detail.execution, list(detail.task_runs))
+    return _public(engine, detail.execution, list(detail.task_runs))

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from controlplane.api.auth import Viewer, check_namespace, require
 from controlplane.api.deps import EngineDep, IfMatch, PageDep, ProvenanceDep
 from controlplane.api.schemas import (
     ErrorBody,
@@ -76,6 +77,7 @@ async def read_source(request: Request) -> str:
 @router.get("", response_model=FlowList)
 def list_flows(
     engine: EngineDep,
+    principal: Viewer,
     page: PageDep,
     namespace: Annotated[str | None, Query(description="Exactly this namespace")] = None,
     namespace_prefix: Annotated[
@@ -85,7 +87,13 @@ def list_flows(
     q: Annotated[str | None, Query(max_length=100, description="Flow id contains")] = None,
 ) -> FlowList:
     """Live flows ordered by namespace and id."""
-    flt = FlowFilter(namespace=namespace, namespace_prefix=namespace_prefix, origin=origin, query=q)
+    flt = FlowFilter(
+        namespace=namespace,
+        namespace_prefix=namespace_prefix,
+        origin=origin,
+        query=q,
+        scopes=principal.scopes,
+    )
     states, total = service.list_flows(engine, flt, offset=page.offset, limit=page.limit)
     return FlowList(
         items=[FlowSummary.of(s) for s in states],
@@ -95,7 +103,12 @@ def list_flows(
     )
 
 
-@router.post("/validate", response_model=ValidationResult, openapi_extra=_SOURCE_BODY)
+@router.post(
+    "/validate",
+    response_model=ValidationResult,
+    openapi_extra=_SOURCE_BODY,
+    dependencies=[require("viewer")],
+)
 async def validate(request: Request) -> ValidationResult:
     """Validate a flow source without storing it; every problem is listed."""
     source = await read_source(request)
@@ -117,9 +130,10 @@ async def validate(request: Request) -> ValidationResult:
 
 @router.get("/{namespace}/{flow_id}", response_model=FlowPublic, responses=_ERRORS)
 def get_flow(
-    engine: EngineDep, namespace: Namespace, flow_id: FlowId, response: Response
+    engine: EngineDep, principal: Viewer, namespace: Namespace, flow_id: FlowId, response: Response
 ) -> FlowPublic:
     """The live flow: its source byte for byte, revision and ETag."""
+    check_namespace(principal, namespace)
     state = service.get_flow(engine, namespace, flow_id)
     response.headers["ETag"] = state.etag
     return FlowPublic.of(state)
@@ -141,6 +155,7 @@ async def put_flow(
     if_match: IfMatch = None,
 ) -> FlowPublic:
     """Create or update a flow. Identical content is a no-op: same revision, 200."""
+    check_namespace(request.state.principal, namespace)
     source = await read_source(request)
     result = service.put_flow(engine, namespace, flow_id, source, provenance, if_match=if_match)
     response.status_code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
@@ -150,6 +165,7 @@ async def put_flow(
 
 @router.delete("/{namespace}/{flow_id}", status_code=204, responses=_ERRORS)
 def delete_flow(
+    request: Request,
     engine: EngineDep,
     namespace: Namespace,
     flow_id: FlowId,
@@ -157,13 +173,17 @@ def delete_flow(
     if_match: IfMatch = None,
 ) -> Response:
     """Delete a flow; a tombstone revision keeps its history."""
+    check_namespace(request.state.principal, namespace)
     service.delete_flow(engine, namespace, flow_id, provenance, if_match=if_match)
     return Response(status_code=204)
 
 
 @router.get("/{namespace}/{flow_id}/revisions", response_model=RevisionList, responses=_ERRORS)
-def list_revisions(engine: EngineDep, namespace: Namespace, flow_id: FlowId) -> RevisionList:
+def list_revisions(
+    engine: EngineDep, principal: Viewer, namespace: Namespace, flow_id: FlowId
+) -> RevisionList:
     """Every revision, oldest first, tombstones included."""
+    check_namespace(principal, namespace)
     rows = service.list_revisions(engine, namespace, flow_id)
     return RevisionList(items=[RevisionSummary.of(r) for r in rows])
 
@@ -173,9 +193,11 @@ def list_revisions(engine: EngineDep, namespace: Namespace, flow_id: FlowId) -> 
 )
 def get_revision(
     engine: EngineDep,
+    principal: Viewer,
     namespace: Namespace,
     flow_id: FlowId,
     revision: Annotated[int, Path(ge=1)],
 ) -> RevisionPublic:
     """One revision with its source."""
+    check_namespace(principal, namespace)
     return RevisionPublic.of(service.get_revision(engine, namespace, flow_id, revision))

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Path, Request, Response, status
+from fastapi import APIRouter, Path, Request, Response, status
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
+from controlplane.api.auth import Admin, Editor, Reviewer, Viewer, check_namespace, require
 from controlplane.api.deps import EngineDep, IfMatch, SettingsDep
 from controlplane.api.schemas import ErrorBody, WriteModel
 from controlplane.errors import InvalidRequestError, NotFoundError
-from controlplane.services.gitops import plans, sources, webhooks
+from controlplane.services.access import ALL_NAMESPACES, Principal
+from controlplane.services.gitops import drift, plans, sources, webhooks
+from controlplane.services.secrets import Keyring, load_keyring
 from controlplane.store.db import as_utc
 from controlplane.store.tables import ApprovalRow, GitSourceRow, PlanRow
 
@@ -22,7 +26,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 403, 404, 409, 412, 422, 502)
 }
 SourceId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=100)]
-Actor = Annotated[str | None, Header(alias="X-Flowplane-Actor", max_length=200)]
 
 
 class SourceWrite(WriteModel):
@@ -60,8 +63,10 @@ class SourcePublic(BaseModel):
     @classmethod
     def of(cls, row: GitSourceRow) -> SourcePublic:
         """Build from a stored source."""
-        data = row.model_dump(exclude={"webhook_secret", "created_at", "updated_at"})
-        return cls(**data, has_webhook_secret=bool(row.webhook_secret))
+        data = row.model_dump(
+            exclude={"webhook_secret", "webhook_secret_ciphertext", "created_at", "updated_at"}
+        )
+        return cls(**data, has_webhook_secret=sources.has_webhook_secret(row))
 
 
 class ApprovalPublic(BaseModel):
@@ -73,11 +78,21 @@ class ApprovalPublic(BaseModel):
     decided_at: datetime
 
 
+class SecretChangePublic(BaseModel):
+    """What a plan does to one namespace secret: the key and the action, never a value."""
+
+    namespace: str
+    key: str
+    action: Literal["add", "change", "remove", "unchanged"]
+
+
 class PlanPublic(BaseModel):
     """A plan, its changes and problems, and its reviews."""
 
     id: str
     source_id: str
+    kind: str = Field(description="sync, heal (self_heal), rollback or local (--watch)")
+    requested_by: str | None = Field(description="Who asked for a rollback")
     base_commit: str | None
     target_commit: str
     author: str | None
@@ -86,6 +101,7 @@ class PlanPublic(BaseModel):
     status: str
     summary: dict[str, Any]
     changes: list[dict[str, Any]]
+    secret_changes: list[SecretChangePublic]
     problems: list[dict[str, Any]]
     text: str
     created_at: datetime
@@ -96,7 +112,15 @@ class PlanPublic(BaseModel):
     def of(cls, row: PlanRow, approvals: list[ApprovalRow]) -> PlanPublic:
         """Build from a stored plan and its approvals."""
         return cls(
-            **row.model_dump(exclude={"author_email", "created_at", "decided_at"}),
+            **row.model_dump(
+                exclude={
+                    "author_email",
+                    "created_at",
+                    "decided_at",
+                    "dedup_key",
+                    "secret_payload",  # sealed values are for apply alone
+                }
+            ),
             created_at=as_utc(row.created_at),
             decided_at=as_utc(row.decided_at) if row.decided_at else None,
             approvals=[
@@ -117,11 +141,34 @@ class Decision(WriteModel):
     comment: str | None = None
 
 
-def _plan_public(engine: Any, plan_id: str) -> PlanPublic:
+def _plan_namespaces(row: PlanRow) -> set[str]:
+    return {
+        str(c["namespace"])
+        for c in [*row.changes, *row.secret_changes]
+        if isinstance(c, dict) and "namespace" in c
+    }
+
+
+def _keyring(request: Request) -> Keyring:
+    """The server identity, shared with the secrets routes through the app state."""
+    if getattr(request.app.state, "keyring", None) is None:
+        request.app.state.keyring = load_keyring(request.app.state.settings.data_dir)
+    keyring: Keyring = request.app.state.keyring
+    return keyring
+
+
+def _in_scope(principal: Principal, row: PlanRow) -> bool:
+    """A scoped token sees a plan only when every namespace it touches is in its scopes."""
+    return principal.unscoped or all(principal.can_see(ns) for ns in _plan_namespaces(row))
+
+
+def _plan_public(engine: Any, plan_id: str, principal: Principal) -> PlanPublic:
     with Session(engine) as session:
         row = session.get(PlanRow, plan_id)
         if row is None:
             raise NotFoundError(f"plan {plan_id} does not exist")
+        for namespace in sorted(_plan_namespaces(row)):
+            check_namespace(principal, namespace)
         approvals = session.exec(
             select(ApprovalRow).where(col(ApprovalRow.plan_id) == plan_id)
         ).all()
@@ -130,28 +177,42 @@ def _plan_public(engine: Any, plan_id: str) -> PlanPublic:
 
 @router.put("/sources/{source_id}", response_model=SourcePublic, responses=_ERRORS)
 def put_source(
+    request: Request,
     engine: EngineDep,
+    principal: Admin,
     source_id: SourceId,
     body: SourceWrite,
     response: Response,
     if_match: IfMatch = None,
 ) -> SourcePublic:
-    """Create or replace a Git source."""
+    """Create or replace a Git source; its webhook secret is stored encrypted."""
+    if body.url.startswith(plans.LOCAL_SCHEME):
+        raise InvalidRequestError("local: sources are made by `flowplane server --watch DIR`")
     row, created = sources.put_source(
-        engine, source_id, sources.SourceInput(**body.model_dump()), if_match=if_match
+        engine,
+        source_id,
+        sources.SourceInput(**body.model_dump()),
+        if_match=if_match,
+        actor=principal.actor,
+        keyring=_keyring(request),
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     response.headers["ETag"] = sources.source_etag(row)
     return SourcePublic.of(row)
 
 
-@router.get("/sources", response_model=list[SourcePublic])
+@router.get("/sources", response_model=list[SourcePublic], dependencies=[require("viewer")])
 def list_sources(engine: EngineDep) -> list[SourcePublic]:
     """Every Git source."""
     return [SourcePublic.of(r) for r in sources.list_sources(engine)]
 
 
-@router.get("/sources/{source_id}", response_model=SourcePublic, responses=_ERRORS)
+@router.get(
+    "/sources/{source_id}",
+    response_model=SourcePublic,
+    responses=_ERRORS,
+    dependencies=[require("viewer")],
+)
 def get_source(engine: EngineDep, source_id: SourceId, response: Response) -> SourcePublic:
     """One Git source."""
     row = sources.get_source(engine, source_id)
@@ -159,11 +220,94 @@ def get_source(engine: EngineDep, source_id: SourceId, response: Response) -> So
     return SourcePublic.of(row)
 
 
+@router.delete("/sources/{source_id}", status_code=204, responses=_ERRORS)
+def delete_source(
+    engine: EngineDep, principal: Admin, source_id: SourceId, if_match: IfMatch = None
+) -> Response:
+    """Stop syncing a source. Its flows stay active and are released to other writers."""
+    sources.delete_source(engine, source_id, actor=principal.actor, if_match=if_match)
+    return Response(status_code=204)
+
+
 @router.post("/sources/{source_id}/sync", response_model=PlanPublic, responses=_ERRORS)
-def sync_source(engine: EngineDep, settings: SettingsDep, source_id: SourceId) -> PlanPublic:
+def sync_source(
+    request: Request,
+    engine: EngineDep,
+    principal: Editor,
+    settings: SettingsDep,
+    source_id: SourceId,
+) -> PlanPublic:
     """Read the branch now and plan it (applied at once under the ``auto`` policy)."""
-    plan = plans.sync_source(engine, source_id, settings.data_dir.resolve() / "git")
-    return _plan_public(engine, plan.id)
+    plan = plans.sync_source(
+        engine, source_id, settings.data_dir.resolve() / "git", keyring=_keyring(request)
+    )
+    return _plan_public(engine, plan.id, principal)
+
+
+class DriftItemPublic(BaseModel):
+    """One flow that is not as the last applied commit says."""
+
+    namespace: str
+    flow_id: str
+    kind: Literal["changed", "deleted", "unowned", "extra"]
+    detail: str
+    live_revision: int | None
+    path: str | None
+
+
+class DriftPublic(BaseModel):
+    """How the live flows a source owns differ from its last applied commit."""
+
+    source_id: str
+    commit: str | None = Field(description="The last applied commit; null before any")
+    self_heal: bool = Field(description="When true, the next sync plans the corrections")
+    drifted: bool
+    items: list[DriftItemPublic]
+
+
+@router.get(
+    "/sources/{source_id}/drift",
+    response_model=DriftPublic,
+    responses=_ERRORS,
+    dependencies=[require("viewer")],
+)
+def source_drift(engine: EngineDep, settings: SettingsDep, source_id: SourceId) -> DriftPublic:
+    """Compare the tree of the last applied commit with the flows live now."""
+    report = drift.source_drift(engine, source_id, settings.data_dir.resolve() / "git")
+    return DriftPublic(
+        source_id=report.source_id,
+        commit=report.commit,
+        self_heal=report.self_heal,
+        drifted=report.drifted,
+        items=[DriftItemPublic(**asdict(item)) for item in report.items],
+    )
+
+
+class RollbackRequest(WriteModel):
+    """The older commit of the branch to go back to."""
+
+    commit: Annotated[str, Field(pattern=r"^[0-9a-f]{7,64}$", description="A commit sha")]
+
+
+@router.post("/sources/{source_id}/rollback", response_model=PlanPublic, responses=_ERRORS)
+def rollback_source(
+    request: Request,
+    engine: EngineDep,
+    principal: Editor,
+    settings: SettingsDep,
+    source_id: SourceId,
+    body: RollbackRequest,
+) -> PlanPublic:
+    """Plan an older commit's tree through the approval policy; its requester cannot approve."""
+    plan = plans.rollback_source(
+        engine,
+        source_id,
+        body.commit,
+        settings.data_dir.resolve() / "git",
+        actor=principal.actor,
+        keyring=_keyring(request),
+    )
+    return _plan_public(engine, plan.id, principal)
 
 
 class WebhookResult(BaseModel):
@@ -172,6 +316,12 @@ class WebhookResult(BaseModel):
     status: str = Field(description="planned, ignored or duplicate")
     reason: str
     plan: PlanPublic | None
+
+
+# A verified push signature stands in for a token on the webhook route.
+_SIGNED_PUSH = Principal(
+    name="webhook", role="viewer", scopes=ALL_NAMESPACES, token_id=None, via="signature"
+)
 
 
 @router.post("/sources/{source_id}/webhook", response_model=WebhookResult, responses=_ERRORS)
@@ -187,46 +337,48 @@ async def push_webhook(
         body,
         dict(request.headers),
         settings.data_dir.resolve() / "git",
+        keyring=_keyring(request),
     )
-    plan = _plan_public(engine, outcome.plan.id) if outcome.plan else None
+    plan = _plan_public(engine, outcome.plan.id, _SIGNED_PUSH) if outcome.plan else None
     return WebhookResult(status=outcome.status, reason=outcome.reason, plan=plan)
 
 
 @router.get("/plans", response_model=list[PlanPublic])
-def list_plans(engine: EngineDep, source_id: str | None = None) -> list[PlanPublic]:
-    """Plans, newest first."""
+def list_plans(
+    engine: EngineDep, principal: Viewer, source_id: str | None = None
+) -> list[PlanPublic]:
+    """Plans, newest first; a scoped token sees the plans that stay inside its scopes."""
     with Session(engine) as session:
         statement = select(PlanRow).order_by(col(PlanRow.created_at).desc()).limit(200)
         if source_id:
             statement = statement.where(col(PlanRow.source_id) == source_id)
-        ids = [row.id for row in session.exec(statement)]
-    return [_plan_public(engine, plan_id) for plan_id in ids]
+        ids = [row.id for row in session.exec(statement) if _in_scope(principal, row)]
+    return [_plan_public(engine, plan_id, principal) for plan_id in ids]
 
 
 @router.get("/plans/{plan_id}", response_model=PlanPublic, responses=_ERRORS)
-def get_plan(engine: EngineDep, plan_id: str) -> PlanPublic:
+def get_plan(engine: EngineDep, principal: Viewer, plan_id: str) -> PlanPublic:
     """One plan with its diff and reviews."""
-    return _plan_public(engine, plan_id)
+    return _plan_public(engine, plan_id, principal)
 
 
 def _review(
-    engine: Any, plan_id: str, actor: str | None, body: Decision, *, approve: bool
+    engine: Any, plan_id: str, principal: Principal, body: Decision, *, approve: bool
 ) -> PlanPublic:
-    if not actor:
-        raise InvalidRequestError("X-Flowplane-Actor is required to review a plan")
-    plans.decide_plan(engine, plan_id, actor=actor, approve=approve, comment=body.comment)
-    return _plan_public(engine, plan_id)
+    _plan_public(engine, plan_id, principal)  # 404 / 403 before anything changes
+    plans.decide_plan(engine, plan_id, actor=principal.actor, approve=approve, comment=body.comment)
+    return _plan_public(engine, plan_id, principal)
 
 
 @router.post("/plans/{plan_id}/approve", response_model=PlanPublic, responses=_ERRORS)
 def approve_plan(
-    engine: EngineDep, plan_id: str, body: Decision, actor: Actor = None
+    engine: EngineDep, principal: Reviewer, plan_id: str, body: Decision
 ) -> PlanPublic:
     """Approve; the commit's author cannot. Enough approvals apply the plan atomically."""
-    return _review(engine, plan_id, actor, body, approve=True)
+    return _review(engine, plan_id, principal, body, approve=True)
 
 
 @router.post("/plans/{plan_id}/reject", response_model=PlanPublic, responses=_ERRORS)
-def reject_plan(engine: EngineDep, plan_id: str, body: Decision, actor: Actor = None) -> PlanPublic:
+def reject_plan(engine: EngineDep, principal: Reviewer, plan_id: str, body: Decision) -> PlanPublic:
     """Reject; nothing activates."""
-    return _review(engine, plan_id, actor, body, approve=False)
+    return _review(engine, plan_id, principal, body, approve=False)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
+from controlplane.api.auth import Editor, Viewer, check_namespace
 from controlplane.api.deps import EngineDep, IfMatch, PageDep
 from controlplane.api.schemas import ErrorBody, NamespaceList, NamespacePublic, NamespaceWrite
 from controlplane.domain.fields import NAMESPACE_PATTERN
@@ -22,12 +23,13 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 @router.get("", response_model=NamespaceList)
 def list_namespaces(
     engine: EngineDep,
+    principal: Viewer,
     page: PageDep,
     prefix: Annotated[str | None, Query(description="Namespace and its children")] = None,
 ) -> NamespaceList:
-    """Namespaces ordered by name."""
+    """Namespaces ordered by name, within the caller's scopes."""
     rows, total = service.list_namespaces(
-        engine, prefix=prefix, offset=page.offset, limit=page.limit
+        engine, prefix=prefix, offset=page.offset, limit=page.limit, scopes=principal.scopes
     )
     return NamespaceList(
         items=[NamespacePublic.of(r) for r in rows],
@@ -38,8 +40,11 @@ def list_namespaces(
 
 
 @router.get("/{name}", response_model=NamespacePublic, responses=_ERRORS)
-def get_namespace(engine: EngineDep, name: NamespaceName, response: Response) -> NamespacePublic:
+def get_namespace(
+    engine: EngineDep, principal: Viewer, name: NamespaceName, response: Response
+) -> NamespacePublic:
     """One namespace, with its ETag."""
+    check_namespace(principal, name)
     row = service.get_namespace(engine, name)
     response.headers["ETag"] = service.namespace_etag(row)
     return NamespacePublic.of(row)
@@ -52,17 +57,20 @@ def get_namespace(engine: EngineDep, name: NamespaceName, response: Response) ->
 )
 def put_namespace(
     engine: EngineDep,
+    principal: Editor,
     name: NamespaceName,
     body: NamespaceWrite,
     response: Response,
     if_match: IfMatch = None,
 ) -> NamespacePublic:
     """Create or replace a namespace. An identical PUT changes nothing."""
+    check_namespace(principal, name)
     row, created = service.put_namespace(
         engine,
         name,
         service.NamespaceInput(body.description, body.labels, body.variables),
         if_match=if_match,
+        actor=principal.actor,
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     response.headers["ETag"] = service.namespace_etag(row)
@@ -70,7 +78,10 @@ def put_namespace(
 
 
 @router.delete("/{name}", status_code=204, responses=_ERRORS)
-def delete_namespace(engine: EngineDep, name: NamespaceName, if_match: IfMatch = None) -> Response:
+def delete_namespace(
+    engine: EngineDep, principal: Editor, name: NamespaceName, if_match: IfMatch = None
+) -> Response:
     """Delete an empty namespace."""
-    service.delete_namespace(engine, name, if_match=if_match)
+    check_namespace(principal, name)
+    service.delete_namespace(engine, name, if_match=if_match, actor=principal.actor)
     return Response(status_code=204)

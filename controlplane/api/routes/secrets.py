@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response, status
 from pydantic import BaseModel, Field
 
+from controlplane.api.auth import Editor, Viewer, check_namespace
 from controlplane.api.deps import EngineDep, ProvenanceDep
 from controlplane.api.schemas import ErrorBody, WriteModel
 from controlplane.domain.fields import NAMESPACE_PATTERN
@@ -63,8 +64,9 @@ def _keyring(request: Request) -> service.Keyring:
 
 
 @router.get("", response_model=list[SecretPublic])
-def list_secrets(engine: EngineDep, namespace: Namespace) -> list[SecretPublic]:
+def list_secrets(engine: EngineDep, principal: Viewer, namespace: Namespace) -> list[SecretPublic]:
     """A namespace's secrets (metadata only)."""
+    check_namespace(principal, namespace)
     return [SecretPublic.of(r) for r in service.list_secrets(engine, namespace)]
 
 
@@ -79,6 +81,7 @@ def put_secret(
     response: Response,
 ) -> SecretPublic:
     """Create or replace a secret; the same value again keeps the version."""
+    check_namespace(request.state.principal, namespace)
     row, created = service.put_secret(
         engine,
         _keyring(request),
@@ -93,13 +96,17 @@ def put_secret(
 
 
 @router.get("/{key}", response_model=SecretPublic, responses=_ERRORS)
-def get_secret(engine: EngineDep, namespace: Namespace, key: Key) -> SecretPublic:
+def get_secret(
+    engine: EngineDep, principal: Viewer, namespace: Namespace, key: Key
+) -> SecretPublic:
     """A secret's metadata."""
+    check_namespace(principal, namespace)
     return SecretPublic.of(service.get_secret_metadata(engine, namespace, key))
 
 
 @router.delete("/{key}", status_code=204, responses=_ERRORS)
-def delete_secret(engine: EngineDep, namespace: Namespace, key: Key) -> Response:
+def delete_secret(engine: EngineDep, principal: Editor, namespace: Namespace, key: Key) -> Response:
     """Delete a secret."""
+    check_namespace(principal, namespace)
     service.delete_secret(engine, namespace, key)
     return Response(status_code=204)

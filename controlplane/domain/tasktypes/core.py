@@ -1,12 +1,12 @@
-"""Core tasks that do their work in the worker: logging, outputs, failing, waiting."""
+"""Core tasks that do their work in the worker: logging, outputs, failing, waiting, state."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
-from controlplane.domain.fields import DynDuration, LogLevel, Text
+from controlplane.domain.fields import DynBool, DynDuration, LogLevel, Text
 from controlplane.domain.tasktypes.base import TaskBase, register
 
 
@@ -144,6 +144,49 @@ class StateDelete(_StateTask):
     ALIASES = ("state.Delete",)
 
     errorOnMissing: bool = False  # noqa: N815
+
+
+KvType = Literal["STRING", "NUMBER", "BOOLEAN", "DATETIME", "DATE", "DURATION", "JSON"]
+
+
+class _KvTask(TaskBase):
+    key: Text
+    # Defaults to the flow's namespace when not given.
+    namespace: Text | None = None
+
+
+@register
+class KvSet(_KvTask):
+    """Store a value under a key in the namespace's key-value store."""
+
+    TYPE = "io.kestra.plugin.core.kv.Set"
+    ALIASES = ("kv.Set",)
+
+    value: Any
+    overwrite: DynBool = True
+    ttl: DynDuration | None = None
+    kvType: KvType | None = None  # noqa: N815
+    description: str | None = None
+
+
+@register
+class KvGet(_KvTask):
+    """Read a key of the namespace's key-value store into the ``value`` output."""
+
+    TYPE = "io.kestra.plugin.core.kv.Get"
+    ALIASES = ("kv.Get",)
+
+    errorOnMissing: DynBool = False  # noqa: N815
+
+
+@register
+class KvDelete(_KvTask):
+    """Delete a key of the namespace's key-value store; ``deleted`` says if it existed."""
+
+    TYPE = "io.kestra.plugin.core.kv.Delete"
+    ALIASES = ("kv.Delete",)
+
+    errorOnMissing: DynBool = False  # noqa: N815
 
 
 @register

@@ -4,50 +4,94 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag
+from pydantic import BeforeValidator, Discriminator, Field, Tag, model_validator
 
-from controlplane.domain.fields import DynBool, StrictModel, Text
+from controlplane.domain.fields import DynBool, DynDuration, StrictModel, Text
 from controlplane.domain.tasktypes.base import TaskBase, register
 
 PROCESS_RUNNER = "io.kestra.plugin.core.runner.Process"
-KUBERNETES_RUNNER = "io.kestra.plugin.kubernetes.runner.Kubernetes"
+# Kestra's Enterprise plugin name; the older open-source name and the short one are aliases.
+KUBERNETES_RUNNER = "io.kestra.plugin.ee.kubernetes.runner.Kubernetes"
 DOCKER_RUNNER = "io.kestra.plugin.scripts.runner.docker.Docker"
+_RUNNER_ALIASES = {
+    "Process": PROCESS_RUNNER,
+    "Kubernetes": KUBERNETES_RUNNER,
+    "io.kestra.plugin.kubernetes.runner.Kubernetes": KUBERNETES_RUNNER,
+}
+# Kestra's enum spellings of the pull policy, next to Kubernetes' own.
+_PULL_POLICIES = {"ALWAYS": "Always", "IF_NOT_PRESENT": "IfNotPresent", "NEVER": "Never"}
+
+
+def _runner_type(value: Any) -> Any:
+    return _RUNNER_ALIASES.get(value, value) if isinstance(value, str) else value
+
+
+def _pull_policy(value: Any) -> Any:
+    return _PULL_POLICIES.get(value, value) if isinstance(value, str) else value
 
 
 class ProcessRunner(StrictModel):
     """Run the script as a local subprocess of the worker."""
 
-    type: Literal["io.kestra.plugin.core.runner.Process"]
+    type: Annotated[Literal["io.kestra.plugin.core.runner.Process"], BeforeValidator(_runner_type)]
+
+
+class KubernetesResource(StrictModel):
+    """A CPU and memory amount, in Kubernetes quantities (``500m``, ``256Mi``)."""
+
+    cpu: Text | None = None
+    memory: Text | None = None
 
 
 class KubernetesResources(StrictModel):
-    """Pod resource requests and limits, in Kubernetes quantities."""
+    """Pod resource requests and limits."""
 
-    request: dict[str, Text] | None = None
-    limit: dict[str, Text] | None = None
+    request: KubernetesResource | None = None
+    limit: KubernetesResource | None = None
+
+
+class KubernetesConnection(StrictModel):
+    """How to reach the cluster (Kestra's ``config``); absent, the worker's own kubeconfig."""
+
+    masterUrl: Text | None = None  # noqa: N815 - Kestra's field names
+    oauthToken: Text | None = None  # noqa: N815
+    username: Text | None = None
+    password: Text | None = None
+    caCertData: Text | None = None  # noqa: N815
+    caCertFile: Text | None = None  # noqa: N815
+    clientCertData: Text | None = None  # noqa: N815
+    clientCertFile: Text | None = None  # noqa: N815
+    clientKeyData: Text | None = None  # noqa: N815
+    clientKeyFile: Text | None = None  # noqa: N815
+    trustCerts: DynBool = False  # noqa: N815
+    disableHostnameVerification: DynBool = False  # noqa: N815
 
 
 class KubernetesRunner(StrictModel):
-    """Run the script in a Kubernetes pod."""
+    """Run the script in a Kubernetes pod (the task's ``containerImage`` is the image)."""
 
-    type: Literal["io.kestra.plugin.kubernetes.runner.Kubernetes"]
+    type: Annotated[
+        Literal["io.kestra.plugin.ee.kubernetes.runner.Kubernetes"],
+        BeforeValidator(_runner_type),
+    ]
     namespace: Text = "default"
+    config: KubernetesConnection | None = None
     resources: KubernetesResources | None = None
     nodeSelector: dict[str, Text] | None = None  # noqa: N815 - Kestra's field name
     serviceAccountName: Text | None = None  # noqa: N815
     labels: dict[str, Text] | None = None
-    pullPolicy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"  # noqa: N815
-    delete: bool = True
-    config: dict[str, Any] | None = None
-    waitUntilRunning: Text | None = None  # noqa: N815
-    waitUntilCompletion: Text | None = None  # noqa: N815
+    pullPolicy: Annotated[  # noqa: N815
+        Literal["Always", "IfNotPresent", "Never"], BeforeValidator(_pull_policy)
+    ] = "Always"
+    delete: DynBool = True
+    waitUntilRunning: DynDuration = "PT10M"  # noqa: N815
+    waitUntilCompletion: DynDuration = "PT1H"  # noqa: N815
 
 
 def _runner_tag(value: Any) -> str | None:
     name = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    # Accept the short names too; the model stores the full one.
-    short = {"Process": PROCESS_RUNNER, "Kubernetes": KUBERNETES_RUNNER}
-    return short.get(name, name) if isinstance(name, str) else None
+    # Accept the short and older names too; the model stores the full one.
+    return _runner_type(name) if isinstance(name, str) else None
 
 
 TaskRunner = Annotated[
@@ -58,7 +102,7 @@ TaskRunner = Annotated[
         custom_error_type="unsupported_task_runner",
         custom_error_message=(
             "taskRunner.type must be io.kestra.plugin.core.runner.Process or "
-            "io.kestra.plugin.kubernetes.runner.Kubernetes (Flowplane runs no Docker engine)"
+            "io.kestra.plugin.ee.kubernetes.runner.Kubernetes (Flowplane runs no Docker engine)"
         ),
     ),
 ]
@@ -75,6 +119,17 @@ class _ScriptTask(TaskBase):
     warningOnStdErr: DynBool = False  # noqa: N815
     failFast: DynBool = True  # noqa: N815
     targetOS: Literal["LINUX", "WINDOWS", "AUTO"] = "AUTO"  # noqa: N815
+
+    @model_validator(mode="after")
+    def _pod_has_no_output_files(self) -> _ScriptTask:
+        # Reading files back out of a pod needs the exec API (a websocket per file);
+        # the Kubernetes runner does not do that, so say so before anything runs.
+        if isinstance(self.taskRunner, KubernetesRunner) and self.outputFiles:
+            raise ValueError(
+                "outputFiles is not supported with the Kubernetes task runner; "
+                'print a ::{"outputs":{...}}:: line to return values'
+            )
+        return self
 
 
 class _Commands(_ScriptTask):

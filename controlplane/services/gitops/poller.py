@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from controlplane.errors import FlowplaneError
 from controlplane.logging import get_logger
-from controlplane.services.gitops.plans import sync_source
+from controlplane.services.gitops.plans import is_local, sync_source
 from controlplane.services.gitops.sources import list_sources
 
 log = get_logger(__name__)
@@ -47,6 +47,8 @@ class Poller:
         """Sync the sources that are due; return how many were synced."""
         synced = 0
         for source in list_sources(self.engine):
+            if is_local(source):
+                continue  # a watched directory is synced by its watcher, on change
             last = self._last.get(source.id)
             if last is not None and now - last < source.poll_interval_seconds:
                 continue

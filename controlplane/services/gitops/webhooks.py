@@ -19,6 +19,8 @@ from sqlmodel import Session
 
 from controlplane.errors import InvalidRequestError, NotFoundError, StoreError, UnauthorizedError
 from controlplane.services.gitops.plans import sync_source
+from controlplane.services.gitops.sources import seal_webhook_secrets, webhook_secret_of
+from controlplane.services.secrets import Keyring, load_keyring
 from controlplane.store.db import transaction
 from controlplane.store.tables import GitSourceRow, PlanRow, WebhookDeliveryRow
 
@@ -55,14 +57,28 @@ def verify_signature(secret: str, body: bytes, headers: Mapping[str, str]) -> st
 
 
 def handle_push(
-    engine: Engine, source_id: str, body: bytes, headers: Mapping[str, str], cache_root: Path
+    engine: Engine,
+    source_id: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    cache_root: Path,
+    *,
+    keyring: Keyring | None = None,
 ) -> WebhookOutcome:
-    """Verify, filter by branch, deduplicate, then sync the source."""
+    """Verify, filter by branch, deduplicate, then sync the source.
+
+    ``keyring`` (default: the identity in the data directory, ``cache_root``'s
+    parent) decrypts the stored webhook secret.
+    """
+    keyring = keyring or load_keyring(cache_root.parent)
     with Session(engine) as session:
         source = session.get(GitSourceRow, source_id)
-        if source is None:
+        if source is None or source.deleted_at is not None:
             raise NotFoundError(f"Git source {source_id} does not exist")
-        secret, branch = source.webhook_secret, source.branch
+        legacy = source.webhook_secret is not None
+        secret, branch = webhook_secret_of(source, keyring), source.branch
+    if legacy:
+        seal_webhook_secrets(engine, keyring)
     if not secret:
         raise UnauthorizedError(f"Git source {source_id} has no webhook_secret; set one first")
     delivery = verify_signature(secret, body, headers)
@@ -78,4 +94,6 @@ def handle_push(
             session.add(WebhookDeliveryRow(source_id=source_id, delivery_id=delivery[:200]))
     except StoreError:
         return WebhookOutcome("duplicate", f"delivery {delivery} was already handled")
-    return WebhookOutcome("planned", plan=sync_source(engine, source_id, cache_root))
+    return WebhookOutcome(
+        "planned", plan=sync_source(engine, source_id, cache_root, keyring=keyring)
+    )

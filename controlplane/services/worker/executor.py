@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from controlplane.domain.spec import Flow
 from controlplane.domain.tasktypes import TaskBase
 from controlplane.domain.tasktypes import flowable as fl
 from controlplane.domain.transitions import TERMINAL
+from controlplane.metrics import TASK_DURATION
 from controlplane.services.executions import create_execution, get_execution
 from controlplane.services.worker.retry import delay_before, max_attempts
 from controlplane.store import executions as store
@@ -36,11 +37,21 @@ from controlplane.store.db import as_utc, transaction
 from controlplane.store.tables import ExecutionRow, LogRow, TaskRunRow, utcnow
 from controlplane.tasks.context import TaskFailedError
 from controlplane.tasks.registry import RUNNABLES
+from controlplane.tasks.storage import collect_files, write_files
 
 # How often a parent parked on a running subflow wakes to look at it.
 SUBFLOW_POLL_SECONDS = 0.5
+# A WaitFor interval up to this long is slept in the worker; a longer one parks
+# the execution (PAUSED with a wake time) so no worker thread is held.
+INLINE_WAIT_SECONDS = 2.0
+# Separates a task run's loop values from its WaitFor iterations in its key.
+# json.dumps escapes every non-ASCII character, so no loop value contains it.
+ITERATION_MARK = "\u21bb"
 _RANK = {State.SUCCESS: 0, State.SKIPPED: 0, State.WARNING: 1, State.FAILED: 2}
 _DONE = {State.SUCCESS.value, State.WARNING.value, State.SKIPPED.value}
+# What a flowable task exposes (WaitFor, WorkingDirectory); the rest of its
+# stored outputs is bookkeeping for replays.
+_FLOWABLE_OUTPUTS = {"iterationCount", "outputFiles"}
 
 
 class PausedSignal(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -52,6 +63,10 @@ class PausedSignal(Exception):  # noqa: N818 - a control-flow signal, not an err
 
 class StoppedSignal(Exception):  # noqa: N818
     """The run was killed, or this worker lost its lease."""
+
+
+class CancelledSignal(Exception):  # noqa: N818
+    """A Pause with ``behavior: CANCEL`` reached its duration: the run ends CANCELLED."""
 
 
 def worst(states: list[State]) -> State:
@@ -67,10 +82,18 @@ class _Frame:
     parent_id: str | None = None
     # Set inside a WorkingDirectory: its tasks share this directory.
     shared_dir: Path | None = None
+    # WaitFor iterations this task sits in: each gets its own task runs, while
+    # outputs stay addressed without them (the latest iteration wins).
+    iterations: tuple[tuple[str, int], ...] = ()
 
     @property
     def key(self) -> str:
-        return "/".join(json.dumps(v, sort_keys=True, default=str) for _, v in self.values)
+        base = "/".join(json.dumps(v, sort_keys=True, default=str) for _, v in self.values)
+        return base + "".join(f"{ITERATION_MARK}{task}:{n}" for task, n in self.iterations)
+
+    def child(self, parent_id: str, shared_dir: Path | None = None) -> _Frame:
+        """The frame of tasks nested in the task run ``parent_id``."""
+        return _Frame(self.values, parent_id, shared_dir or self.shared_dir, self.iterations)
 
 
 @dataclass
@@ -130,6 +153,8 @@ class Executor:
             return State.SUCCESS
         existing = self.memo.get((task.id, frame.key))
         if existing and existing.state in _DONE and not task.FLOWABLE:
+            # Re-expose its outputs: a replayed WaitFor reads each iteration's in turn.
+            self._set_output(task.id, frame.key, existing.outputs)
             return State(existing.state)
         row = existing or self._new_run(task, frame)
         if isinstance(task, fl.Subflow):
@@ -143,7 +168,9 @@ class Executor:
             return self._pause(task, frame, row)
         if task.FLOWABLE:
             state = self._run_flowable(task, frame, row)
-            outputs: dict[str, Any] = {}
+            outputs: dict[str, Any] = {
+                k: v for k, v in row.outputs.items() if k in _FLOWABLE_OUTPUTS
+            }
         else:
             state, outputs = self._run_attempts(task, frame, row)
         if state == State.FAILED and task.allowFailure:
@@ -162,9 +189,13 @@ class Executor:
         allowed = max_attempts(task.retry)
         while True:
             context = _TaskRun(self, task, frame, row)
+            started = time.monotonic()
             try:
-                return State.SUCCESS, implementation(task, context)
+                outputs = implementation(task, context)
             except (TaskFailedError, expressions.RenderError, ValueError, OSError) as exc:
+                TASK_DURATION.labels(task.type, State.FAILED.value).observe(
+                    time.monotonic() - started
+                )
                 self._log(row, "ERROR", str(exc))
                 if self.should_stop():
                     raise StoppedSignal from None
@@ -173,14 +204,22 @@ class Executor:
                 time.sleep(min(delay_before(task.retry, row.attempt), 30.0))
                 row.attempt += 1
                 self._save(row)
+            else:
+                TASK_DURATION.labels(task.type, State.SUCCESS.value).observe(
+                    time.monotonic() - started
+                )
+                return State.SUCCESS, outputs
 
     def _run_flowable(self, task: TaskBase, frame: _Frame, row: TaskRunRow) -> State:
         shared = frame.shared_dir
         if isinstance(task, fl.WorkingDirectory):
             shared = self.work_dir / row.id / "shared"
             shared.mkdir(parents=True, exist_ok=True)
-        child = _Frame(frame.values, row.id, shared)
-        state = self._children_state(task, frame, child, row)
+        child = frame.child(row.id, shared)
+        if isinstance(task, fl.WorkingDirectory) and shared is not None:
+            state = self._working_directory(task, frame, child, row, shared)
+        else:
+            state = self._children_state(task, frame, child, row)
         if isinstance(task, fl.AllowFailure) and state == State.FAILED:
             state = State.WARNING
         errors = getattr(task, "errors", None)
@@ -194,7 +233,7 @@ class Executor:
     def _children_state(  # noqa: PLR0911 - one return per flowable type
         self, task: TaskBase, frame: _Frame, child: _Frame, row: TaskRunRow
     ) -> State:
-        if isinstance(task, fl.Sequential | fl.AllowFailure | fl.WorkingDirectory):
+        if isinstance(task, fl.Sequential | fl.AllowFailure):
             return self.run_list(list(task.tasks), child)
         if isinstance(task, fl.Parallel):
             return self._parallel([(t, child) for t in task.tasks], _limit(task.concurrent))
@@ -210,6 +249,8 @@ class Executor:
             return self._for_each(task, frame, row)
         if isinstance(task, fl.Dag):
             return self._dag(task, child)
+        if isinstance(task, fl.WaitFor):
+            return self._wait_for(task, frame, row)
         self._log(row, "ERROR", f"{task.type} cannot run in this worker yet")
         return State.FAILED
 
@@ -229,12 +270,87 @@ class Executor:
         else:
             limit = 1
         frames = [
-            _Frame((*frame.values, (task.id, value)), row.id, frame.shared_dir)
+            _Frame((*frame.values, (task.id, value)), row.id, frame.shared_dir, frame.iterations)
             for value in values or []
         ]
         if limit == 1:
             return worst([self.run_list(list(task.tasks), f) for f in frames])
         return worst(self._map(lambda f: self.run_list(list(task.tasks), f), frames, limit))
+
+    def _working_directory(
+        self, task: fl.WorkingDirectory, frame: _Frame, child: _Frame, row: TaskRunRow, shared: Path
+    ) -> State:
+        """Write ``inputFiles``, run the tasks in the shared directory, collect ``outputFiles``."""
+        try:
+            if task.inputFiles is not None:
+                write_files(shared, self._render(task.inputFiles, task, frame, row))
+        except (TaskFailedError, expressions.RenderError, ValueError, OSError) as exc:
+            self._log(row, "ERROR", f"inputFiles: {exc}")
+            return State.FAILED
+        state = self.run_list(list(task.tasks), child)
+        if task.outputFiles:
+            patterns = [str(self._render(p, task, frame, row)) for p in task.outputFiles]
+            found = collect_files(shared, patterns, self.work_dir / row.id / "output-files")
+            row.outputs = {**row.outputs, "outputFiles": found}
+        return state
+
+    def _wait_for(self, task: fl.WaitFor, frame: _Frame, row: TaskRunRow) -> State:
+        """Run the tasks, then again while ``condition`` renders true (Kestra's WaitFor).
+
+        ``outputs.<id>.iterationCount`` is the current iteration, from 1. The
+        loop ends when the condition is false, or a child fails, or a limit of
+        ``checkFrequency`` is reached (FAILED with ``failOnMaxReached``).
+        """
+        frequency = task.checkFrequency
+        interval = self._seconds(frequency.interval, task, frame, row)
+        max_duration = self._seconds(frequency.maxDuration, task, frame, row)
+        fail_on_max = _truthy(self._render(task.failOnMaxReached, task, frame, row))
+        iteration = 1
+        while True:
+            row.outputs = {**row.outputs, "iterationCount": iteration}
+            self._set_output(task.id, frame.key, {"iterationCount": iteration})
+            child = frame.child(row.id)
+            child.iterations = (*frame.iterations, (task.id, iteration))
+            state = self.run_list(list(task.tasks), child)
+            if state == State.FAILED:
+                return state
+            if not _truthy(self._render(task.condition, task, frame, row)):
+                return state
+            elapsed = (utcnow() - as_utc(row.started_at)).total_seconds()
+            if iteration >= frequency.maxIterations or elapsed >= max_duration:
+                limit = "maxIterations" if iteration >= frequency.maxIterations else "maxDuration"
+                self._log(row, "WARN", f"{limit} reached after {iteration} iterations")
+                return State.FAILED if fail_on_max else state
+            iteration += 1
+            self._before_iteration(task, frame, row, iteration, interval)
+
+    def _before_iteration(
+        self, task: fl.WaitFor, frame: _Frame, row: TaskRunRow, iteration: int, interval: float
+    ) -> None:
+        """Wait ``interval`` before an iteration, unless a replay finds it already ran."""
+        first = task.tasks[0]
+        upcoming = frame.child(row.id)
+        upcoming.iterations = (*frame.iterations, (task.id, iteration))
+        if (first.id, upcoming.key) in self.memo:
+            return
+        planned = row.outputs.get("nextIteration") == iteration and row.outputs.get("nextAt")
+        due = datetime.fromisoformat(planned) if planned else utcnow() + timedelta(seconds=interval)
+        remaining = (due - utcnow()).total_seconds()
+        if remaining <= 0:
+            return
+        if remaining <= INLINE_WAIT_SECONDS:
+            deadline = time.monotonic() + remaining
+            while time.monotonic() < deadline:
+                if self.should_stop():
+                    raise StoppedSignal
+                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+            return
+        row.outputs = {**row.outputs, "nextIteration": iteration, "nextAt": due.isoformat()}
+        self._save(row)
+        raise PausedSignal(due)
+
+    def _seconds(self, value: str, task: TaskBase, frame: _Frame, row: TaskRunRow) -> float:
+        return parse_duration(str(self._render(value, task, frame, row))).total_seconds()
 
     def _dag(self, task: fl.Dag, child: _Frame) -> State:
         done: dict[str, State] = {}
@@ -307,25 +423,46 @@ class Executor:
         return state
 
     def _pause(self, task: fl.Pause, frame: _Frame, row: TaskRunRow) -> State:
+        """Park the run until it is resumed, or until its duration or timeout passes.
+
+        As in Kestra: after ``pauseDuration`` (or the older ``delay``) the
+        ``behavior`` decides — RESUME succeeds, WARN ends the task in WARNING,
+        FAIL fails it, CANCEL cancels the execution. Without a duration, a task
+        ``timeout`` fails the Pause when it passes. Waiting holds no thread: the
+        execution is PAUSED with a wake time, and the worker loop claims it again
+        once that time has passed.
+        """
         if row.state in _DONE:  # resumed through the API
             self._set_output(task.id, frame.key, row.outputs)
             return State(row.state)
-        wait = task.delay or task.pauseDuration
+        duration = task.pauseDuration or task.delay
+        limit = duration or task.timeout
+        if limit is None:
+            row.state = State.PAUSED.value
+            self._save(row)
+            raise PausedSignal(None)
         resume_at = row.outputs.get("resumeAt") if row.state == State.PAUSED.value else None
-        if wait and resume_at and utcnow().isoformat() >= resume_at:
-            state = State.SUCCESS if task.behavior == "RESUME" else State.WARNING
-            if task.behavior == "FAIL":
-                state = State.FAILED
-            self._finish(row, state, {})
-            return state
-        wake_at = None
-        if wait:
-            seconds = parse_duration(str(self._render(wait, task, frame, row))).total_seconds()
+        if resume_at is None:
+            seconds = parse_duration(str(self._render(limit, task, frame, row))).total_seconds()
             wake_at = as_utc(row.started_at) + timedelta(seconds=seconds)
             row.outputs = {"resumeAt": wake_at.isoformat()}
-        row.state = State.PAUSED.value
-        self._save(row)
-        raise PausedSignal(wake_at)
+            row.state = State.PAUSED.value
+            self._save(row)
+            raise PausedSignal(wake_at)
+        wake_at = datetime.fromisoformat(resume_at)
+        if utcnow() < wake_at:
+            raise PausedSignal(wake_at)
+        behavior = task.behavior if duration else "FAIL"
+        reason = "pauseDuration" if duration else "timeout"
+        self._log(row, "INFO", f"{reason} of {limit} passed; behavior {behavior}")
+        if behavior == "CANCEL":
+            self._finish(row, State.CANCELLED, {})
+            raise CancelledSignal
+        state = {"RESUME": State.SUCCESS, "WARN": State.WARNING}.get(behavior, State.FAILED)
+        if state == State.FAILED and task.allowFailure:
+            state = State.WARNING
+        self._finish(row, state, {})
+        return state
 
     # --- persistence and context -------------------------------------------------
 
@@ -387,6 +524,7 @@ class Executor:
         return value
 
     def _set_output(self, task_id: str, key: str, outputs: dict[str, Any]) -> None:
+        key = key.split(ITERATION_MARK, 1)[0]  # the latest WaitFor iteration wins
         with self._lock:
             if not key:
                 self.outputs[task_id] = outputs
@@ -454,6 +592,18 @@ class _TaskRun:
         path = self.frame.shared_dir or self.executor.work_dir / self.row.id / "work"
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    @property
+    def engine(self) -> Engine:
+        return self.executor.engine
+
+    @property
+    def execution(self) -> ExecutionRow:
+        return self.executor.execution
+
+    @property
+    def taskrun_value(self) -> str | None:
+        return _str(self.frame.values[-1][1]) if self.frame.values else None
 
     def render(self, value: Any) -> Any:
         return self.executor._render(value, self.task, self.frame, self.row)  # noqa: SLF001

@@ -18,7 +18,12 @@ from controlplane.logging import get_logger
 from controlplane.services.flow_triggers import fire_flow_triggers
 from controlplane.services.revisions import stored_spec
 from controlplane.services.secrets import Keyring, load_keyring, reveal
-from controlplane.services.worker.executor import Executor, PausedSignal, StoppedSignal
+from controlplane.services.worker.executor import (
+    CancelledSignal,
+    Executor,
+    PausedSignal,
+    StoppedSignal,
+)
 from controlplane.store import executions as store
 from controlplane.store.db import transaction
 from controlplane.store.tables import ExecutionRow, FlowRevisionRow
@@ -108,6 +113,8 @@ class Worker:
             final, wake_at = State.PAUSED, signal.wake_at
         except StoppedSignal:
             final, wake_at = State.KILLED, None
+        except CancelledSignal:
+            final, wake_at = State.CANCELLED, None
         finally:
             done.set()
             heartbeat.join()

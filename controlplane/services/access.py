@@ -1,0 +1,299 @@
+"""Who is calling, and what they may do: API tokens, roles, namespace scopes, trusted proxies.
+
+A token's secret is shown once at creation; the store keeps only its sha256.
+Tokens are high-entropy random strings, so a plain hash (no salt, no
+stretching) is enough to make a stolen database useless for signing in.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import ipaddress
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, get_args
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from controlplane.errors import ConflictError, InvalidRequestError, NotFoundError, UnauthorizedError
+from controlplane.logging import get_logger
+from controlplane.settings import Settings
+from controlplane.store.audit import record_event
+from controlplane.store.db import as_utc, transaction
+from controlplane.store.tables import ApiTokenRow, utcnow
+
+Role = Literal["viewer", "editor", "reviewer", "admin"]
+ROLES: tuple[Role, ...] = get_args(Role)
+_RANK = {role: rank for rank, role in enumerate(ROLES)}
+TOKEN_PREFIX = "fpt_"  # noqa: S105 - a public prefix that makes leaked tokens greppable
+ADMIN_TOKEN_NAME = "admin"  # noqa: S105 - a name, not a secret
+ALL_NAMESPACES = ("*",)
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller: a token, or a user vouched for by a trusted proxy."""
+
+    name: str
+    role: Role
+    scopes: tuple[str, ...]
+    token_id: str | None
+    via: str  # "token" | "proxy"
+
+    @property
+    def actor(self) -> str:
+        """The name recorded as actor on revisions, approvals and audit events."""
+        return self.name
+
+    def has_role(self, role: Role) -> bool:
+        """Roles are ranked viewer < editor < reviewer < admin; a higher one includes the lower."""
+        return _RANK[self.role] >= _RANK[role]
+
+    def can_see(self, namespace: str) -> bool:
+        """Whether ``namespace`` matches one of the glob scopes (``team-a.*``, ``*``)."""
+        return any(fnmatch.fnmatchcase(namespace, scope) for scope in self.scopes)
+
+    @property
+    def unscoped(self) -> bool:
+        """True when the principal sees every namespace (needed for cross-namespace data)."""
+        return "*" in self.scopes
+
+
+def parse_role(value: str) -> Role:
+    """``value`` as a Role, or a 400 naming the allowed roles."""
+    if value not in ROLES:
+        raise InvalidRequestError(f"role must be one of {list(ROLES)}, not {value!r}")
+    return value
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _principal(row: ApiTokenRow) -> Principal:
+    return Principal(
+        name=row.name,
+        role=parse_role(row.role),
+        scopes=tuple(row.scopes) or ALL_NAMESPACES,
+        token_id=row.id,
+        via="token",
+    )
+
+
+def _check_live(row: ApiTokenRow | None) -> ApiTokenRow:
+    if row is None or row.revoked_at is not None:
+        raise UnauthorizedError("unknown or revoked token")
+    if row.expires_at is not None and as_utc(row.expires_at) <= utcnow():
+        raise UnauthorizedError(f"token {row.name!r} expired at {as_utc(row.expires_at)}")
+    return row
+
+
+def authenticate_token(engine: Engine, raw_token: str) -> Principal:
+    """The principal a bearer token stands for; 401 for unknown, revoked or expired tokens."""
+    with Session(engine) as session:
+        row = session.exec(
+            select(ApiTokenRow).where(col(ApiTokenRow.secret_sha256) == _digest(raw_token))
+        ).first()
+        return _principal(_check_live(row))
+
+
+def principal_for_token_id(engine: Engine, token_id: str) -> Principal:
+    """The principal of a token known by id (a UI session keeps the id, never the secret)."""
+    with Session(engine) as session:
+        return _principal(_check_live(session.get(ApiTokenRow, token_id)))
+
+
+def _trusted(settings: Settings, client_host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(client_host)
+    except ValueError:
+        return False
+    for entry in settings.trusted_proxies:
+        try:
+            if address in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            log.warning("trusted_proxies entry is not an address or CIDR", entry=entry)
+    return False
+
+
+def principal_from_proxy(
+    settings: Settings, client_host: str, headers: Mapping[str, str]
+) -> Principal | None:
+    """The user a trusted forward-auth proxy vouches for, or None when that does not apply.
+
+    The headers count only when the connection comes from a configured proxy
+    address: anyone else could set them. The highest role any of the user's
+    groups maps to wins; a user in no mapped group gets no access (401).
+    """
+    if not settings.trusted_proxies or not _trusted(settings, client_host):
+        return None
+    user = headers.get(settings.proxy_user_header.lower(), "").strip()
+    if not user:
+        return None
+    groups = [g.strip() for g in headers.get(settings.proxy_groups_header.lower(), "").split(",")]
+    roles = [
+        parse_role(settings.proxy_group_roles[g]) for g in groups if g in settings.proxy_group_roles
+    ]
+    if not roles:
+        raise UnauthorizedError(f"proxy user {user!r} is in no group mapped to a role")
+    best = max(roles, key=_RANK.__getitem__)
+    return Principal(name=user, role=best, scopes=ALL_NAMESPACES, token_id=None, via="proxy")
+
+
+def _validate_scopes(scopes: Sequence[str]) -> list[str]:
+    cleaned = [s.strip() for s in scopes]
+    if not cleaned:
+        raise InvalidRequestError("namespaces must hold at least one pattern (use ['*'] for all)")
+    for scope in cleaned:
+        if not scope or any(c.isspace() for c in scope):
+            raise InvalidRequestError(f"namespace pattern {scope!r} is empty or holds whitespace")
+    return cleaned
+
+
+def _token_summary(row: ApiTokenRow) -> dict[str, object]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "role": row.role,
+        "namespaces": row.scopes,
+        "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+    }
+
+
+def create_token(
+    engine: Engine,
+    *,
+    name: str,
+    role: Role,
+    scopes: Sequence[str] = ALL_NAMESPACES,
+    expires_at: datetime | None = None,
+    actor: str,
+) -> tuple[ApiTokenRow, str]:
+    """Create a token; returns the row and the secret, which is never retrievable again."""
+    if expires_at is not None and as_utc(expires_at) <= utcnow():
+        raise InvalidRequestError("expires_at is in the past")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiTokenRow(
+        id="tok_" + uuid.uuid4().hex[:20],
+        name=name,
+        role=parse_role(role),
+        scopes=_validate_scopes(scopes),
+        secret_sha256=_digest(secret),
+        # Stored in UTC: SQLite keeps no offset, and reads assume UTC.
+        expires_at=as_utc(expires_at) if expires_at else None,
+        created_by=actor,
+    )
+    with transaction(engine) as session:
+        _refuse_duplicate_name(session, name)
+        session.add(row)
+        record_event(
+            session,
+            actor=actor,
+            action="token.create",
+            target=f"token:{row.id}",
+            summary=_token_summary(row),
+        )
+    return row, secret
+
+
+def _refuse_duplicate_name(session: Session, name: str) -> None:
+    live = session.exec(
+        select(ApiTokenRow).where(
+            col(ApiTokenRow.name) == name, col(ApiTokenRow.revoked_at).is_(None)
+        )
+    ).first()
+    if live is not None:
+        raise ConflictError(f"a live token named {name!r} already exists ({live.id})")
+
+
+def list_tokens(engine: Engine) -> Sequence[ApiTokenRow]:
+    """Live tokens, oldest first."""
+    with Session(engine) as session:
+        return session.exec(
+            select(ApiTokenRow)
+            .where(col(ApiTokenRow.revoked_at).is_(None))
+            .order_by(col(ApiTokenRow.created_at))
+        ).all()
+
+
+def get_token(engine: Engine, token_id: str) -> ApiTokenRow:
+    """A live token by id; 404 once revoked, so Terraform drops it from state."""
+    with Session(engine) as session:
+        row = session.get(ApiTokenRow, token_id)
+        if row is None or row.revoked_at is not None:
+            raise NotFoundError(f"token {token_id!r} not found")
+        return row
+
+
+def revoke_token(engine: Engine, token_id: str, *, actor: str) -> None:
+    """Revoke a token: it stops working at once. The row stays for the audit trail."""
+    with transaction(engine) as session:
+        row = session.get(ApiTokenRow, token_id)
+        if row is None or row.revoked_at is not None:
+            raise NotFoundError(f"token {token_id!r} not found")
+        row.revoked_at = utcnow()
+        session.add(row)
+        record_event(
+            session,
+            actor=actor,
+            action="token.revoke",
+            target=f"token:{row.id}",
+            summary=_token_summary(row),
+        )
+
+
+def ensure_admin_token(engine: Engine, configured: str | None) -> str | None:
+    """Make sure an admin can sign in; returns a newly made secret to print once, or None.
+
+    A configured ``FLOWPLANE_ADMIN_TOKEN`` is authoritative: the ``admin`` token
+    row holds its hash (rotated in place when the variable changes). Without
+    one, the first start on an empty token table makes a random admin token.
+    """
+    with transaction(engine) as session:
+        live_admin = session.exec(
+            select(ApiTokenRow).where(
+                col(ApiTokenRow.name) == ADMIN_TOKEN_NAME, col(ApiTokenRow.revoked_at).is_(None)
+            )
+        ).first()
+        if configured:
+            digest = _digest(configured)
+            if live_admin is not None and live_admin.secret_sha256 == digest:
+                return None
+            if live_admin is not None:
+                live_admin.revoked_at = utcnow()
+                session.add(live_admin)
+                session.flush()
+            _add_admin(session, digest, actor="FLOWPLANE_ADMIN_TOKEN")
+            return None
+        if session.exec(select(ApiTokenRow).limit(1)).first() is not None:
+            return None
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        _add_admin(session, _digest(secret), actor="first start")
+        return secret
+
+
+def _add_admin(session: Session, digest: str, *, actor: str) -> None:
+    row = ApiTokenRow(
+        id="tok_" + uuid.uuid4().hex[:20],
+        name=ADMIN_TOKEN_NAME,
+        role="admin",
+        scopes=list(ALL_NAMESPACES),
+        secret_sha256=digest,
+        created_by=actor,
+    )
+    session.add(row)
+    record_event(
+        session,
+        actor=actor,
+        action="token.create",
+        target=f"token:{row.id}",
+        summary=_token_summary(row),
+    )

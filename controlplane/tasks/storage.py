@@ -1,0 +1,59 @@
+"""Files in a task's working directory: LocalFiles, and WorkingDirectory's input/output files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from controlplane.domain.tasktypes import core
+from controlplane.tasks.context import RunContext, TaskFailedError
+
+
+def run_local_files(task: core.LocalFiles, run: RunContext) -> dict[str, Any]:
+    """Write ``inputs`` into the working directory and collect ``outputs`` as ``uris``."""
+    write_files(run.working_dir, run.render(task.inputs) if task.inputs is not None else None)
+    patterns = [str(run.render(p)) for p in task.outputs or []]
+    store = run.working_dir.parent / "output-files" / task.id
+    return {"uris": collect_files(run.working_dir, patterns, store)}
+
+
+def write_files(directory: Path, files: Any) -> list[str]:
+    """Write ``{relative name: content}`` under ``directory``; return the names written.
+
+    ``files`` may also be a JSON string of that map (a rendered template). A
+    name that would land outside the directory fails the task.
+    """
+    if files is None:
+        return []
+    if isinstance(files, str):
+        try:
+            files = json.loads(files)
+        except json.JSONDecodeError:
+            raise TaskFailedError("input files must be a map of file names to contents") from None
+    if not isinstance(files, dict):
+        raise TaskFailedError("input files must be a map of file names to contents")
+    root = directory.resolve()
+    for name, content in files.items():
+        target = (root / str(name)).resolve()
+        if root not in target.parents:
+            raise TaskFailedError(f"input file {name!r} points outside the working directory")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        text = content if isinstance(content, str) else json.dumps(content, default=str)
+        target.write_text(text, encoding="utf-8")
+    return [str(name) for name in files]
+
+
+def collect_files(directory: Path, patterns: list[str], store: Path) -> dict[str, str]:
+    """Copy files matching the glob ``patterns`` into ``store``; map their names to copies."""
+    found: dict[str, str] = {}
+    for pattern in patterns:
+        for path in sorted(directory.glob(pattern)):
+            if path.is_file():
+                name = str(path.relative_to(directory))
+                destination = store / name
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, destination)
+                found[name] = str(destination)
+    return found

@@ -1,0 +1,276 @@
+"""``flowplane_git_source``: a Git repository whose flows Flowplane keeps active.
+
+- **Server defaults are not diffs.** Every attribute the server defaults
+  (branch, paths, interval, approval policy, prune, self_heal) is optional and
+  computed: left unset, it is "known after apply" on create and then keeps the
+  server's value, whatever that default is.
+- **The webhook secret is write-only on the server.** The API answers only
+  ``has_webhook_secret``. State keeps the value Terraform wrote together with
+  the source's ``version``; when the version moved on (the source was changed
+  outside Terraform), the provider can no longer tell whether the secret was
+  part of that change, so it forgets the value and the next apply writes the
+  configured one again. ``has_webhook_secret`` is planned from the
+  configuration, so a secret added or removed on the server shows up as a diff.
+- **Lost updates.** Updates send the ETag read last (``etag``) as If-Match.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controlplane.terraform_provider.framework import (
+    UNKNOWN,
+    Context,
+    Diagnostics,
+    Field,
+    Kind,
+    State,
+)
+from controlplane.terraform_provider.objects import TerraformObject
+from controlplane.terraform_provider.reporting import reporting
+
+_APPROVAL_POLICIES = ("auto", "approval")
+# Attributes the API accepts in a PUT; every other attribute is the server's.
+_WRITABLE = (
+    "url",
+    "branch",
+    "flows_path",
+    "secrets_path",
+    "poll_interval_seconds",
+    "webhook_secret",
+    "approval",
+    "required_approvals",
+    "prune",
+    "self_heal",
+)
+# Decided by the server on every write: a PUT of the same body keeps the
+# version, and a sync running meanwhile may move last_commit.
+_SERVER_DERIVED = ("version", "etag", "last_commit")
+_DEFAULTED = "Left unset, the server's default is kept and never shown as a diff."
+
+GIT_SOURCE_FIELDS = (
+    Field(
+        "id",
+        Kind.STRING,
+        "The source's id (lowercase letters, digits, `.`, `_`, `-`). Flows it writes carry "
+        "origin `git:<id>`. Changing it replaces the source.",
+        required=True,
+        requires_replace=True,
+    ),
+    Field("url", Kind.STRING, "Repository URL: `https://`, `ssh` or `file://`.", required=True),
+    Field("branch", Kind.STRING, f"Branch to follow. {_DEFAULTED}", optional=True, computed=True),
+    Field(
+        "flows_path",
+        Kind.STRING,
+        f"Folder of the flows in the repository. {_DEFAULTED}",
+        optional=True,
+        computed=True,
+    ),
+    Field(
+        "secrets_path",
+        Kind.STRING,
+        f"Folder of the encrypted namespace secrets in the repository. {_DEFAULTED}",
+        optional=True,
+        computed=True,
+    ),
+    Field(
+        "poll_interval_seconds",
+        Kind.NUMBER,
+        f"Seconds between polls of the branch (5 to 86400). {_DEFAULTED}",
+        optional=True,
+        computed=True,
+    ),
+    Field(
+        "webhook_secret",
+        Kind.STRING,
+        "Secret that signs push webhooks. Sensitive: redacted in plans, but stored in "
+        "Terraform state. The server never returns it.",
+        optional=True,
+        sensitive=True,
+    ),
+    Field(
+        "approval",
+        Kind.STRING,
+        f"`auto` applies each plan at once; `approval` waits for reviews. {_DEFAULTED}",
+        optional=True,
+        computed=True,
+    ),
+    Field(
+        "required_approvals",
+        Kind.NUMBER,
+        f"Approvals a plan needs under the `approval` policy (1 to 10). {_DEFAULTED}",
+        optional=True,
+        computed=True,
+    ),
+    Field(
+        "prune",
+        Kind.BOOL,
+        f"Delete flows that disappear from the repository. {_DEFAULTED}",
+        optional=True,
+        computed=True,
+    ),
+    Field(
+        "self_heal",
+        Kind.BOOL,
+        f"Plan corrections when an owned flow drifts from the repository. {_DEFAULTED}",
+        optional=True,
+        computed=True,
+    ),
+    Field(
+        "has_webhook_secret",
+        Kind.BOOL,
+        "Whether the server holds a webhook secret for this source.",
+        computed=True,
+    ),
+    Field("last_commit", Kind.STRING, "The last commit applied from the branch.", computed=True),
+    Field(
+        "version",
+        Kind.NUMBER,
+        "The server's version of the source; it grows with every change.",
+        computed=True,
+    ),
+    Field(
+        "etag",
+        Kind.STRING,
+        "The ETag Terraform read last; updates send it as If-Match.",
+        computed=True,
+    ),
+)
+
+
+def source_state(body: dict[str, Any], webhook_secret: str | None) -> State:
+    """Terraform state from the API's source body; the secret comes from Terraform."""
+    state: State = {name: body.get(name) for name in _WRITABLE if name != "webhook_secret"}
+    return {
+        **state,
+        "id": body["id"],
+        "webhook_secret": webhook_secret if body.get("has_webhook_secret") else None,
+        "has_webhook_secret": bool(body.get("has_webhook_secret")),
+        "last_commit": body.get("last_commit"),
+        "version": body["version"],
+        "etag": body.get("etag"),
+    }
+
+
+def source_body(planned: State) -> dict[str, Any]:
+    """The PUT body: every known writable attribute; the webhook secret even when null.
+
+    Unset defaulted attributes are left out on create, so the server applies
+    its defaults; on update they hold the prior (server) values.
+    """
+    body = {
+        name: planned.get(name)
+        for name in _WRITABLE
+        if planned.get(name) is not None and planned.get(name) is not UNKNOWN
+    }
+    body["webhook_secret"] = planned.get("webhook_secret")
+    return body
+
+
+class GitSourceResource(TerraformObject):
+    """CRUD, plan and import for ``flowplane_git_source``."""
+
+    NAME = "git_source"
+    DESCRIPTION = "A Git repository whose flows Flowplane keeps active."
+    FIELDS = GIT_SOURCE_FIELDS
+
+    def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
+        """The approval policy is one of two words; the server checks the rest."""
+        del type_name
+        approval = config.get("approval")
+        if isinstance(approval, str) and approval not in _APPROVAL_POLICIES:
+            diags.add_error(
+                "approval must be auto or approval",
+                f"Got {approval!r}.",
+                path=["approval"],
+            )
+
+    def plan(self, ctx: Context, current: State | None, planned: State) -> State:
+        """`tf`'s hook, left as is: ``PlanningServicer`` calls ``modify_plan`` instead."""
+        del ctx, current
+        return planned
+
+    def modify_plan(
+        self, ctx: Context, prior: State | None, planned: State, config: State
+    ) -> State:
+        """Plan ``has_webhook_secret`` from the configuration; a write moves the version."""
+        del ctx, config
+        secret = planned.get("webhook_secret")
+        planned = {
+            **planned,
+            "has_webhook_secret": UNKNOWN if secret is UNKNOWN else secret is not None,
+        }
+        if prior is None:
+            return planned
+        compared = (*_WRITABLE, "has_webhook_secret")
+        if any(planned.get(name) != prior.get(name) for name in compared):
+            planned.update(dict.fromkeys(_SERVER_DERIVED, UNKNOWN))
+        return planned
+
+    def create(self, ctx: Context, planned: State) -> State | None:
+        """PUT a new source; one that already exists is refused, so adoption stays explicit."""
+        source_id = planned["id"]
+        with reporting(ctx.diagnostics, f"create Git source {source_id}"):
+            client = self.provider.require_client()
+            if client.get_source(source_id) is not None:
+                ctx.diagnostics.add_error(
+                    f"create Git source {source_id}: it already exists on the server",
+                    "To manage it with Terraform, import it: "
+                    f"terraform import flowplane_git_source.<name> {source_id}",
+                )
+                return None
+            body = client.put_source(source_id, source_body(planned))
+            return source_state(body, planned.get("webhook_secret"))
+        return None
+
+    def read(self, ctx: Context, current: State) -> State | None:
+        """The source as the server has it; None (recreate) when it is gone."""
+        source_id = current["id"]
+        with reporting(ctx.diagnostics, f"read Git source {source_id}"):
+            body = self.provider.require_client().get_source(source_id)
+            if body is None:
+                return None
+            same_version = body["version"] == current.get("version")
+            return source_state(body, current.get("webhook_secret") if same_version else None)
+        return current
+
+    def update(self, ctx: Context, current: State, planned: State) -> State | None:
+        """PUT every attribute, conditional on the ETag read last."""
+        source_id = planned["id"]
+        with reporting(ctx.diagnostics, f"update Git source {source_id}"):
+            body = self.provider.require_client().put_source(
+                source_id, source_body(planned), if_match=current.get("etag")
+            )
+            return source_state(body, planned.get("webhook_secret"))
+        return None
+
+    def delete(self, ctx: Context, current: State) -> None:
+        """DELETE; a server without that route keeps the source, and says so."""
+        source_id = current["id"]
+        with reporting(ctx.diagnostics, f"delete Git source {source_id}"):
+            if not self.provider.require_client().delete_source(source_id):
+                ctx.diagnostics.add_warning(
+                    f"Git source {source_id} was removed from Terraform state only",
+                    "This Flowplane server cannot delete Git sources (DELETE "
+                    f"/api/v1/sources/{source_id} answered 405), so the source still exists "
+                    "and keeps syncing. Set its approval policy to `approval` to stop "
+                    "changes from applying.",
+                )
+
+    def import_(self, ctx: Context, resource_id: str) -> State | None:
+        """``terraform import flowplane_git_source.x <id>``."""
+        with reporting(ctx.diagnostics, f"import Git source {resource_id}"):
+            body = self.provider.require_client().get_source(resource_id)
+            if body is None:
+                ctx.diagnostics.add_error(
+                    f"import Git source {resource_id}: no such source on the server"
+                )
+                return None
+            # The webhook secret cannot be read: the next apply writes the configured one.
+            return source_state(body, None)
+        return None
+
+    def upgrade(self, ctx: Context, version: int, old: State) -> State:
+        """Schema version 0 is the only one so far: the state is kept as is."""
+        del ctx, version
+        return old

@@ -1,0 +1,92 @@
+"""The UI as a sub-application mounted at ``/ui``, with its own session and error pages.
+
+Being a separate app keeps the session cookie, CSRF checks and HTML error
+pages away from the JSON API, and keeps UI routes out of the API contract.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.responses import RedirectResponse, Response
+
+from controlplane.errors import (
+    ConflictError,
+    FlowplaneError,
+    ForbiddenError,
+    InvalidInputError,
+    InvalidRequestError,
+    NotFoundError,
+    UnauthorizedError,
+)
+from controlplane.settings import Settings
+from controlplane.ui.pages import audit, auth, dashboard, executions, flows, plans
+from controlplane.ui.rendering import page
+from controlplane.ui.session import check_csrf, session_key
+
+STATIC = Path(__file__).parent / "static"
+SESSION_COOKIE = "flowplane_session"
+SESSION_HOURS = 12
+
+_STATUS: list[tuple[type[FlowplaneError], int]] = [
+    (InvalidInputError, 422),
+    (InvalidRequestError, 400),
+    (ForbiddenError, 403),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+]
+
+
+def build_ui(host: FastAPI, settings: Settings) -> FastAPI:
+    """The UI app; ``host`` is the API app whose engine and settings it uses."""
+    ui = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    ui.state.host = host.state
+    ui.add_middleware(
+        SessionMiddleware,
+        secret_key=session_key(settings),
+        session_cookie=SESSION_COOKIE,
+        max_age=SESSION_HOURS * 3600,
+        path="/ui",
+        same_site="lax",
+        https_only=False,
+    )
+    ui.mount("/static", StaticFiles(directory=STATIC), name="static")
+    for module in (auth, dashboard, flows, plans, executions, audit):
+        ui.include_router(module.router, dependencies=[Depends(check_csrf)])
+    ui.add_exception_handler(UnauthorizedError, _signed_out)
+    ui.add_exception_handler(FlowplaneError, _error_page)
+    ui.add_exception_handler(HTTPException, _error_page)
+    return ui
+
+
+async def _signed_out(request: Request, exc: Exception) -> Response:
+    """Nobody signed in: pages send the browser to sign in, form posts answer 401."""
+    base = str(request.scope.get("root_path", "")).rstrip("/")
+    if request.method == "GET":
+        target = f"{base}/signin?next={request.url.path}"
+        if request.headers.get("HX-Request") == "true":
+            return Response(status_code=204, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
+    return _render_error(request, 401, str(exc))
+
+
+async def _error_page(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, HTTPException):
+        return _render_error(request, exc.status_code, str(exc.detail))
+    status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
+    return _render_error(request, status, str(exc) if status < 500 else "something went wrong")  # noqa: PLR2004
+
+
+def _render_error(request: Request, status: int, message: str) -> Response:
+    response = page(
+        request, "error.html", {"status": status, "message": message}, status_code=status
+    )
+    if request.headers.get("HX-Request") == "true":
+        # A targeted htmx request would drop the error into a small panel; show the page.
+        response.headers["HX-Retarget"] = "body"
+        response.headers["HX-Reswap"] = "innerHTML"
+    return response
