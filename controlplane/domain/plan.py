@@ -572,3 +572,8 @@ def _validate_file(source: str, path: str) -> _Checked | tuple[Problem, ...]:
     except InvalidFlowError as exc:
         return tuple(exc.problems)
     return _Checked(validated, normalize(validated.spec), spec_digest(validated.spec))
+
+
+def clear_validation_cache() -> None:
+    """Forget memoized validations (benchmarks measuring a cold start use this)."""
+    _validate_file.cache_clear()

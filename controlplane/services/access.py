@@ -14,7 +14,7 @@ import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal, get_args
 
 from sqlalchemy import Engine
@@ -181,27 +181,50 @@ def create_token(
     if expires_at is not None and as_utc(expires_at) <= utcnow():
         raise InvalidRequestError("expires_at is in the past")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with transaction(engine) as session:
+        _refuse_duplicate_name(session, name)
+        row = _insert_token(
+            session,
+            name=name,
+            role=parse_role(role),
+            scopes=_validate_scopes(scopes),
+            digest=_digest(secret),
+            # Stored in UTC: SQLite keeps no offset, and reads assume UTC.
+            expires_at=as_utc(expires_at).astimezone(UTC) if expires_at else None,
+            actor=actor,
+        )
+    return row, secret
+
+
+def _insert_token(
+    session: Session,
+    *,
+    name: str,
+    role: Role,
+    scopes: Sequence[str],
+    digest: str,
+    expires_at: datetime | None,
+    actor: str,
+) -> ApiTokenRow:
+    """Add a token row and its audit event in the caller's transaction."""
     row = ApiTokenRow(
         id="tok_" + uuid.uuid4().hex[:20],
         name=name,
-        role=parse_role(role),
-        scopes=_validate_scopes(scopes),
-        secret_sha256=_digest(secret),
-        # Stored in UTC: SQLite keeps no offset, and reads assume UTC.
-        expires_at=as_utc(expires_at) if expires_at else None,
+        role=role,
+        scopes=list(scopes),
+        secret_sha256=digest,
+        expires_at=expires_at,
         created_by=actor,
     )
-    with transaction(engine) as session:
-        _refuse_duplicate_name(session, name)
-        session.add(row)
-        record_event(
-            session,
-            actor=actor,
-            action="token.create",
-            target=f"token:{row.id}",
-            summary=_token_summary(row),
-        )
-    return row, secret
+    session.add(row)
+    record_event(
+        session,
+        actor=actor,
+        action="token.create",
+        target=f"token:{row.id}",
+        summary=_token_summary(row),
+    )
+    return row
 
 
 def _refuse_duplicate_name(session: Session, name: str) -> None:
@@ -271,29 +294,22 @@ def ensure_admin_token(engine: Engine, configured: str | None) -> str | None:
                 live_admin.revoked_at = utcnow()
                 session.add(live_admin)
                 session.flush()
-            _add_admin(session, digest, actor="FLOWPLANE_ADMIN_TOKEN")
+            _insert_admin(session, digest, actor="FLOWPLANE_ADMIN_TOKEN")
             return None
         if session.exec(select(ApiTokenRow).limit(1)).first() is not None:
             return None
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        _add_admin(session, _digest(secret), actor="first start")
+        _insert_admin(session, _digest(secret), actor="first start")
         return secret
 
 
-def _add_admin(session: Session, digest: str, *, actor: str) -> None:
-    row = ApiTokenRow(
-        id="tok_" + uuid.uuid4().hex[:20],
+def _insert_admin(session: Session, digest: str, *, actor: str) -> None:
+    _insert_token(
+        session,
         name=ADMIN_TOKEN_NAME,
         role="admin",
-        scopes=list(ALL_NAMESPACES),
-        secret_sha256=digest,
-        created_by=actor,
-    )
-    session.add(row)
-    record_event(
-        session,
+        scopes=ALL_NAMESPACES,
+        digest=digest,
+        expires_at=None,
         actor=actor,
-        action="token.create",
-        target=f"token:{row.id}",
-        summary=_token_summary(row),
     )

@@ -103,8 +103,8 @@ def _ensure_owner(session: Session, flow: FlowRow, origin: str) -> None:
     if flow.origin.startswith("git:"):
         source_id = flow.origin.removeprefix("git:")
         source = session.get(GitSourceRow, source_id)
-        if source is None or source.deleted_at is not None:
-            return
+        if source is not None and source.deleted_at is not None:
+            return  # released when its source was deleted
         raise OwnershipConflictError(
             f"flow {flow.namespace}/{flow.flow_id} is managed by Git source {source_id!r}; "
             "change it in that repository"

@@ -352,3 +352,12 @@ tasks:
     for body in bodies:
         assert "hunter2-input" not in body
         assert "otp-991-secret" not in body
+
+
+def test_expiry_with_an_offset_is_kept_exactly(client: TestClient) -> None:
+    created = client.post(
+        "/api/v1/tokens",
+        json={"name": "tz", "role": "viewer", "expires_at": "2099-01-01T02:00:00+02:00"},
+    ).json()
+    read = client.get(f"/api/v1/tokens/{created['id']}").json()
+    assert datetime.fromisoformat(read["expires_at"]) == datetime(2099, 1, 1, tzinfo=UTC)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import structlog
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -81,7 +82,11 @@ class Worker:
             execution = store.claim_next(session, self.worker_id, self.lease)
         if execution is None:
             return False
-        self._run(execution)
+        # Every log line written while running carries the run's ids.
+        with structlog.contextvars.bound_contextvars(
+            execution_id=execution.id, flow=f"{execution.namespace}/{execution.flow_id}"
+        ):
+            self._run(execution)
         return True
 
     def _run(self, execution: ExecutionRow) -> None:
