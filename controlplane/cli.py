@@ -163,11 +163,16 @@ def secrets_encrypt(
     data_dir: Annotated[
         Path | None, typer.Option(help="Read the recipient from this server data directory")
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(help="Ask this Flowplane server for its recipient ($FLOWPLANE_TOKEN)"),
+    ] = None,
 ) -> None:
     """Encrypt a YAML map of secrets to the server, for ``secrets/<namespace>.age`` in Git.
 
     The recipient comes from ``--recipient`` (print it on the server with
-    ``flowplane secrets recipient``) or from the identity in ``--data-dir``.
+    ``flowplane secrets recipient``), from ``--server`` (its
+    ``/api/v1/secrets/recipient``), or from the identity in ``--data-dir``.
     """
     import sys  # noqa: PLC0415
 
@@ -179,6 +184,8 @@ def secrets_encrypt(
     from controlplane.services.secrets import load_keyring  # noqa: PLC0415
     from controlplane.settings import Settings  # noqa: PLC0415
 
+    if recipient is None and server is not None:
+        recipient = str(_call(server, "GET", "/api/v1/secrets/recipient")["recipient"])
     if recipient is None:
         directory = data_dir or Settings().data_dir
         if not (directory / "identity.age").exists():

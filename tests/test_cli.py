@@ -134,6 +134,11 @@ def test_secrets_encrypt_sync_and_review_through_the_cli(tmp_path: Path) -> None
         assert encrypted.exit_code == 0, encrypted.output
         from_dir = runner.invoke(app, [*command, "--data-dir", str(data_dir)])
         assert from_dir.exit_code == 0, from_dir.output
+        from_server = runner.invoke(
+            app, [*command, "--server", url], env={"FLOWPLANE_TOKEN": ADMIN}
+        )
+        assert from_server.exit_code == 0, from_server.output
+        assert recipient.stdout.strip() in from_server.output
         assert b"t-Qx91-unique" not in sealed.read_bytes()
         commit(repo, {}, "secret")
         body = {"url": f"file://{repo}", "approval": "approval"}

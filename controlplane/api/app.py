@@ -94,6 +94,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(namespaces.router)
     app.include_router(secrets.router)
+    app.include_router(secrets.recipient_router)
     app.include_router(flows.router)
     app.include_router(executions.router)
     app.include_router(gitops.router)

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response, status
 from pydantic import BaseModel, Field
 
-from controlplane.api.auth import Editor, Viewer, check_namespace
+from controlplane.api.auth import Editor, Viewer, check_namespace, require
 from controlplane.api.deps import EngineDep, ProvenanceDep
 from controlplane.api.schemas import ErrorBody, WriteModel
 from controlplane.domain.fields import NAMESPACE_PATTERN
@@ -21,6 +21,7 @@ from controlplane.store.db import as_utc
 from controlplane.store.tables import SecretRow
 
 router = APIRouter(prefix="/api/v1/namespaces/{namespace}/secrets", tags=["secrets"])
+recipient_router = APIRouter(prefix="/api/v1/secrets", tags=["secrets"])
 Namespace = Annotated[str, Path(pattern=NAMESPACE_PATTERN, max_length=150)]
 Key = Annotated[str, Path(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=200)]
 _ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (404, 422)}
@@ -110,3 +111,15 @@ def delete_secret(engine: EngineDep, principal: Editor, namespace: Namespace, ke
     check_namespace(principal, namespace)
     service.delete_secret(engine, namespace, key)
     return Response(status_code=204)
+
+
+class Recipient(BaseModel):
+    """The server's public age key: encrypt ``secrets/<namespace>.age`` files to it."""
+
+    recipient: str
+
+
+@recipient_router.get("/recipient", response_model=Recipient, dependencies=[require("viewer")])
+def get_recipient(request: Request) -> Recipient:
+    """The age recipient the server decrypts Git secrets with (a public key, safe to share)."""
+    return Recipient(recipient=_keyring(request).recipient)
