@@ -59,10 +59,34 @@ def fetch_live(
             return owned, others
 
 
+def stored_secret_keys(client: httpx.Client, namespaces: set[str]) -> dict[str, list[str]]:
+    """The secret keys the server holds in each namespace (names only, never values).
+
+    The preview cannot decrypt ``secrets/*.age`` (only the server holds the
+    identity), so a reference counts as satisfied when the server already
+    stores the key; a key that only a new ``.age`` file adds is reported missing.
+    """
+    keys: dict[str, list[str]] = {}
+    for namespace in sorted(namespaces):
+        response = client.get(f"/api/v1/namespaces/{namespace}/secrets")
+        if response.status_code in {403, 404}:
+            keys[namespace] = []
+            continue
+        try:
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise SourceUnavailableError(f"cannot read secrets of {namespace}: {exc}") from None
+        keys[namespace] = [item["key"] for item in response.json()]
+    return keys
+
+
 def plan_checkout(root: Path, client: httpx.Client, source_id: str) -> Plan:
     """The plan a sync of this checkout would make on the server."""
     owned, others = fetch_live(client, source_id)
-    return compute_plan(owned, read_checkout(root), known_flows=others)
+    files = read_checkout(root)
+    namespaces = {f.path.split("/")[-2] for f in files if f.path.count("/") >= 2}  # noqa: PLR2004
+    known = stored_secret_keys(client, namespaces)
+    return compute_plan(owned, files, known_flows=others, known_secrets=known)
 
 
 def _get(client: httpx.Client, url: str, **kwargs: Any) -> Any:

@@ -242,3 +242,24 @@ def test_plan_preview_of_a_checkout_stores_nothing(client: TestClient, repo: Pat
     plans_before = len(client.get("/api/v1/plans").json())
     assert plans_before == 1
     assert client.get("/api/v1/flows/platform.ops/new").status_code == 404
+
+
+def test_plan_preview_counts_secrets_the_server_already_holds(
+    client: TestClient, repo: Path
+) -> None:
+    from controlplane.plan_preview import plan_checkout  # noqa: PLC0415
+
+    uses = (
+        "id: uses\nnamespace: platform.ops\ntasks:\n"
+        "  - {id: log, type: Log, message: \"{{ secret('DB') }} {{ secret('OTHER') }}\"}\n"
+    )
+    commit(repo, {"flows/platform.ops/uses.yaml": uses}, "add")
+    add_source(client, repo)
+    client.put("/api/v1/namespaces/platform.ops/secrets/DB", json={"value": "db-preview-value"})
+    preview = plan_checkout(repo, client, "flows")
+    assert not preview.valid
+    messages = [p.message for p in preview.problems]
+    assert any("OTHER" in m for m in messages), messages
+    assert not any("'DB'" in m for m in messages), messages
+    client.put("/api/v1/namespaces/platform.ops/secrets/OTHER", json={"value": "other-value"})
+    assert plan_checkout(repo, client, "flows").valid
