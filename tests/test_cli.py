@@ -75,8 +75,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def server_process(data_dir: Path, *extra: str) -> Iterator[str]:
-    """``flowplane server`` in a subprocess; yields its URL once /healthz answers."""
+def server_process(
+    data_dir: Path, *extra: str, env_extra: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``flowplane server`` in a subprocess; yields its URL once /healthz answers.
+
+    Its stdout and stderr go to ``server-<port>.log`` beside ``data_dir``.
+    """
     port = free_port()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -84,6 +89,7 @@ def server_process(data_dir: Path, *extra: str) -> Iterator[str]:
         "FLOWPLANE_ADMIN_TOKEN": ADMIN,
         "FLOWPLANE_POLL_SOURCES": "false",
         "FLOWPLANE_SCHEDULER": "false",
+        **(env_extra or {}),
     }
     command = [str(Path(sys.executable).parent / "flowplane"), "server", "--port", str(port)]
     command += ["--data-dir", str(data_dir), "--workers", "0", *extra]

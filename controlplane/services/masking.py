@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from controlplane.domain.fields import InputType
+from controlplane.domain.spec import Flow
 from controlplane.domain.tasktypes import iter_tasks
 from controlplane.domain.tasktypes.flowable import Pause
 from controlplane.services.revisions import stored_spec
@@ -34,7 +35,11 @@ class SecretFields:
         """The SECRET fields of a stored revision's source (empty for a tombstone)."""
         if not source.strip():
             return cls()
-        spec = stored_spec(source)
+        return cls.of_spec(stored_spec(source))
+
+    @classmethod
+    def of_spec(cls, spec: Flow) -> SecretFields:
+        """The SECRET fields of a parsed flow."""
         inputs = frozenset(i.id for i in spec.inputs or [] if i.type == InputType.SECRET)
         resume: dict[str, frozenset[str]] = {}
         for lists in spec.all_task_lists().values():
@@ -44,6 +49,21 @@ class SecretFields:
                     if ids:
                         resume[task.id] = ids
         return cls(inputs, resume)
+
+    def values_in(
+        self, inputs: Mapping[str, Any], task_outputs: Mapping[str, Mapping[str, Any]]
+    ) -> set[str]:
+        """The SECRET values among a run's inputs and its Pause tasks' ``onResume`` outputs.
+
+        ``task_outputs`` maps task id to outputs. The worker masks these in every
+        log line and output, as it masks values rendered with ``secret()``.
+        """
+        found = {str(v) for k, v in inputs.items() if k in self.inputs and v not in (None, "")}
+        for task_id, hidden in self.resume.items():
+            resumed = task_outputs.get(task_id, {}).get("onResume")
+            if isinstance(resumed, Mapping):
+                found |= {str(v) for k, v in resumed.items() if k in hidden and v not in (None, "")}
+        return found
 
     def mask_inputs(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Execution inputs with every SECRET value replaced by the mask."""

@@ -22,7 +22,6 @@ ORIGIN_HEADER = {"X-Flowplane-Origin": "terraform"}
 _NOT_FOUND = 404
 _UNAUTHORIZED = 401
 _FORBIDDEN = 403
-_NOT_ALLOWED = 405
 _CONFLICT = 409
 _PRECONDITION_FAILED = 412
 _INVALID = 422
@@ -129,14 +128,9 @@ class FlowplaneClient:
         path = f"/api/v1/sources/{_seg(source_id)}"
         return self._json("PUT", path, body, _write_headers(if_match))
 
-    def delete_source(self, source_id: str) -> bool:
-        """Delete a Git source; False when this server has no way to delete one (HTTP 405)."""
-        response = self._send("DELETE", f"/api/v1/sources/{_seg(source_id)}", headers=ORIGIN_HEADER)
-        if response.status_code == _NOT_ALLOWED:
-            return False
-        if response.status_code != _NOT_FOUND:
-            self._body(response)
-        return True
+    def delete_source(self, source_id: str) -> None:
+        """Delete a Git source (its flows stay live, released); one already gone is fine."""
+        self._delete(f"/api/v1/sources/{_seg(source_id)}")
 
     # -- executions ----------------------------------------------------------
 

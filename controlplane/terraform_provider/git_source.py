@@ -245,17 +245,10 @@ class GitSourceResource(TerraformObject):
         return None
 
     def delete(self, ctx: Context, current: State) -> None:
-        """DELETE; a server without that route keeps the source, and says so."""
+        """DELETE: syncing stops; the flows it synced stay live and are released."""
         source_id = current["id"]
         with reporting(ctx.diagnostics, f"delete Git source {source_id}"):
-            if not self.provider.require_client().delete_source(source_id):
-                ctx.diagnostics.add_warning(
-                    f"Git source {source_id} was removed from Terraform state only",
-                    "This Flowplane server cannot delete Git sources (DELETE "
-                    f"/api/v1/sources/{source_id} answered 405), so the source still exists "
-                    "and keeps syncing. Set its approval policy to `approval` to stop "
-                    "changes from applying.",
-                )
+            self.provider.require_client().delete_source(source_id)
 
     def import_(self, ctx: Context, resource_id: str) -> State | None:
         """``terraform import flowplane_git_source.x <id>``."""

@@ -14,15 +14,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import RedirectResponse, Response
 
-from controlplane.errors import (
-    ConflictError,
-    FlowplaneError,
-    ForbiddenError,
-    InvalidInputError,
-    InvalidRequestError,
-    NotFoundError,
-    UnauthorizedError,
-)
+from controlplane.api.errors import status_for
+from controlplane.errors import FlowplaneError, UnauthorizedError
 from controlplane.settings import Settings
 from controlplane.ui.pages import audit, auth, dashboard, executions, flows, plans
 from controlplane.ui.rendering import page
@@ -31,14 +24,6 @@ from controlplane.ui.session import check_csrf, session_key
 STATIC = Path(__file__).parent / "static"
 SESSION_COOKIE = "flowplane_session"
 SESSION_HOURS = 12
-
-_STATUS: list[tuple[type[FlowplaneError], int]] = [
-    (InvalidInputError, 422),
-    (InvalidRequestError, 400),
-    (ForbiddenError, 403),
-    (NotFoundError, 404),
-    (ConflictError, 409),
-]
 
 
 def build_ui(host: FastAPI, settings: Settings) -> FastAPI:
@@ -77,7 +62,8 @@ async def _signed_out(request: Request, exc: Exception) -> Response:
 async def _error_page(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         return _render_error(request, exc.status_code, str(exc.detail))
-    status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
+    assert isinstance(exc, FlowplaneError)  # noqa: S101 - registered for this class only
+    status, _code = status_for(exc)  # the API's one error table
     return _render_error(request, status, str(exc) if status < 500 else "something went wrong")  # noqa: PLR2004
 
 

@@ -8,10 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 
-from sqlmodel import Session
-
-from controlplane.store.tables import GitSourceRow
-
 HOOK = "hook-S3cret-5d1e"
 ROTATED = "hook-Rotated-77aa"
 
@@ -36,14 +32,9 @@ def get_source(server, source_id: str) -> dict | None:
 
 
 def delete_out_of_band(server, source_id: str) -> None:
-    """DELETE through the API where the server has it, else straight in the database."""
+    """Delete the source through the API, as someone outside Terraform would."""
     response = server.http.delete(f"/api/v1/sources/{source_id}")
-    if response.status_code == 405:
-        with Session(server.engine) as session:
-            session.delete(session.get(GitSourceRow, source_id))
-            session.commit()
-    else:
-        assert response.status_code == 204, response.text
+    assert response.status_code == 204, response.text
     assert get_source(server, source_id) is None
 
 

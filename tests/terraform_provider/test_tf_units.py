@@ -252,12 +252,18 @@ def test_client_explains_a_stale_etag():
     assert "terraform apply -refresh-only" in caught.value.detail
 
 
-def test_client_tells_a_server_without_source_deletion():
-    statuses = iter([405, 404, 204])
-    client = _client(lambda _request: httpx.Response(next(statuses)))
-    assert client.delete_source("a") is False
-    assert client.delete_source("a") is True  # already gone
-    assert client.delete_source("a") is True
+def test_client_source_deletion_tolerates_a_source_already_gone():
+    statuses = iter([404, 204])
+    seen = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path))
+        return httpx.Response(next(statuses))
+
+    client = _client(answer)
+    client.delete_source("a")
+    client.delete_source("a")
+    assert seen == [("DELETE", "/api/v1/sources/a")] * 2
 
 
 SOURCE_BODY = {

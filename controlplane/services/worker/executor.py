@@ -31,6 +31,7 @@ from controlplane.domain.tasktypes import flowable as fl
 from controlplane.domain.transitions import TERMINAL
 from controlplane.metrics import TASK_DURATION
 from controlplane.services.executions import create_execution, get_execution
+from controlplane.services.masking import SecretFields
 from controlplane.services.worker.retry import delay_before, max_attempts
 from controlplane.store import executions as store
 from controlplane.store.db import as_utc, transaction
@@ -116,10 +117,15 @@ class Executor:
     def run(self) -> State:
         """Walk the flow; return its end state or raise Paused/Stopped signals."""
         with Session(self.engine) as session:
-            for row in store.task_runs_of(session, self.execution.id):
-                self.memo[(row.task_id, row.value_key)] = row
-                if row.state in _DONE:
-                    self._set_output(row.task_id, row.value_key, row.outputs)
+            runs = store.task_runs_of(session, self.execution.id)
+        for row in runs:
+            self.memo[(row.task_id, row.value_key)] = row
+            if row.state in _DONE:
+                self._set_output(row.task_id, row.value_key, row.outputs)
+        # SECRET inputs and resume values are masked like rendered secret() values.
+        self.revealed |= SecretFields.of_spec(self.flow).values_in(
+            self.execution.inputs, {row.task_id: row.outputs for row in runs}
+        )
         state = self.run_list(list(self.flow.tasks), _Frame())
         if state == State.FAILED and self.flow.errors:
             self.run_list(list(self.flow.errors), _Frame())
