@@ -130,10 +130,12 @@ def test_secrets_encrypt_sync_and_review_through_the_cli(tmp_path: Path) -> None
         values.write_text("TOKEN: t-Qx91-unique\n")
         sealed = repo / "secrets" / "platform.ops.age"
         command = ["secrets", "encrypt", str(values), "-o", str(sealed)]
-        # No identity yet: encrypting to a made-up one would only fail later.
-        early = runner.invoke(app, [*command, "--data-dir", str(data_dir)])
-        assert early.exit_code == 2
-        assert "no server identity" in early.output
+        # The server made its identity on first start; a directory without one is refused
+        # (encrypting to a made-up key would only fail later, on the server).
+        assert (data_dir / "identity.age").exists()
+        empty = runner.invoke(app, [*command, "--data-dir", str(tmp_path / "elsewhere")])
+        assert empty.exit_code == 2
+        assert "no server identity" in empty.output
         recipient = runner.invoke(app, ["secrets", "recipient", "--data-dir", str(data_dir)])
         assert recipient.stdout.startswith("age1")
         encrypted = runner.invoke(app, [*command, "--recipient", recipient.stdout.strip()])

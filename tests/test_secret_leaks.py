@@ -147,7 +147,15 @@ def test_no_secret_value_in_anything_the_server_produces(tmp_path: Path) -> None
         with engine.connect() as connection:
             stored = {
                 table: str(connection.execute(text(f"SELECT * FROM {table}")).all())  # noqa: S608
-                for table in ["plans", "logs", "audit_events", "flow_revisions", "git_sources"]
+                for table in [
+                    "plans",
+                    "logs",
+                    "audit_events",
+                    "flow_revisions",
+                    "git_sources",
+                    "executions",
+                    "task_runs",
+                ]
             }
     finally:
         engine.dispose()

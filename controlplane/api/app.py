@@ -27,6 +27,8 @@ from controlplane.api.routes import (
 from controlplane.services.access import ensure_admin_token
 from controlplane.services.gitops.poller import Poller
 from controlplane.services.scheduler import Scheduler
+from controlplane.services.sealing import register_recipient
+from controlplane.services.secrets import load_keyring
 from controlplane.services.worker.worker import Worker
 from controlplane.settings import Settings
 from controlplane.store.db import create_engine, migrate
@@ -81,6 +83,8 @@ def create_app(
 
     migrate(engine)
     _bootstrap_admin(engine, settings)
+    # Any process may now seal SECRET inputs to this server's key.
+    register_recipient(engine, load_keyring(settings.data_dir.resolve()))
     app = FastAPI(
         title="Flowplane",
         version=__version__,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,13 @@ CONTRACT = Path(__file__).resolve().parents[2] / "api" / "openapi.json"
 
 def current_schema() -> dict[str, Any]:
     """The OpenAPI document of a freshly built app (on a throwaway in-memory database)."""
-    # A configured admin token keeps the throwaway app from minting and printing one.
-    app = create_app(Settings(database_url="sqlite://", admin_token=SecretStr("contract")))
-    schema: dict[str, Any] = app.openapi()
+    # A configured admin token keeps the throwaway app from minting and printing one,
+    # and a temporary data dir keeps it from writing an identity into the checkout.
+    with tempfile.TemporaryDirectory() as data_dir:
+        settings = Settings(
+            database_url="sqlite://", data_dir=Path(data_dir), admin_token=SecretStr("contract")
+        )
+        schema: dict[str, Any] = create_app(settings).openapi()
     return schema
 
 

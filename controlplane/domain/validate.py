@@ -46,7 +46,8 @@ UNSUPPORTED_TYPES = {
     ),
     "io.kestra.plugin.scripts.runner.docker.Docker": (
         "the Docker task runner is not supported: Flowplane runs no Docker engine; "
-        "use io.kestra.plugin.core.runner.Process or io.kestra.plugin.kubernetes.runner.Kubernetes"
+        "use io.kestra.plugin.core.runner.Process or "
+        "io.kestra.plugin.ee.kubernetes.runner.Kubernetes (see docs/kubernetes.md)"
     ),
 }
 

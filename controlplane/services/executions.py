@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from controlplane.domain import expressions
 from controlplane.domain.conditions import Expression
-from controlplane.domain.fields import State
+from controlplane.domain.fields import InputType, State
 from controlplane.domain.inputs import resolve_inputs
 from controlplane.domain.spec import labels_as_dict
 from controlplane.domain.tasktypes import iter_tasks
@@ -31,6 +31,7 @@ from controlplane.errors import (
     StoreError,
 )
 from controlplane.services.revisions import stored_spec
+from controlplane.services.sealing import seal
 from controlplane.store import executions as store
 from controlplane.store import flows as flow_store
 from controlplane.store.audit import record_event
@@ -88,7 +89,9 @@ def create_in_session(
     spec = stored_spec(revision.source)
     if spec.disabled:
         raise InvalidRequestError(f"flow {namespace}/{flow_id} is disabled")
-    resolved = resolve_inputs(spec.inputs or [], inputs)
+    # SECRET inputs are sealed to the server's key before they reach the database.
+    secret_names = [i.id for i in spec.inputs or [] if i.type == InputType.SECRET]
+    resolved = seal(session, resolve_inputs(spec.inputs or [], inputs), secret_names)
     execution = ExecutionRow(
         id=str(uuid.uuid4()),
         namespace=namespace,
@@ -199,6 +202,9 @@ def resume_execution(
         revision_source = _revision_source(session, execution)
         pause_task = _find_pause(revision_source, paused.task_id)
         resolved = resolve_inputs(pause_task.onResume or [], inputs) if pause_task else {}
+        if pause_task is not None:
+            hidden = [i.id for i in pause_task.onResume or [] if i.type == InputType.SECRET]
+            resolved = seal(session, resolved, hidden)
         paused.state = State.SUCCESS.value
         paused.outputs = {"onResume": resolved}
         paused.resumed_by = actor

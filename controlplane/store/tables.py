@@ -357,3 +357,17 @@ class KvEntryRow(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
+
+
+class ServerKeyRow(SQLModel, table=True):
+    """The server's public age recipient, so any process can seal values to it.
+
+    Creating an execution only needs the public key (to seal SECRET inputs);
+    only processes holding the identity file can open them.
+    """
+
+    __tablename__ = "server_keys"
+
+    name: str = Field(primary_key=True, max_length=40)
+    recipient: str = Field(max_length=200)
+    updated_at: datetime = _timestamp()

@@ -80,3 +80,4 @@ def ensure_visible(principal: Principal, namespace: str) -> None:
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 Editor = Annotated[Principal, Depends(require("editor"))]
 Reviewer = Annotated[Principal, Depends(require("reviewer"))]
+Admin = Annotated[Principal, Depends(require("admin"))]

@@ -407,3 +407,42 @@ def test_a_trusted_proxy_signs_its_user_in(engine, tmp_path: Path) -> None:
     # The same headers from anywhere else are ignored.
     direct = TestClient(app, client=("192.0.2.7", 40000))
     assert direct.get("/ui/", headers=proxied, follow_redirects=False).status_code == 303
+
+
+def test_admins_create_and_revoke_tokens_in_the_ui(client: TestClient) -> None:
+    web = sign_in(client, ADMIN_TOKEN)
+    listing = web.get("/ui/tokens")
+    assert listing.status_code == 200
+    assert ">Tokens</a>" in listing.text
+    assert ADMIN_TOKEN not in listing.text
+    form = {
+        "name": "rita@example.com",
+        "role": "reviewer",
+        "namespaces": "platform.*, team-a.*",
+        "expires_on": "2099-01-31",
+        "csrf_token": csrf_of(listing.text),
+    }
+    assert web.post("/ui/tokens", data={**form, "csrf_token": "wrong"}).status_code == 403
+    created = web.post("/ui/tokens", data=form)
+    assert created.status_code == 201
+    assert created.headers["Cache-Control"] == "no-store"
+    secret = re.search(r'id="new-token-secret">(fpt_[^<]+)<', created.text)
+    assert secret is not None
+    api = {"Authorization": f"Bearer {secret.group(1)}"}
+    token = next(t for t in client.get("/api/v1/tokens").json() if t["name"] == form["name"])
+    assert (token["role"], token["namespaces"]) == ("reviewer", ["platform.*", "team-a.*"])
+    assert token["expires_at"].startswith("2099-01-31T00:00:00")
+    assert client.get("/api/v1/flows", headers=api).status_code == 200
+    assert secret.group(1) not in web.get("/ui/tokens").text
+    duplicate = web.post("/ui/tokens", data=form)
+    assert duplicate.status_code == 409
+    assert "already exists" in duplicate.text
+
+    reviewer = sign_in(client, secret.group(1))
+    assert reviewer.get("/ui/tokens").status_code == 403
+    assert ">Tokens</a>" not in reviewer.get("/ui/").text
+
+    page = web.get("/ui/tokens")
+    revoked = web.post(f"/ui/tokens/{token['id']}/revoke", data={"csrf_token": csrf_of(page.text)})
+    assert revoked.status_code == 200  # followed the redirect back to the list
+    assert client.get("/api/v1/flows", headers=api).status_code == 401

@@ -108,6 +108,9 @@ class Executor:
     should_stop: Callable[[], bool]
     # Decrypts one namespace secret on demand; None when the key is unknown.
     reveal_secret: Callable[[str], str | None] = lambda _key: None
+    # Opens SECRET inputs and resume values sealed at rest (services.sealing).
+    unseal: Callable[[Any], Any] = lambda value: value
+    inputs: dict[str, Any] = field(default_factory=dict)
     memo: dict[tuple[str, str], TaskRunRow] = field(default_factory=dict)
     # Every secret value rendered so far; masked in logs and outputs.
     revealed: set[str] = field(default_factory=set)
@@ -122,9 +125,10 @@ class Executor:
             self.memo[(row.task_id, row.value_key)] = row
             if row.state in _DONE:
                 self._set_output(row.task_id, row.value_key, row.outputs)
+        self.inputs = self.unseal(self.execution.inputs)
         # SECRET inputs and resume values are masked like rendered secret() values.
         self.revealed |= SecretFields.of_spec(self.flow).values_in(
-            self.execution.inputs, {row.task_id: row.outputs for row in runs}
+            self.inputs, {row.task_id: self.unseal(row.outputs) for row in runs}
         )
         state = self.run_list(list(self.flow.tasks), _Frame())
         if state == State.FAILED and self.flow.errors:
@@ -530,6 +534,7 @@ class Executor:
         return value
 
     def _set_output(self, task_id: str, key: str, outputs: dict[str, Any]) -> None:
+        outputs = self.unseal(outputs)  # a Pause's SECRET resume values are sealed at rest
         key = key.split(ITERATION_MARK, 1)[0]  # the latest WaitFor iteration wins
         with self._lock:
             if not key:
@@ -560,7 +565,7 @@ class Executor:
                 "startDate": self.execution.created_at.isoformat(),
                 "state": self.execution.state,
             },
-            "inputs": self.execution.inputs,
+            "inputs": self.inputs,
             "vars": self.flow.variables or {},
             "labels": self.execution.labels,
             "trigger": self.execution.trigger,

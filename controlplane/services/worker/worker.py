@@ -18,6 +18,7 @@ from controlplane.domain.transitions import TERMINAL
 from controlplane.logging import get_logger
 from controlplane.services.flow_triggers import fire_flow_triggers
 from controlplane.services.revisions import stored_spec
+from controlplane.services.sealing import unseal
 from controlplane.services.secrets import Keyring, load_keyring, reveal
 from controlplane.services.worker.executor import (
     CancelledSignal,
@@ -111,6 +112,7 @@ class Worker:
             work_dir=self.data_dir / "executions" / execution.id,
             should_stop=should_stop,
             reveal_secret=lambda key: reveal(self.engine, self.keyring(), execution.namespace, key),
+            unseal=lambda value: unseal(value, self.keyring()),
         )
         try:
             final, wake_at = executor.run(), None
