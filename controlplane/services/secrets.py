@@ -67,6 +67,7 @@ def put_secret(
     *,
     description: str | None = None,
     origin: str = "api",
+    actor: str,
 ) -> tuple[SecretRow, bool]:
     """Create or replace a secret; the same value again keeps the version."""
     with transaction(engine) as session:
@@ -86,10 +87,10 @@ def put_secret(
             # The key and version only: never the value.
             record_event(
                 session,
-                actor=origin,
+                actor=actor,
                 action="secret.put",
                 target=f"secret:{namespace}/{key}",
-                summary={"version": row.version},
+                summary={"version": row.version, "origin": origin},
             )
         return row, created
 
@@ -113,7 +114,7 @@ def list_secrets(engine: Engine, namespace: str) -> Sequence[SecretRow]:
         ).all()
 
 
-def delete_secret(engine: Engine, namespace: str, key: str) -> None:
+def delete_secret(engine: Engine, namespace: str, key: str, *, actor: str) -> None:
     """Delete a secret."""
     with transaction(engine) as session:
         row = session.get(SecretRow, (namespace, key), with_for_update=True)
@@ -122,7 +123,7 @@ def delete_secret(engine: Engine, namespace: str, key: str) -> None:
         session.delete(row)
         record_event(
             session,
-            actor="api",
+            actor=actor,
             action="secret.delete",
             target=f"secret:{namespace}/{key}",
             summary={},

@@ -36,6 +36,7 @@ def test_mutations_are_chained_and_tampering_is_named(client, engine: Engine) ->
     ]
     assert events[4]["actor"] == "rita"
     assert events[0]["actor"] == "admin"
+    assert (events[2]["action"], events[2]["actor"]) == ("secret.put", "admin")
     assert all(e["request_id"] for e in events), "API mutations carry their request id"
     assert "audit-secret-value-42" not in str(events)
     assert client.get("/api/v1/audit/verify").json() == {

@@ -91,6 +91,7 @@ def put_secret(
         body.value,
         description=body.description,
         origin=provenance.origin,
+        actor=provenance.actor or provenance.origin,
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return SecretPublic.of(row)
@@ -109,7 +110,7 @@ def get_secret(
 def delete_secret(engine: EngineDep, principal: Editor, namespace: Namespace, key: Key) -> Response:
     """Delete a secret."""
     check_namespace(principal, namespace)
-    service.delete_secret(engine, namespace, key)
+    service.delete_secret(engine, namespace, key, actor=principal.actor)
     return Response(status_code=204)
 
 
