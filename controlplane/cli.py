@@ -220,7 +220,7 @@ def plan(
 
     from controlplane.domain.plan import render_plan_text  # noqa: PLC0415
     from controlplane.errors import FlowplaneError  # noqa: PLC0415
-    from controlplane.plan_preview import plan_checkout  # noqa: PLC0415
+    from controlplane.plan_preview import plan_checkout, sealed_namespaces  # noqa: PLC0415
 
     try:
         with httpx.Client(base_url=server, timeout=30, headers=_auth_headers()) as client:
@@ -229,6 +229,11 @@ def plan(
         err.print(str(exc))
         raise typer.Exit(2) from None
     out.print(render_plan_text(result, show_diff=True), markup=False, highlight=False)
+    for namespace in sealed_namespaces(path):
+        err.print(
+            f"note: secrets/{namespace}.age opens only on the server; its keys are "
+            "checked when the server syncs this commit"
+        )
     if not result.valid:
         raise typer.Exit(1)
 

@@ -7,6 +7,7 @@ server runs on sync.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,12 +81,38 @@ def stored_secret_keys(client: httpx.Client, namespaces: set[str]) -> dict[str, 
     return keys
 
 
+class _AnyKey(Collection[str]):
+    """Every key: a namespace whose ``.age`` file only the server can open."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def sealed_namespaces(root: Path, secrets_path: str = "secrets/") -> list[str]:
+    """Namespaces with a ``secrets/<namespace>.age`` file in the checkout.
+
+    Only the server holds the identity that opens them, so the preview cannot
+    tell which keys they define: references in these namespaces are accepted
+    here and checked when the server syncs the commit.
+    """
+    base = root / secrets_path
+    return sorted(p.stem for p in base.glob("*.age")) if base.is_dir() else []
+
+
 def plan_checkout(root: Path, client: httpx.Client, source_id: str) -> Plan:
     """The plan a sync of this checkout would make on the server."""
     owned, others = fetch_live(client, source_id)
     files = read_checkout(root)
     namespaces = {f.path.split("/")[-2] for f in files if f.path.count("/") >= 2}  # noqa: PLR2004
-    known = stored_secret_keys(client, namespaces)
+    known: dict[str, Collection[str]] = dict(stored_secret_keys(client, namespaces))
+    for namespace in sealed_namespaces(root):
+        known[namespace] = _AnyKey()
     return compute_plan(owned, files, known_flows=others, known_secrets=known)
 
 

@@ -247,7 +247,7 @@ def test_plan_preview_of_a_checkout_stores_nothing(client: TestClient, repo: Pat
 def test_plan_preview_counts_secrets_the_server_already_holds(
     client: TestClient, repo: Path
 ) -> None:
-    from controlplane.plan_preview import plan_checkout  # noqa: PLC0415
+    from controlplane.plan_preview import plan_checkout, sealed_namespaces  # noqa: PLC0415
 
     uses = (
         "id: uses\nnamespace: platform.ops\ntasks:\n"
@@ -262,4 +262,14 @@ def test_plan_preview_counts_secrets_the_server_already_holds(
     assert any("OTHER" in m for m in messages), messages
     assert not any("'DB'" in m for m in messages), messages
     client.put("/api/v1/namespaces/platform.ops/secrets/OTHER", json={"value": "other-value"})
+    assert plan_checkout(repo, client, "flows").valid
+
+    # A key only a new .age file defines cannot be checked without the server's identity:
+    # the preview accepts it for that namespace (the server's sync checks it).
+    newer = uses.replace("OTHER", "ONLY_IN_AGE")
+    (repo / "flows/platform.ops/uses.yaml").write_text(newer)
+    assert not plan_checkout(repo, client, "flows").valid
+    (repo / "secrets").mkdir()
+    (repo / "secrets/platform.ops.age").write_bytes(b"age-encryption.org/v1 sealed")
+    assert sealed_namespaces(repo) == ["platform.ops"]
     assert plan_checkout(repo, client, "flows").valid
