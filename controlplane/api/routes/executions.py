@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request
@@ -14,6 +15,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from controlplane.api.auth import Editor, Reviewer, Viewer, check_namespace
 from controlplane.api.deps import EngineDep, PageDep
@@ -317,8 +319,9 @@ async def webhook(
         "headers": {k: v for k, v in request.headers.items() if k.lower() != "authorization"},
         "parameters": dict(request.query_params),
     }
-    row = service.trigger_webhook(engine, namespace, flow_id, key, payload)
-    return _public(engine, row)
+    # Database work runs in the thread pool: a SQLite write can wait on the lock.
+    row = await run_in_threadpool(service.trigger_webhook, engine, namespace, flow_id, key, payload)
+    return await run_in_threadpool(_public, engine, row)
 
 
 @router.post(
@@ -365,20 +368,24 @@ async def create_execution(
 ) -> ExecutionPublic:
     """Queue a run of the flow's active revision; with ``wait``, answer when it stops."""
     check_namespace(principal, namespace)
-    row = service.create_execution(
-        engine,
-        namespace,
-        flow_id,
-        inputs=body.inputs,
-        labels=body.labels,
-        trigger={"type": "api", "actor": principal.actor},
+    # Database work runs in the thread pool, so a wait never stalls the event loop.
+    row = await run_in_threadpool(
+        partial(
+            service.create_execution,
+            engine,
+            namespace,
+            flow_id,
+            inputs=body.inputs,
+            labels=body.labels,
+            trigger={"type": "api", "actor": principal.actor},
+        )
     )
-    if wait:
-        deadline = time.monotonic() + wait_seconds
-        while time.monotonic() < deadline:
-            detail = service.get_execution(engine, row.id)
-            if State(detail.execution.state) in TERMINAL | {State.PAUSED}:
-                return _public(engine, detail.execution, list(detail.task_runs))
-            await asyncio.sleep(0.05)
-    detail = service.get_execution(engine, row.id)
-    return _public(engine, detail.execution, list(detail.task_runs))
+    deadline = time.monotonic() + (wait_seconds if wait else 0)
+    while True:
+        detail = await run_in_threadpool(service.get_execution, engine, row.id)
+        stopped = State(detail.execution.state) in TERMINAL | {State.PAUSED}
+        if stopped or time.monotonic() >= deadline:
+            return await run_in_threadpool(
+                _public, engine, detail.execution, list(detail.task_runs)
+            )
+        await asyncio.sleep(0.05)

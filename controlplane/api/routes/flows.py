@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from controlplane.api.auth import Viewer, check_namespace, require
 from controlplane.api.deps import EngineDep, IfMatch, PageDep, ProvenanceDep
@@ -113,7 +115,7 @@ async def validate(request: Request) -> ValidationResult:
     """Validate a flow source without storing it; every problem is listed."""
     source = await read_source(request)
     try:
-        validated = validate_flow(source)
+        validated = await run_in_threadpool(validate_flow, source)
     except InvalidFlowError as exc:
         return ValidationResult(
             valid=False,
@@ -157,7 +159,10 @@ async def put_flow(
     """Create or update a flow. Identical content is a no-op: same revision, 200."""
     check_namespace(request.state.principal, namespace)
     source = await read_source(request)
-    result = service.put_flow(engine, namespace, flow_id, source, provenance, if_match=if_match)
+    # Validation and the write run in the thread pool, off the event loop.
+    result = await run_in_threadpool(
+        partial(service.put_flow, engine, namespace, flow_id, source, provenance, if_match=if_match)
+    )
     response.status_code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
     response.headers["ETag"] = result.state.etag
     return FlowPublic.of(result.state)

@@ -339,7 +339,11 @@ async def push_webhook(
         settings.data_dir.resolve() / "git",
         keyring=_keyring(request),
     )
-    plan = _plan_public(engine, outcome.plan.id, _SIGNED_PUSH) if outcome.plan else None
+    plan = (
+        await run_in_threadpool(_plan_public, engine, outcome.plan.id, _SIGNED_PUSH)
+        if outcome.plan
+        else None
+    )
     return WebhookResult(status=outcome.status, reason=outcome.reason, plan=plan)
 
 
