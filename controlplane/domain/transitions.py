@@ -53,6 +53,8 @@ RULES: tuple[Rule, ...] = (
     ),
     _rule("RetryFailed", {State.RETRYING}, {State.QUEUED, State.RUNNING, State.KILLED}),
     _rule("FinishKilling", {State.KILLING}, {State.KILLED}),
+    # A RUNNING run parked on a subflow or WaitFor interval holds no worker to stop.
+    _rule("KillParked", {State.RUNNING}, {State.KILLED}),
     _rule("KillWaiting", {State.CREATED, State.QUEUED}, {State.KILLED}),
     # Kestra's restart: a run that failed, was killed or warned runs again from
     # its failed tasks, on the same revision.

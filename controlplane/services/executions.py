@@ -238,7 +238,9 @@ def kill_execution(engine: Engine, execution_id: str, *, actor: str) -> Executio
         execution = store.get_execution(session, execution_id, lock=True)
         if execution is None:
             raise NotFoundError(f"execution {execution_id} does not exist")
-        target = State.KILLING if execution.state == State.RUNNING.value else State.KILLED
+        # A run a worker holds is asked to stop; a waiting or queued one ends at once.
+        held = execution.state == State.RUNNING.value and execution.lease_owner is not None
+        target = State.KILLING if held else State.KILLED
         store.set_state(session, execution, target, f"killed by {actor}")
         record_event(
             session,

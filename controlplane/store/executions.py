@@ -117,6 +117,8 @@ def _take(
         set_state(session, execution, State.QUEUED, "pause elapsed")
     if execution.state == State.QUEUED.value:
         set_state(session, execution, State.RUNNING, f"claimed by {worker_id}")
+    elif execution.lease_owner is None:  # parked (see ``park``): its wait is over
+        execution.wake_at = None
     else:
         execution.takeovers += 1
         LEASE_TAKEOVERS.inc()
@@ -129,6 +131,27 @@ def _take(
     execution.lease_expires_at = now + lease
     session.add(execution)
     return execution
+
+
+def park(session: Session, execution: ExecutionRow, wake_at: datetime) -> None:
+    """Release a RUNNING execution that waits (for a subflow, a WaitFor interval) until ``wake_at``.
+
+    It stays RUNNING, as Kestra shows it, but holds no worker: with no lease
+    owner and its lease ending at ``wake_at``, the claim query picks it up
+    again then, without counting a takeover.
+    """
+    execution.lease_owner = None
+    execution.lease_expires_at = wake_at
+    execution.wake_at = wake_at
+    execution.state_history = [
+        *execution.state_history,
+        {
+            "state": State.RUNNING.value,
+            "date": utcnow().isoformat(),
+            "reason": f"waiting until {wake_at.isoformat()}; no worker held",
+        },
+    ]
+    session.add(execution)
 
 
 def renew_lease(session: Session, execution_id: str, worker_id: str, lease: timedelta) -> bool:

@@ -315,3 +315,35 @@ tasks:
     child_run = client.get(f"/api/v1/executions/{calls['call']['outputs']['executionId']}").json()
     assert child_run["trigger"]["parentExecutionId"] == started["id"]
     assert child_run["state"] == "SUCCESS"
+
+
+def test_a_parent_waiting_for_its_subflow_stays_running_and_can_be_killed(
+    client: TestClient,
+) -> None:
+    put_flow(
+        client, "id: slow\nnamespace: demo\ntasks:\n  - {id: s, type: Sleep, duration: PT3S}\n"
+    )
+    parent = (
+        "id: waits\nnamespace: demo\ntasks:\n"
+        "  - {id: call, type: Subflow, namespace: demo, flowId: slow}\n"
+    )
+    put_flow(client, parent)
+    started = client.post("/api/v1/executions/demo/waits", json={}).json()
+    deadline = time.monotonic() + 20
+    parked = None
+    while time.monotonic() < deadline:
+        run = client.get(f"/api/v1/executions/{started['id']}").json()
+        reasons = [entry.get("reason", "") for entry in run["state_history"]]
+        if any("no worker held" in r for r in reasons):
+            parked = run
+            break
+        time.sleep(0.05)
+    assert parked is not None, "the parent never parked"
+    assert parked["state"] == "RUNNING"  # as Kestra shows it, not PAUSED
+    resume = client.post(f"/api/v1/executions/{started['id']}/resume", json={})
+    assert resume.status_code == 409
+    killed = client.post(f"/api/v1/executions/{started['id']}/kill")
+    assert killed.status_code == 200, killed.text
+    assert killed.json()["state"] in {"KILLED", "KILLING"}
+    final = wait_for_end(client, started["id"])
+    assert final["state"] == "KILLED"

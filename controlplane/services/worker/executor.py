@@ -56,10 +56,15 @@ _FLOWABLE_OUTPUTS = {"iterationCount", "outputFiles"}
 
 
 class PausedSignal(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """The walk reached a Pause that is not resumed yet."""
+    """The walk must wait, holding no worker thread, until ``wake_at`` (None: until resumed).
 
-    def __init__(self, wake_at: Any = None) -> None:
+    A Pause leaves the run PAUSED. A subflow or a WaitFor interval (``running``)
+    leaves it RUNNING, as Kestra shows it.
+    """
+
+    def __init__(self, wake_at: Any = None, *, running: bool = False) -> None:
         self.wake_at = wake_at
+        self.running = running
 
 
 class StoppedSignal(Exception):  # noqa: N818
@@ -357,7 +362,7 @@ class Executor:
             return
         row.outputs = {**row.outputs, "nextIteration": iteration, "nextAt": due.isoformat()}
         self._save(row)
-        raise PausedSignal(due)
+        raise PausedSignal(due, running=True)
 
     def _seconds(self, value: str, task: TaskBase, frame: _Frame, row: TaskRunRow) -> float:
         return parse_duration(str(self._render(value, task, frame, row))).total_seconds()
@@ -392,9 +397,9 @@ class Executor:
     def _subflow(self, task: fl.Subflow, frame: _Frame, row: TaskRunRow) -> State:
         """Start the child once; while it runs, step aside and check again later.
 
-        Waiting never holds a worker thread: the parent is parked (PAUSED with a
-        wake time) and replays up to here when it wakes, so even one worker can
-        run a parent and its child.
+        Waiting never holds a worker thread: the parent is parked (still RUNNING,
+        with a wake time and no lease) and replays up to here when it wakes, so
+        even one worker can run a parent and its child.
         """
         child_id = row.outputs.get("executionId")
         if child_id is None:
@@ -419,7 +424,7 @@ class Executor:
                 return State.SUCCESS
         child_state = State(get_execution(self.engine, child_id).execution.state)
         if child_state not in TERMINAL:
-            raise PausedSignal(utcnow() + timedelta(seconds=SUBFLOW_POLL_SECONDS))
+            raise PausedSignal(utcnow() + timedelta(seconds=SUBFLOW_POLL_SECONDS), running=True)
         child_outputs = get_execution(self.engine, child_id).execution.outputs
         outputs = {"executionId": child_id, "state": child_state.value, "outputs": child_outputs}
         failed = child_state not in {State.SUCCESS, State.WARNING}

@@ -6,7 +6,7 @@ import socket
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -28,7 +28,7 @@ from controlplane.services.worker.executor import (
 )
 from controlplane.store import executions as store
 from controlplane.store.db import transaction
-from controlplane.store.tables import ExecutionRow, FlowRevisionRow
+from controlplane.store.tables import ExecutionRow, FlowRevisionRow, utcnow
 
 log = get_logger(__name__)
 
@@ -117,7 +117,8 @@ class Worker:
         try:
             final, wake_at = executor.run(), None
         except PausedSignal as signal:
-            final, wake_at = State.PAUSED, signal.wake_at
+            final = State.RUNNING if signal.running else State.PAUSED
+            wake_at = signal.wake_at
         except StoppedSignal:
             final, wake_at = State.KILLED, None
         except CancelledSignal:
@@ -138,7 +139,11 @@ class Worker:
         self._finish(execution.id, final, wake_at, outputs)
 
     def _finish(
-        self, execution_id: str, final: State, wake_at: object, outputs: dict[str, object]
+        self,
+        execution_id: str,
+        final: State,
+        wake_at: datetime | None,
+        outputs: dict[str, object],
     ) -> None:
         with transaction(self.engine) as session:
             row = store.get_execution(session, execution_id, lock=True)
@@ -146,8 +151,11 @@ class Worker:
                 return
             if row.state == State.KILLING.value:
                 final = State.KILLED
+            if final == State.RUNNING:
+                store.park(session, row, wake_at or utcnow())
+                return
             if final == State.PAUSED:
-                row.wake_at = wake_at  # type: ignore[assignment]
+                row.wake_at = wake_at
                 row.lease_owner = None
                 row.lease_expires_at = None
             row.outputs = outputs
