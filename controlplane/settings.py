@@ -44,6 +44,10 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Proxy group → role, e.g. {"flowplane-reviewers": "reviewer"}',
     )
+    secure_cookies: bool = Field(
+        default=False,
+        description="Mark the UI session cookie Secure (set it when the server is behind TLS)",
+    )
     log_level: str = "INFO"
     log_json: bool = True
 

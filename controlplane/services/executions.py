@@ -20,7 +20,7 @@ from controlplane.domain.fields import InputType, State
 from controlplane.domain.inputs import resolve_inputs
 from controlplane.domain.spec import labels_as_dict
 from controlplane.domain.tasktypes import iter_tasks
-from controlplane.domain.tasktypes.flowable import Pause
+from controlplane.domain.tasktypes.flowable import Pause, Subflow
 from controlplane.domain.transitions import TERMINAL
 from controlplane.domain.triggers import Schedule, Webhook
 from controlplane.errors import (
@@ -233,23 +233,35 @@ def resume_execution(
 
 
 def kill_execution(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
-    """Kill a run: at once when nobody runs it, else ask its worker to stop."""
+    """Kill a run and the subflow runs it started, in one transaction.
+
+    A run nobody holds ends at once; one a worker holds is asked to stop.
+    """
     with transaction(engine) as session:
         execution = store.get_execution(session, execution_id, lock=True)
         if execution is None:
             raise NotFoundError(f"execution {execution_id} does not exist")
-        # A run a worker holds is asked to stop; a waiting or queued one ends at once.
-        held = execution.state == State.RUNNING.value and execution.lease_owner is not None
-        target = State.KILLING if held else State.KILLED
-        store.set_state(session, execution, target, f"killed by {actor}")
-        record_event(
-            session,
-            actor=actor,
-            action="execution.kill",
-            target=f"execution:{execution_id}",
-            summary={},
-        )
+        _kill(session, execution, reason=f"killed by {actor}", actor=actor)
         return execution
+
+
+def _kill(session: Session, execution: ExecutionRow, *, reason: str, actor: str) -> None:
+    # A run a worker holds is asked to stop; a waiting or queued one ends at once.
+    held = execution.state == State.RUNNING.value and execution.lease_owner is not None
+    store.set_state(session, execution, State.KILLING if held else State.KILLED, reason)
+    record_event(
+        session,
+        actor=actor,
+        action="execution.kill",
+        target=f"execution:{execution.id}",
+        summary={"reason": reason},
+    )
+    # As in Kestra, the subflow runs it started die with it.
+    for run in store.task_runs_of(session, execution.id):
+        child_id = run.outputs.get("executionId") if run.task_type == Subflow.TYPE else None
+        child = store.get_execution(session, str(child_id), lock=True) if child_id else None
+        if child is not None and State(child.state) not in TERMINAL | {State.KILLING}:
+            _kill(session, child, reason=f"parent {execution.id} was killed", actor=actor)
 
 
 def _revision_source(session: Session, execution: ExecutionRow) -> str:

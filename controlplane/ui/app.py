@@ -37,7 +37,7 @@ def build_ui(host: FastAPI, settings: Settings) -> FastAPI:
         max_age=SESSION_HOURS * 3600,
         path="/ui",
         same_site="lax",
-        https_only=False,
+        https_only=settings.secure_cookies,
     )
     ui.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (auth, dashboard, flows, plans, executions, audit, tokens):

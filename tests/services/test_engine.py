@@ -317,7 +317,7 @@ tasks:
     assert child_run["state"] == "SUCCESS"
 
 
-def test_a_parent_waiting_for_its_subflow_stays_running_and_can_be_killed(
+def test_a_parent_waiting_for_its_subflow_stays_running_and_a_kill_takes_its_child(
     client: TestClient,
 ) -> None:
     put_flow(
@@ -342,8 +342,16 @@ def test_a_parent_waiting_for_its_subflow_stays_running_and_can_be_killed(
     assert parked["state"] == "RUNNING"  # as Kestra shows it, not PAUSED
     resume = client.post(f"/api/v1/executions/{started['id']}/resume", json={})
     assert resume.status_code == 409
+    child_id = next(r for r in parked["task_runs"] if r["task_id"] == "call")["outputs"][
+        "executionId"
+    ]
     killed = client.post(f"/api/v1/executions/{started['id']}/kill")
     assert killed.status_code == 200, killed.text
-    assert killed.json()["state"] in {"KILLED", "KILLING"}
-    final = wait_for_end(client, started["id"])
-    assert final["state"] == "KILLED"
+    assert killed.json()["state"] == "KILLED"  # nobody held it: it ends at once
+    assert wait_for_end(client, started["id"])["state"] == "KILLED"
+    # The subflow run it started dies with it, as in Kestra.
+    child = wait_for_end(client, child_id)
+    assert child["state"] == "KILLED"
+    assert any(
+        f"parent {started['id']} was killed" in e.get("reason", "") for e in child["state_history"]
+    )

@@ -44,7 +44,13 @@ def test_saved_plan_applied_after_a_server_change_fails_and_overwrites_nothing(w
         state["flowplane_flow.guarded"]["etag"]
         == server.http.get("/api/v1/flows/tf.ifmatch/guarded").headers["ETag"]
     )
-    assert state["flowplane_namespace.ns"]["etag"] == '"v1"'
+    # Terraform creates the flow and the namespace in parallel; when the flow lands first it
+    # makes the namespace implicitly and the namespace resource updates it, so compare with
+    # the server rather than assume version 1.
+    assert (
+        state["flowplane_namespace.ns"]["etag"]
+        == server.http.get("/api/v1/namespaces/tf.ifmatch").headers["ETag"]
+    )
 
     # Terraform plans its changes and saves the plan...
     source.write_text(flow_yaml("from terraform"))

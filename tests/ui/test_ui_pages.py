@@ -446,3 +446,18 @@ def test_admins_create_and_revoke_tokens_in_the_ui(client: TestClient) -> None:
     revoked = web.post(f"/ui/tokens/{token['id']}/revoke", data={"csrf_token": csrf_of(page.text)})
     assert revoked.status_code == 200  # followed the redirect back to the list
     assert client.get("/api/v1/flows", headers=api).status_code == 401
+
+
+def test_behind_tls_the_session_cookie_is_secure(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings(
+        database_url=str(engine.url),
+        data_dir=tmp_path,
+        poll_sources=False,
+        workers=0,
+        secure_cookies=True,
+        admin_token=ADMIN_TOKEN,
+    )
+    with TestClient(create_app(settings, engine=engine), base_url="https://testserver") as web:
+        cookie = web.get("/ui/signin").headers["set-cookie"].lower()
+    assert "; secure" in cookie
+    assert "httponly" in cookie
