@@ -43,7 +43,8 @@ def ensure_local_source(
         row = session.get(GitSourceRow, source_id, with_for_update=True)
         if row is None:
             row = GitSourceRow(id=source_id, url=url, approval="auto", prune=True)
-        elif row.url != url:
+        row.deleted_at = None  # watching again revives a deleted local source
+        if row.url != url:
             # The flows of the previous directory stay owned by its origin until replaced.
             row.url = url
             row.version += 1
