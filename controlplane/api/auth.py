@@ -26,7 +26,6 @@ _bearer = HTTPBearer(
 PUBLIC_ROUTES = {
     ("POST", "/api/v1/sources/{source_id}/webhook"),
     ("POST", "/api/v1/executions/webhook/{namespace}/{flow_id}/{key}"),
-    ("GET", "/api/v1/executions/webhook/{namespace}/{flow_id}/{key}"),
 }
 
 
