@@ -73,25 +73,12 @@ def put_secret(
     with transaction(engine) as session:
         row = session.get(SecretRow, (namespace, key), with_for_update=True)
         created = row is None
-        if row is None:
-            ensure_namespace(session, namespace)
-            row = SecretRow(namespace=namespace, key=key, ciphertext=b"", version=0)
-        unchanged = not created and keyring.decrypt(row.ciphertext) == value
-        if not unchanged or row.description != description:
-            row.ciphertext = row.ciphertext if unchanged else keyring.encrypt(value)
-            row.description = description
-            row.origin = origin
-            row.version += 1
-            row.updated_at = utcnow()
-            session.add(row)
-            # The key and version only: never the value.
-            record_event(
-                session,
-                actor=actor,
-                action="secret.put",
-                target=f"secret:{namespace}/{key}",
-                summary={"version": row.version, "origin": origin},
-            )
+        unchanged = row is not None and keyring.decrypt(row.ciphertext) == value
+        if row is not None and unchanged and row.description == description:
+            return row, False
+        ciphertext = row.ciphertext if row is not None and unchanged else keyring.encrypt(value)
+        row = store_sealed(session, namespace, key, ciphertext, origin=origin, actor=actor)
+        row.description = description
         return row, created
 
 
