@@ -84,7 +84,8 @@ def create_app(
     migrate(engine)
     _bootstrap_admin(engine, settings)
     # Any process may now seal SECRET inputs to this server's key.
-    register_recipient(engine, load_keyring(settings.data_dir.resolve()))
+    keyring = load_keyring(settings.data_dir.resolve())
+    register_recipient(engine, keyring)
     app = FastAPI(
         title="Flowplane",
         version=__version__,
@@ -93,6 +94,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.keyring = keyring
     app.state.metrics_registry = database_registry(engine)
     install_error_handlers(app)
     app.include_router(health.router)

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from controlplane.api.auth import Editor
 from controlplane.errors import InvalidRequestError
 from controlplane.services.flows import Provenance
+from controlplane.services.secrets import Keyring
 from controlplane.settings import Settings
 
 _CLIENT_ORIGINS = {"api", "terraform"}
@@ -19,6 +20,12 @@ def get_engine(request: Request) -> Engine:
     """The database engine created by ``create_app``."""
     engine: Engine = request.app.state.engine
     return engine
+
+
+def get_keyring(request: Request) -> Keyring:
+    """The server's age identity, loaded once by ``create_app``."""
+    keyring: Keyring = request.app.state.keyring
+    return keyring
 
 
 def get_settings(request: Request) -> Settings:

@@ -12,7 +12,7 @@ import hashlib
 import ipaddress
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, get_args
@@ -59,6 +59,12 @@ class Principal:
     def can_see(self, namespace: str) -> bool:
         """Whether ``namespace`` matches one of the glob scopes (``team-a.*``, ``*``)."""
         return any(fnmatch.fnmatchcase(namespace, scope) for scope in self.scopes)
+
+    def can_see_all(self, namespaces: Collection[str]) -> bool:
+        """Whether every namespace is in scope; data naming none needs an unscoped principal."""
+        if not namespaces:
+            return self.unscoped
+        return all(self.can_see(namespace) for namespace in namespaces)
 
     @property
     def unscoped(self) -> bool:

@@ -7,7 +7,6 @@ those lists read a bounded window (``_WINDOW``) and keep the visible rows.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from controlplane.services.access import Principal
+from controlplane.services.gitops.plans import touched_namespaces
 from controlplane.store import executions as execution_store
 from controlplane.store import flows as flow_store
 from controlplane.store.flows import FlowFilter
@@ -30,8 +30,6 @@ from controlplane.store.tables import (
 
 _WINDOW = 1000
 # The plan text names secrets by key only: "+ secret ns/KEY: added (sensitive)".
-_SECRET_LINE = re.compile(r"^(?P<sign>[+~-]) secret (?P<ns>[^/\s]+)/(?P<key>\S+): (?P<what>\w+)")
-_SECRET_ACTIONS = {"+": "add", "~": "change", "-": "remove"}
 MASK = "******"
 
 
@@ -46,36 +44,15 @@ class SecretChangeView:
 
 def secret_changes(plan: PlanRow) -> list[SecretChangeView]:
     """The secret changes of a plan: key and action, never a value."""
-    stored = getattr(plan, "secret_changes", None)
-    if stored:
-        return [
-            SecretChangeView(str(item["namespace"]), str(item["key"]), str(item["action"]))
-            for item in stored
-        ]
-    # Plans stored before secret changes had their own column name them in the text.
-    found = []
-    for line in plan.text.splitlines():
-        match = _SECRET_LINE.match(line)
-        if match:
-            found.append(
-                SecretChangeView(match["ns"], match["key"], _SECRET_ACTIONS[match["sign"]])
-            )
-    return found
-
-
-def plan_namespaces(plan: PlanRow) -> set[str]:
-    """Every namespace a plan touches, through its flows or its secrets."""
-    touched = {str(change["namespace"]) for change in plan.changes if change.get("namespace")}
-    touched.update(secret.namespace for secret in secret_changes(plan))
-    return touched
+    return [
+        SecretChangeView(str(item["namespace"]), str(item["key"]), str(item["action"]))
+        for item in plan.secret_changes
+    ]
 
 
 def can_see_plan(principal: Principal, plan: PlanRow) -> bool:
     """A plan is visible when every namespace it touches is; one touching none needs ``*``."""
-    touched = plan_namespaces(plan)
-    if not touched:
-        return principal.unscoped
-    return all(principal.can_see(namespace) for namespace in touched)
+    return principal.can_see_all(touched_namespaces(plan))
 
 
 def recent_plans(
@@ -208,7 +185,7 @@ def _target_namespaces(session: Session, rows: list[AuditEventRow]) -> dict[str,
             found[f"execution:{execution.id}"] = {execution.namespace}
     if plan_ids:
         for plan in session.exec(select(PlanRow).where(col(PlanRow.id).in_(plan_ids))):
-            found[f"plan:{plan.id}"] = plan_namespaces(plan)
+            found[f"plan:{plan.id}"] = touched_namespaces(plan)
     return found
 
 

@@ -11,13 +11,20 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
-from controlplane.api.auth import Admin, Editor, Reviewer, Viewer, check_namespace, require
-from controlplane.api.deps import EngineDep, IfMatch, SettingsDep
+from controlplane.api.auth import (
+    Admin,
+    Editor,
+    Reviewer,
+    Viewer,
+    check_namespace,
+    check_unscoped,
+    require,
+)
+from controlplane.api.deps import EngineDep, IfMatch, SettingsDep, get_keyring
 from controlplane.api.schemas import ErrorBody, WriteModel
 from controlplane.errors import InvalidRequestError, NotFoundError
 from controlplane.services.access import ALL_NAMESPACES, Principal
 from controlplane.services.gitops import drift, plans, sources, webhooks
-from controlplane.services.secrets import Keyring, load_keyring
 from controlplane.store.db import as_utc
 from controlplane.store.tables import ApprovalRow, GitSourceRow, PlanRow
 
@@ -141,34 +148,16 @@ class Decision(WriteModel):
     comment: str | None = None
 
 
-def _plan_namespaces(row: PlanRow) -> set[str]:
-    return {
-        str(c["namespace"])
-        for c in [*row.changes, *row.secret_changes]
-        if isinstance(c, dict) and "namespace" in c
-    }
-
-
-def _keyring(request: Request) -> Keyring:
-    """The server identity, shared with the secrets routes through the app state."""
-    if getattr(request.app.state, "keyring", None) is None:
-        request.app.state.keyring = load_keyring(request.app.state.settings.data_dir)
-    keyring: Keyring = request.app.state.keyring
-    return keyring
-
-
-def _in_scope(principal: Principal, row: PlanRow) -> bool:
-    """A scoped token sees a plan only when every namespace it touches is in its scopes."""
-    return principal.unscoped or all(principal.can_see(ns) for ns in _plan_namespaces(row))
-
-
 def _plan_public(engine: Any, plan_id: str, principal: Principal) -> PlanPublic:
     with Session(engine) as session:
         row = session.get(PlanRow, plan_id)
         if row is None:
             raise NotFoundError(f"plan {plan_id} does not exist")
-        for namespace in sorted(_plan_namespaces(row)):
+        touched = plans.touched_namespaces(row)
+        for namespace in sorted(touched):
             check_namespace(principal, namespace)
+        if not touched:
+            check_unscoped(principal, "a plan that names no namespace")
         approvals = session.exec(
             select(ApprovalRow).where(col(ApprovalRow.plan_id) == plan_id)
         ).all()
@@ -194,7 +183,7 @@ def put_source(
         sources.SourceInput(**body.model_dump()),
         if_match=if_match,
         actor=principal.actor,
-        keyring=_keyring(request),
+        keyring=get_keyring(request),
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     response.headers["ETag"] = sources.source_etag(row)
@@ -239,7 +228,7 @@ def sync_source(
 ) -> PlanPublic:
     """Read the branch now and plan it (applied at once under the ``auto`` policy)."""
     plan = plans.sync_source(
-        engine, source_id, settings.data_dir.resolve() / "git", keyring=_keyring(request)
+        engine, source_id, settings.data_dir.resolve() / "git", keyring=get_keyring(request)
     )
     return _plan_public(engine, plan.id, principal)
 
@@ -305,7 +294,7 @@ def rollback_source(
         body.commit,
         settings.data_dir.resolve() / "git",
         actor=principal.actor,
-        keyring=_keyring(request),
+        keyring=get_keyring(request),
     )
     return _plan_public(engine, plan.id, principal)
 
@@ -337,7 +326,7 @@ async def push_webhook(
         body,
         dict(request.headers),
         settings.data_dir.resolve() / "git",
-        keyring=_keyring(request),
+        keyring=get_keyring(request),
     )
     plan = (
         await run_in_threadpool(_plan_public, engine, outcome.plan.id, _SIGNED_PUSH)
@@ -356,7 +345,11 @@ def list_plans(
         statement = select(PlanRow).order_by(col(PlanRow.created_at).desc()).limit(200)
         if source_id:
             statement = statement.where(col(PlanRow.source_id) == source_id)
-        ids = [row.id for row in session.exec(statement) if _in_scope(principal, row)]
+        ids = [
+            row.id
+            for row in session.exec(statement)
+            if principal.can_see_all(plans.touched_namespaces(row))
+        ]
     return [_plan_public(engine, plan_id, principal) for plan_id in ids]
 
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Request, Response, status
 from pydantic import BaseModel, Field
 
 from controlplane.api.auth import Editor, Viewer, check_namespace, require
-from controlplane.api.deps import EngineDep, ProvenanceDep
+from controlplane.api.deps import EngineDep, ProvenanceDep, get_keyring
 from controlplane.api.schemas import ErrorBody, WriteModel
 from controlplane.domain.fields import NAMESPACE_PATTERN
 from controlplane.services import secrets as service
@@ -57,13 +57,6 @@ class SecretPublic(BaseModel):
         )
 
 
-def _keyring(request: Request) -> service.Keyring:
-    if getattr(request.app.state, "keyring", None) is None:
-        request.app.state.keyring = service.load_keyring(request.app.state.settings.data_dir)
-    keyring: service.Keyring = request.app.state.keyring
-    return keyring
-
-
 @router.get("", response_model=list[SecretPublic])
 def list_secrets(engine: EngineDep, principal: Viewer, namespace: Namespace) -> list[SecretPublic]:
     """A namespace's secrets (metadata only)."""
@@ -85,7 +78,7 @@ def put_secret(
     check_namespace(request.state.principal, namespace)
     row, created = service.put_secret(
         engine,
-        _keyring(request),
+        get_keyring(request),
         namespace,
         key,
         body.value,
@@ -123,4 +116,4 @@ class Recipient(BaseModel):
 @recipient_router.get("/recipient", response_model=Recipient, dependencies=[require("viewer")])
 def get_recipient(request: Request) -> Recipient:
     """The age recipient the server decrypts Git secrets with (a public key, safe to share)."""
-    return Recipient(recipient=_keyring(request).recipient)
+    return Recipient(recipient=get_keyring(request).recipient)

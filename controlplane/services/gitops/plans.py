@@ -81,6 +81,15 @@ def is_local(source: GitSourceRow) -> bool:
     return source.url.startswith(LOCAL_SCHEME)
 
 
+def touched_namespaces(plan: PlanRow) -> set[str]:
+    """Every namespace a plan changes, through its flows or its secrets (for scope checks)."""
+    return {
+        str(change["namespace"])
+        for change in [*plan.changes, *plan.secret_changes]
+        if isinstance(change, dict) and change.get("namespace")
+    }
+
+
 def sync_source(
     engine: Engine, source_id: str, cache_root: Path, *, keyring: Keyring | None = None
 ) -> PlanRow:
