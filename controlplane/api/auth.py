@@ -61,15 +61,6 @@ def require(role: Role) -> Any:
     return Depends(dependency)
 
 
-def check_namespace(principal: Principal, namespace: str) -> None:
-    """403 unless ``namespace`` is inside the principal's scopes."""
-    if not principal.can_see(namespace):
-        raise ForbiddenError(
-            f"{principal.name!r} is scoped to {list(principal.scopes)}; "
-            f"namespace {namespace!r} is outside it"
-        )
-
-
 def check_unscoped(principal: Principal, what: str) -> None:
     """403 unless the principal sees every namespace (for data that spans namespaces)."""
     if not principal.unscoped:

@@ -20,7 +20,13 @@ from typing import Literal, get_args
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from controlplane.errors import ConflictError, InvalidRequestError, NotFoundError, UnauthorizedError
+from controlplane.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidRequestError,
+    NotFoundError,
+    UnauthorizedError,
+)
 from controlplane.logging import get_logger
 from controlplane.settings import Settings
 from controlplane.store.audit import record_event
@@ -59,6 +65,14 @@ class Principal:
     def can_see(self, namespace: str) -> bool:
         """Whether ``namespace`` matches one of the glob scopes (``team-a.*``, ``*``)."""
         return any(fnmatch.fnmatchcase(namespace, scope) for scope in self.scopes)
+
+    def check_namespace(self, namespace: str) -> None:
+        """Raise ``ForbiddenError`` (403) unless ``namespace`` is inside the scopes."""
+        if not self.can_see(namespace):
+            raise ForbiddenError(
+                f"{self.name!r} is scoped to {list(self.scopes)}; "
+                f"namespace {namespace!r} is outside it"
+            )
 
     def can_see_all(self, namespaces: Collection[str]) -> bool:
         """Whether every namespace is in scope; data naming none needs an unscoped principal."""

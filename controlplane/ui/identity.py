@@ -71,12 +71,6 @@ def require(role: Role) -> Callable[[Request], Principal]:
     return dependency
 
 
-def ensure_visible(principal: Principal, namespace: str) -> None:
-    """Refuse (403) an object in a namespace outside the principal's scopes."""
-    if not principal.can_see(namespace):
-        raise ForbiddenError(f"namespace {namespace} is outside {principal.name}'s scopes")
-
-
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 Editor = Annotated[Principal, Depends(require("editor"))]
 Reviewer = Annotated[Principal, Depends(require("reviewer"))]

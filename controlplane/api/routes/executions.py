@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from controlplane.api.auth import Editor, Reviewer, Viewer, check_namespace
+from controlplane.api.auth import Editor, Reviewer, Viewer
 from controlplane.api.deps import EngineDep, PageDep
 from controlplane.api.schemas import ErrorBody, WriteModel
 from controlplane.domain.fields import FLOW_ID_PATTERN, NAMESPACE_PATTERN, State
@@ -197,7 +197,7 @@ def list_executions(
 def _visible(engine: EngineDep, principal: Principal, execution_id: str) -> service.ExecutionDetail:
     """The execution, or 404 when missing and 403 when outside the caller's scopes."""
     detail = service.get_execution(engine, execution_id)
-    check_namespace(principal, detail.execution.namespace)
+    principal.check_namespace(detail.execution.namespace)
     return detail
 
 
@@ -338,7 +338,7 @@ def backfill(
     body: BackfillBody,
 ) -> list[ExecutionPublic]:
     """Queue the runs a Schedule trigger would have fired in a past interval, each once ever."""
-    check_namespace(principal, namespace)
+    principal.check_namespace(namespace)
     rows = service.backfill_schedule(
         engine,
         namespace,
@@ -367,7 +367,7 @@ async def create_execution(
     ] = 60,
 ) -> ExecutionPublic:
     """Queue a run of the flow's active revision; with ``wait``, answer when it stops."""
-    check_namespace(principal, namespace)
+    principal.check_namespace(namespace)
     # Database work runs in the thread pool, so a wait never stalls the event loop.
     row = await run_in_threadpool(
         partial(

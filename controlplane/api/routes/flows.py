@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from controlplane.api.auth import Viewer, check_namespace, require
+from controlplane.api.auth import Viewer, require
 from controlplane.api.deps import EngineDep, IfMatch, PageDep, ProvenanceDep
 from controlplane.api.schemas import (
     ErrorBody,
@@ -135,7 +135,7 @@ def get_flow(
     engine: EngineDep, principal: Viewer, namespace: Namespace, flow_id: FlowId, response: Response
 ) -> FlowPublic:
     """The live flow: its source byte for byte, revision and ETag."""
-    check_namespace(principal, namespace)
+    principal.check_namespace(namespace)
     state = service.get_flow(engine, namespace, flow_id)
     response.headers["ETag"] = state.etag
     return FlowPublic.of(state)
@@ -157,7 +157,7 @@ async def put_flow(
     if_match: IfMatch = None,
 ) -> FlowPublic:
     """Create or update a flow. Identical content is a no-op: same revision, 200."""
-    check_namespace(request.state.principal, namespace)
+    request.state.principal.check_namespace(namespace)
     source = await read_source(request)
     # Validation and the write run in the thread pool, off the event loop.
     result = await run_in_threadpool(
@@ -178,7 +178,7 @@ def delete_flow(
     if_match: IfMatch = None,
 ) -> Response:
     """Delete a flow; a tombstone revision keeps its history."""
-    check_namespace(request.state.principal, namespace)
+    request.state.principal.check_namespace(namespace)
     service.delete_flow(engine, namespace, flow_id, provenance, if_match=if_match)
     return Response(status_code=204)
 
@@ -188,7 +188,7 @@ def list_revisions(
     engine: EngineDep, principal: Viewer, namespace: Namespace, flow_id: FlowId
 ) -> RevisionList:
     """Every revision, oldest first, tombstones included."""
-    check_namespace(principal, namespace)
+    principal.check_namespace(namespace)
     rows = service.list_revisions(engine, namespace, flow_id)
     return RevisionList(items=[RevisionSummary.of(r) for r in rows])
 
@@ -204,5 +204,5 @@ def get_revision(
     revision: Annotated[int, Path(ge=1)],
 ) -> RevisionPublic:
     """One revision with its source."""
-    check_namespace(principal, namespace)
+    principal.check_namespace(namespace)
     return RevisionPublic.of(service.get_revision(engine, namespace, flow_id, revision))

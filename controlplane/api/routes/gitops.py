@@ -16,7 +16,6 @@ from controlplane.api.auth import (
     Editor,
     Reviewer,
     Viewer,
-    check_namespace,
     check_unscoped,
     require,
 )
@@ -155,7 +154,7 @@ def _plan_public(engine: Any, plan_id: str, principal: Principal) -> PlanPublic:
             raise NotFoundError(f"plan {plan_id} does not exist")
         touched = plans.touched_namespaces(row)
         for namespace in sorted(touched):
-            check_namespace(principal, namespace)
+            principal.check_namespace(namespace)
         if not touched:
             check_unscoped(principal, "a plan that names no namespace")
         approvals = session.exec(

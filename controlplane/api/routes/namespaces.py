@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from controlplane.api.auth import Editor, Viewer, check_namespace
+from controlplane.api.auth import Editor, Viewer
 from controlplane.api.deps import EngineDep, IfMatch, PageDep
 from controlplane.api.schemas import ErrorBody, NamespaceList, NamespacePublic, NamespaceWrite
 from controlplane.domain.fields import NAMESPACE_PATTERN
@@ -44,7 +44,7 @@ def get_namespace(
     engine: EngineDep, principal: Viewer, name: NamespaceName, response: Response
 ) -> NamespacePublic:
     """One namespace, with its ETag."""
-    check_namespace(principal, name)
+    principal.check_namespace(name)
     row = service.get_namespace(engine, name)
     response.headers["ETag"] = service.namespace_etag(row)
     return NamespacePublic.of(row)
@@ -64,7 +64,7 @@ def put_namespace(
     if_match: IfMatch = None,
 ) -> NamespacePublic:
     """Create or replace a namespace. An identical PUT changes nothing."""
-    check_namespace(principal, name)
+    principal.check_namespace(name)
     row, created = service.put_namespace(
         engine,
         name,
@@ -82,6 +82,6 @@ def delete_namespace(
     engine: EngineDep, principal: Editor, name: NamespaceName, if_match: IfMatch = None
 ) -> Response:
     """Delete an empty namespace."""
-    check_namespace(principal, name)
+    principal.check_namespace(name)
     service.delete_namespace(engine, name, if_match=if_match, actor=principal.actor)
     return Response(status_code=204)

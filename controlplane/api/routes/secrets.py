@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response, status
 from pydantic import BaseModel, Field
 
-from controlplane.api.auth import Editor, Viewer, check_namespace, require
+from controlplane.api.auth import Editor, Viewer, require
 from controlplane.api.deps import EngineDep, ProvenanceDep, get_keyring
 from controlplane.api.schemas import ErrorBody, WriteModel
 from controlplane.domain.fields import NAMESPACE_PATTERN
@@ -60,7 +60,7 @@ class SecretPublic(BaseModel):
 @router.get("", response_model=list[SecretPublic])
 def list_secrets(engine: EngineDep, principal: Viewer, namespace: Namespace) -> list[SecretPublic]:
     """A namespace's secrets (metadata only)."""
-    check_namespace(principal, namespace)
+    principal.check_namespace(namespace)
     return [SecretPublic.of(r) for r in service.list_secrets(engine, namespace)]
 
 
@@ -75,7 +75,7 @@ def put_secret(
     response: Response,
 ) -> SecretPublic:
     """Create or replace a secret; the same value again keeps the version."""
-    check_namespace(request.state.principal, namespace)
+    request.state.principal.check_namespace(namespace)
     row, created = service.put_secret(
         engine,
         get_keyring(request),
@@ -95,14 +95,14 @@ def get_secret(
     engine: EngineDep, principal: Viewer, namespace: Namespace, key: Key
 ) -> SecretPublic:
     """A secret's metadata."""
-    check_namespace(principal, namespace)
+    principal.check_namespace(namespace)
     return SecretPublic.of(service.get_secret_metadata(engine, namespace, key))
 
 
 @router.delete("/{key}", status_code=204, responses=_ERRORS)
 def delete_secret(engine: EngineDep, principal: Editor, namespace: Namespace, key: Key) -> Response:
     """Delete a secret."""
-    check_namespace(principal, namespace)
+    principal.check_namespace(namespace)
     service.delete_secret(engine, namespace, key, actor=principal.actor)
     return Response(status_code=204)
 

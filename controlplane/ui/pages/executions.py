@@ -22,7 +22,7 @@ from controlplane.services.masking import SecretFields
 from controlplane.store import executions as execution_store
 from controlplane.store.tables import ExecutionRow, LogRow, TaskRunRow
 from controlplane.ui import queries
-from controlplane.ui.identity import Editor, Reviewer, Viewer, engine_of, ensure_visible
+from controlplane.ui.identity import Editor, Reviewer, Viewer, engine_of
 from controlplane.ui.rendering import page
 from controlplane.ui.resume_form import (
     ResumeForm,
@@ -115,7 +115,7 @@ def _visible_execution(request: Request, principal: Principal, execution_id: str
         execution = execution_store.get_execution(session, execution_id)
     if execution is None:
         raise NotFoundError(f"execution {execution_id} does not exist")
-    ensure_visible(principal, execution.namespace)
+    principal.check_namespace(execution.namespace)
     return execution
 
 

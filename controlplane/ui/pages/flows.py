@@ -12,7 +12,7 @@ from controlplane.errors import NotFoundError
 from controlplane.services import flows as flow_service
 from controlplane.store.tables import FlowRevisionRow
 from controlplane.ui import queries
-from controlplane.ui.identity import Viewer, engine_of, ensure_visible
+from controlplane.ui.identity import Viewer, engine_of
 from controlplane.ui.rendering import page
 
 router = APIRouter()
@@ -55,7 +55,7 @@ def flow_page(
     revision: int | None = None,
 ) -> Response:
     """A flow's source (the live revision, or the one asked for) and its history."""
-    ensure_visible(principal, namespace)
+    principal.check_namespace(namespace)
     history = _history(request, namespace, flow_id)
     shown = _pick(history, revision)
     context = {
@@ -83,7 +83,7 @@ def flow_diff(
     to: Annotated[int, Query(ge=1)],
 ) -> Response:
     """A unified diff between any two revisions of the flow."""
-    ensure_visible(principal, namespace)
+    principal.check_namespace(namespace)
     history = _history(request, namespace, flow_id)
     before, after = _pick(history, from_), _pick(history, to)
     diff = unified_diff(
