@@ -107,6 +107,7 @@ def worker(
     from datetime import timedelta  # noqa: PLC0415
 
     from controlplane.logging import configure_logging  # noqa: PLC0415
+    from controlplane.runners.sandbox import Sandbox  # noqa: PLC0415
     from controlplane.services.worker.worker import Worker  # noqa: PLC0415
     from controlplane.settings import Settings  # noqa: PLC0415
     from controlplane.store.db import create_engine, migrate  # noqa: PLC0415
@@ -123,7 +124,10 @@ def worker(
     engine = create_engine(settings.resolved_database_url())
     migrate(engine)
     runner = Worker(
-        engine, settings.data_dir.resolve(), lease=timedelta(seconds=settings.lease_seconds)
+        engine,
+        settings.data_dir.resolve(),
+        lease=timedelta(seconds=settings.lease_seconds),
+        sandbox=Sandbox.from_settings(settings),
     )
     signal.signal(signal.SIGTERM, lambda *_: runner.request_stop())
     out.print(f"flowplane worker {runner.worker_id} polling {_redact(str(engine.url))}")

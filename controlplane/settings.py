@@ -48,6 +48,14 @@ class Settings(BaseSettings):
         default=False,
         description="Mark the UI session cookie Secure (set it when the server is behind TLS)",
     )
+    sandbox: str = Field(
+        default="auto",
+        description="Script isolation: auto (bubblewrap if present), bwrap, setuid, or off",
+    )
+    work_dir: Path | None = Field(
+        default=None,
+        description="Root of task working directories; never inside data_dir (default: tmp)",
+    )
     log_level: str = "INFO"
     log_json: bool = True
 

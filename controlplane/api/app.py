@@ -24,6 +24,7 @@ from controlplane.api.routes import (
     secrets,
     tokens,
 )
+from controlplane.runners.sandbox import Sandbox
 from controlplane.services.access import ensure_admin_token
 from controlplane.services.gitops.poller import Poller
 from controlplane.services.scheduler import Scheduler
@@ -57,6 +58,7 @@ def create_app(
             app_engine,
             settings.data_dir.resolve(),
             lease=timedelta(seconds=settings.lease_seconds),
+            sandbox=Sandbox.from_settings(settings),
         )
         for _ in range(settings.workers if workers is None else workers)
     ]

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
+from controlplane.runners.sandbox import Sandbox
 from controlplane.store.tables import ExecutionRow
 
 
@@ -25,6 +26,11 @@ class RunContext(Protocol):
     @property
     def engine(self) -> Engine:
         """The database, for tasks that act on executions or the key-value store."""
+        ...
+
+    @property
+    def sandbox(self) -> Sandbox:
+        """How script tasks of this run are isolated from the server."""
         ...
 
     @property

@@ -30,6 +30,7 @@ from controlplane.domain.tasktypes import TaskBase
 from controlplane.domain.tasktypes import flowable as fl
 from controlplane.domain.transitions import TERMINAL
 from controlplane.metrics import TASK_DURATION
+from controlplane.runners.sandbox import Sandbox
 from controlplane.services.executions import create_execution, get_execution
 from controlplane.services.masking import SecretFields
 from controlplane.services.worker.retry import delay_before, max_attempts
@@ -115,6 +116,7 @@ class Executor:
     reveal_secret: Callable[[str], str | None] = lambda _key: None
     # Opens SECRET inputs and resume values sealed at rest (services.sealing).
     unseal: Callable[[Any], Any] = lambda value: value
+    sandbox: Sandbox = field(default_factory=Sandbox)
     inputs: dict[str, Any] = field(default_factory=dict)
     memo: dict[tuple[str, str], TaskRunRow] = field(default_factory=dict)
     # Every secret value rendered so far; masked in logs and outputs.
@@ -612,6 +614,10 @@ class _TaskRun:
     @property
     def engine(self) -> Engine:
         return self.executor.engine
+
+    @property
+    def sandbox(self) -> Sandbox:
+        return self.executor.sandbox
 
     @property
     def execution(self) -> ExecutionRow:

@@ -16,6 +16,7 @@ from sqlmodel import Session
 from controlplane.domain.fields import State
 from controlplane.domain.transitions import TERMINAL
 from controlplane.logging import get_logger
+from controlplane.runners.sandbox import Sandbox
 from controlplane.services.flow_triggers import fire_flow_triggers
 from controlplane.services.revisions import stored_spec
 from controlplane.services.sealing import unseal
@@ -46,6 +47,7 @@ class Worker:
     lease: timedelta = timedelta(seconds=15)
     poll_interval: float = 0.2
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
+    sandbox: Sandbox = field(default_factory=Sandbox)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _keyring: Keyring | None = None
@@ -109,7 +111,8 @@ class Worker:
             engine=self.engine,
             execution=execution,
             flow=stored_spec(source),
-            work_dir=self.data_dir / "executions" / execution.id,
+            work_dir=self.sandbox.work_dir_for(execution.id),
+            sandbox=self.sandbox,
             should_stop=should_stop,
             reveal_secret=lambda key: reveal(self.engine, self.keyring(), execution.namespace, key),
             unseal=lambda value: unseal(value, self.keyring()),
