@@ -17,6 +17,7 @@ class to an HTTP status in one table (``controlplane.api.errors``)::
     ├── ConflictError             the write clashes with current state (409)
     │   ├── OwnershipConflictError   the flow is managed by another origin
     │   └── IllegalTransitionError   a state change the transition rules refuse
+    ├── EvaluationError           a task property could not be evaluated at run time
     ├── PreconditionFailedError   If-Match did not match the current ETag (412)
     ├── SourceUnavailableError    a Git remote could not be read (502)
     └── StoreError                the database failed underneath us (503)
@@ -122,6 +123,14 @@ class OwnershipConflictError(ConflictError):
 
 class IllegalTransitionError(ConflictError):
     """The transition rules refuse this state change (e.g. resuming a run that is not paused)."""
+
+
+class EvaluationError(FlowplaneError):
+    """A task's property failed to evaluate at run time; the message names task and field.
+
+    The worker's fault boundary turns it into a FAILED task run with this
+    message in its logs; it never reaches the API.
+    """
 
 
 class PreconditionFailedError(FlowplaneError):

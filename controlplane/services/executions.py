@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from controlplane.domain import expressions
 from controlplane.domain.conditions import Expression
@@ -65,11 +65,27 @@ def create_execution(
     inputs: Mapping[str, Any],
     labels: Mapping[str, Any] | None = None,
     trigger: Mapping[str, Any] | None = None,
+    revision: int | None = None,
+    scheduled_at: datetime | None = None,
+    sealed: Collection[str] = (),
 ) -> ExecutionRow:
-    """Queue a run of the flow's active revision; lineage is copied from that revision."""
+    """Queue a run of the flow's active revision; lineage is copied from that revision.
+
+    ``revision`` pins an older revision instead (a Subflow's ``revision``);
+    ``scheduled_at`` keeps the run CREATED until then (its ``scheduleDate``);
+    the inputs named in ``sealed`` are sealed at rest like SECRET inputs.
+    """
     with transaction(engine) as session:
         return create_in_session(
-            session, namespace, flow_id, inputs=inputs, labels=labels, trigger=trigger
+            session,
+            namespace,
+            flow_id,
+            inputs=inputs,
+            labels=labels,
+            trigger=trigger,
+            revision=revision,
+            scheduled_at=scheduled_at,
+            sealed=sealed,
         )
 
 
@@ -81,32 +97,49 @@ def create_in_session(
     inputs: Mapping[str, Any],
     labels: Mapping[str, Any] | None = None,
     trigger: Mapping[str, Any] | None = None,
+    revision: int | None = None,
+    scheduled_at: datetime | None = None,
+    sealed: Collection[str] = (),
 ) -> ExecutionRow:
     """``create_execution`` inside the caller's transaction (the scheduler's fire key)."""
-    _flow, revision = flow_store.get_live(session, namespace, flow_id)
-    if revision is None or revision.pk is None:
+    _flow, live = flow_store.get_live(session, namespace, flow_id)
+    if live is None or live.pk is None:
         raise NotFoundError(f"flow {namespace}/{flow_id} does not exist")
-    spec = stored_spec(revision.source)
+    revision_row = live if revision is None else _pinned(session, live, revision)
+    revision_pk = revision_row.pk
+    if revision_pk is None:
+        raise NotFoundError(f"flow {namespace}/{flow_id} does not exist")
+    spec = stored_spec(revision_row.source)
     if spec.disabled:
         raise InvalidRequestError(f"flow {namespace}/{flow_id} is disabled")
     # SECRET inputs are sealed to the server's key before they reach the database.
     secret_names = [i.id for i in spec.inputs or [] if i.type == InputType.SECRET]
+    secret_names += [name for name in sealed if name not in secret_names]
     resolved = seal(session, resolve_inputs(spec.inputs or [], inputs), secret_names)
     execution = ExecutionRow(
         id=str(uuid.uuid4()),
         namespace=namespace,
         flow_id=flow_id,
-        flow_revision=revision.revision,
-        revision_pk=revision.pk,
-        git_commit_sha=revision.git_commit_sha,
-        plan_id=revision.plan_id,
-        origin=revision.origin,
+        flow_revision=revision_row.revision,
+        revision_pk=revision_pk,
+        git_commit_sha=revision_row.git_commit_sha,
+        plan_id=revision_row.plan_id,
+        origin=revision_row.origin,
         trigger=dict(trigger or {"type": "api"}),
         inputs=resolved,
         labels={**(spec.labels or {}), **labels_as_dict(dict(labels or {}))},
         state=State.CREATED.value,
         concurrency_limit=spec.concurrency.limit if spec.concurrency else None,
     )
+    if scheduled_at is not None and _aware(scheduled_at) > utcnow():
+        # Stays CREATED until its date; the claim query queues it then.
+        execution.wake_at = _aware(scheduled_at)
+        execution.state_history = [
+            {"state": State.CREATED.value, "date": utcnow().isoformat(), "reason": "scheduled"}
+        ]
+        session.add(execution)
+        session.flush()
+        return execution
     session.add(execution)
     concurrency = spec.concurrency
     if concurrency and concurrency.behavior != "QUEUE":
@@ -124,10 +157,23 @@ def create_in_session(
         actor=str(execution.trigger.get("actor") or execution.trigger.get("type", "api")),
         action="execution.create",
         target=f"execution:{execution.id}",
-        summary={"flow": f"{namespace}/{flow_id}", "revision": revision.revision},
+        summary={"flow": f"{namespace}/{flow_id}", "revision": revision_row.revision},
     )
     session.flush()
     return execution
+
+
+def _pinned(session: Session, live: FlowRevisionRow, number: int) -> FlowRevisionRow:
+    """Revision ``number`` of the flow whose live revision is ``live``."""
+    pinned = session.exec(
+        select(FlowRevisionRow).where(
+            col(FlowRevisionRow.flow_pk) == live.flow_pk,
+            col(FlowRevisionRow.revision) == number,
+        )
+    ).first()
+    if pinned is None or pinned.pk is None or pinned.deleted:
+        raise NotFoundError(f"flow {live.namespace}/{live.flow_id} has no revision {number}")
+    return pinned
 
 
 def trigger_webhook(
@@ -160,10 +206,25 @@ def trigger_webhook(
 
 
 def _conditions_hold(trigger: Webhook, payload: Mapping[str, Any]) -> bool:
-    """Expression conditions of a webhook, rendered with the incoming trigger."""
+    """Expression conditions of a webhook, rendered with the incoming trigger.
+
+    This is the one render in the request path: whether the webhook starts a
+    run is the answer to the request, so it cannot wait for a worker. It is
+    safe here for two reasons. The route calls it in the thread pool, never on
+    the event loop. And every render is bounded (integer and text sizes, loop
+    iterations, one second of wall time; see ``controlplane.domain.pebble``),
+    so a costly condition holds one pool thread for at most about a second
+    and the server keeps answering. A condition that fails to render, or
+    exceeds its bound, answers 409 with the reason, like one that does not hold.
+    """
     for condition in trigger.conditions or []:
         if isinstance(condition, Expression):
-            rendered = expressions.render(condition.expression, {"trigger": dict(payload)})
+            try:
+                rendered = expressions.render(condition.expression, {"trigger": dict(payload)})
+            except expressions.RenderError as exc:
+                raise ConflictError(
+                    f"webhook {trigger.id}: its condition could not be evaluated: {exc}"
+                ) from exc
             if rendered.strip().lower() not in {"true", "1"}:
                 return False
     return True

@@ -16,6 +16,7 @@ from datetime import time as dt_time
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from controlplane.domain import conditions as cond
@@ -28,6 +29,7 @@ from controlplane.domain.triggers import FlowTrigger, PreconditionFilter, Precon
 from controlplane.errors import FlowplaneError
 from controlplane.logging import get_logger
 from controlplane.services.executions import create_execution, get_execution
+from controlplane.services.namespaces import ensure_namespace_allowed
 from controlplane.services.revisions import stored_spec
 from controlplane.store import kv
 from controlplane.store.db import transaction
@@ -67,19 +69,54 @@ def fire_flow_triggers(engine: Engine, upstream: ExecutionRow) -> list[str]:
         for trigger in stored_spec(source).triggers or []:
             if not isinstance(trigger, FlowTrigger) or trigger.disabled:
                 continue
-            if not _matches(engine, namespace, flow_id, trigger, upstream, event):
-                continue
+            # The fault boundary of one listener: a broken condition or input is
+            # logged against the listener, and the other listeners still fire.
             try:
-                inputs = expressions.render_value(
-                    trigger.inputs or {}, {"trigger": event, "outputs": task_outputs}
+                created = _fire_one(
+                    engine, namespace, flow_id, trigger, upstream, event, task_outputs
                 )
-                created = create_execution(
-                    engine, namespace, flow_id, inputs=inputs, trigger={**event, "id": trigger.id}
+            except SQLAlchemyError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one listener's failure stays its own
+                log.warning(
+                    "flow_trigger_failed",
+                    listener=f"{namespace}/{flow_id}",
+                    trigger=trigger.id,
+                    upstream=upstream.id,
+                    error=f"{type(exc).__name__}: {exc}",
                 )
-                started.append(created.id)
-            except (FlowplaneError, ValueError) as exc:
-                log.warning("flow_trigger_failed", flow=f"{namespace}/{flow_id}", error=str(exc))
+                continue
+            if created is not None:
+                started.append(created)
     return started
+
+
+def _fire_one(  # noqa: PLR0917 - the listener, its trigger, and the upstream end
+    engine: Engine,
+    namespace: str,
+    flow_id: str,
+    trigger: FlowTrigger,
+    upstream: ExecutionRow,
+    event: dict[str, Any],
+    task_outputs: dict[str, Any],
+) -> str | None:
+    """The id of the execution ``trigger`` starts for this upstream end, or None."""
+    if not _matches(engine, namespace, flow_id, trigger, upstream, event):
+        return None
+    if namespace != upstream.namespace:
+        # A listener reads the upstream run's outputs: its namespace must allow that.
+        try:
+            ensure_namespace_allowed(engine, namespace, upstream.namespace, "listen to its runs")
+        except FlowplaneError as exc:
+            log.info("flow_trigger_refused", listener=f"{namespace}/{flow_id}", reason=str(exc))
+            return None
+    inputs = expressions.render_value(
+        trigger.inputs or {}, {"trigger": event, "outputs": task_outputs}
+    )
+    created = create_execution(
+        engine, namespace, flow_id, inputs=inputs, trigger={**event, "id": trigger.id}
+    )
+    return created.id
 
 
 def _matches(  # noqa: PLR0917 - the downstream flow's identity, its trigger and the event

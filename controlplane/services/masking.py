@@ -1,4 +1,4 @@
-"""Values typed SECRET never leave the server: execution inputs and Pause ``onResume`` outputs.
+"""Secrets never leave the server: SECRET inputs, resume values and anything sealed.
 
 The worker needs the real values, so the store keeps them; every reader that
 shows an execution (API, UI) masks them through ``SecretFields``.
@@ -6,9 +6,12 @@ shows an execution (API, UI) masks them through ``SecretFields``.
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -18,6 +21,7 @@ from controlplane.domain.spec import Flow
 from controlplane.domain.tasktypes import iter_tasks
 from controlplane.domain.tasktypes.flowable import Pause
 from controlplane.services.revisions import stored_spec
+from controlplane.services.sealing import is_sealed
 from controlplane.store.tables import ExecutionRow, FlowRevisionRow
 
 MASK = "******"
@@ -72,14 +76,17 @@ class SecretFields:
     def mask_outputs(self, task_id: str, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """A task run's outputs with its SECRET ``onResume`` values masked."""
         hidden = self.resume.get(task_id)
-        result = dict(outputs)
+        result: dict[str, Any] = mask_sealed(dict(outputs))
         if hidden and isinstance(result.get("onResume"), Mapping):
             result["onResume"] = _masked(result["onResume"], hidden)
         return result
 
 
 def _masked(values: Mapping[str, Any], hidden: frozenset[str]) -> dict[str, Any]:
-    return {k: MASK if k in hidden and v is not None else v for k, v in values.items()}
+    return {
+        k: MASK if (k in hidden and v is not None) or is_sealed(v) else mask_sealed(v)
+        for k, v in values.items()
+    }
 
 
 def secret_fields_of(engine: Engine, execution: ExecutionRow) -> SecretFields:
@@ -102,3 +109,57 @@ def secret_fields_by_revision(
             if row.pk is not None and not row.deleted:
                 found[row.pk] = SecretFields.of(row.source)
     return found
+
+
+def mask_sealed(value: Any) -> Any:
+    """``value`` with every sealed value (a secret carried through outputs) shown as the mask."""
+    if is_sealed(value):
+        return MASK
+    if isinstance(value, Mapping):
+        return {k: mask_sealed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_sealed(v) for v in value]
+    return value
+
+
+# Lines or encodings shorter than this are not masked on their own: masking
+# every "a" or "{" in a log would hide the log, not the secret.
+_MIN_VARIANT = 4
+
+
+def secret_variants(secret: str) -> set[str]:
+    """The forms of ``secret`` a script commonly prints, each to be masked.
+
+    The value itself, each line of a multi-line value, its base64 (standard and
+    URL-safe, with and without padding), URL and JSON escapes, and its upper-,
+    lower-case and reversed forms. Arbitrary transforms (a hash, every other
+    character, a custom cipher) cannot be caught: docs/security.md says so.
+    """
+    if not secret:
+        return set()
+    variants = {secret}
+    candidates = [line.strip() for line in secret.splitlines()]
+    raw = secret.encode()
+    encoded = [
+        base64.b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode(),
+    ]
+    candidates += encoded + [e.rstrip("=") for e in encoded]
+    candidates += [
+        quote(secret, safe=""),
+        quote_plus(secret),
+        json.dumps(secret)[1:-1],
+        secret.upper(),
+        secret.lower(),
+        secret[::-1],
+    ]
+    variants.update(c for c in candidates if len(c) >= _MIN_VARIANT)
+    return variants
+
+
+def mask_text(text: str, variants: Iterable[str]) -> str:
+    """``text`` with every variant replaced by the mask, longest first."""
+    for variant in sorted(variants, key=len, reverse=True):
+        if variant in text:
+            text = text.replace(variant, MASK)
+    return text

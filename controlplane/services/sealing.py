@@ -57,6 +57,12 @@ def seal(session: Session, values: Mapping[str, Any], names: Collection[str]) ->
     return sealed
 
 
+def seal_with(value: str, recipient: str) -> dict[str, str]:
+    """``value`` sealed to ``recipient`` (the worker seals secret-carrying outputs with it)."""
+    ciphertext = pyrage.encrypt(value.encode(), [pyrage.x25519.Recipient.from_str(recipient)])
+    return {SEALED: base64.b64encode(bytes(ciphertext)).decode()}
+
+
 def is_sealed(value: object) -> bool:
     """Whether ``value`` is a sealed value."""
     return isinstance(value, Mapping) and set(value) == {SEALED}

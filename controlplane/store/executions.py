@@ -47,8 +47,65 @@ def claim_next(session: Session, worker_id: str, lease: timedelta) -> ExecutionR
     for execution in _candidates(session, now):
         if execution.state == State.QUEUED.value and _at_limit(session, execution):
             continue
+        if _poisoned(session, execution):
+            continue
         return _take(session, execution, worker_id, lease, now)
     return None
+
+
+# A run whose lease is taken over this many times with no task run finishing
+# in between keeps killing its workers (a crash, OOM or kill in the run
+# itself): it is failed instead of being handed to the next worker.
+MAX_TAKEOVERS = 3
+
+
+def _poisoned(session: Session, execution: ExecutionRow) -> bool:
+    """Fail ``execution`` if it lost its worker MAX_TAKEOVERS times without progress."""
+    if execution.state != State.RUNNING.value or execution.lease_owner is None:
+        return False
+    if _progressed_since_claim(session, execution):
+        execution.takeovers = 0
+        return False
+    if execution.takeovers + 1 < MAX_TAKEOVERS:
+        return False
+    set_state(
+        session,
+        execution,
+        State.FAILED,
+        f"lost its worker {execution.takeovers + 1} times without progress",
+    )
+    session.add(
+        LogRow(
+            execution_id=execution.id,
+            level="ERROR",
+            message=(
+                f"the execution lost its worker {execution.takeovers + 1} times without "
+                "finishing a task; it is failed rather than handed to another worker"
+            ),
+        )
+    )
+    return True
+
+
+def _progressed_since_claim(session: Session, execution: ExecutionRow) -> bool:
+    """Whether a task run ended since the run's worker last claimed or took it over."""
+    claimed = [
+        entry["date"]
+        for entry in execution.state_history
+        if entry.get("state") == State.RUNNING.value
+    ]
+    if not claimed:
+        return False
+    since = datetime.fromisoformat(claimed[-1])
+    statement = (
+        select(func.count())
+        .select_from(TaskRunRow)
+        .where(
+            col(TaskRunRow.execution_id) == execution.id,
+            col(TaskRunRow.ended_at) >= since,
+        )
+    )
+    return int(session.exec(statement).one()) > 0
 
 
 # Candidates are read a few at a time so a flow held at its concurrency limit
@@ -65,6 +122,9 @@ def _candidates(session: Session, now: datetime) -> Sequence[ExecutionRow]:
                 (col(ExecutionRow.state) == State.RUNNING.value)
                 & (col(ExecutionRow.lease_expires_at) < now),
                 (col(ExecutionRow.state) == State.PAUSED.value)
+                & (col(ExecutionRow.wake_at) <= now),
+                # A run with a scheduleDate waits CREATED until then.
+                (col(ExecutionRow.state) == State.CREATED.value)
                 & (col(ExecutionRow.wake_at) <= now),
             )
         )
@@ -115,6 +175,9 @@ def _take(
     if execution.state == State.PAUSED.value:
         execution.wake_at = None
         set_state(session, execution, State.QUEUED, "pause elapsed")
+    if execution.state == State.CREATED.value:
+        execution.wake_at = None
+        set_state(session, execution, State.QUEUED, "scheduled date reached")
     if execution.state == State.QUEUED.value:
         set_state(session, execution, State.RUNNING, f"claimed by {worker_id}")
     elif execution.lease_owner is None:  # parked (see ``park``): its wait is over
@@ -143,15 +206,18 @@ def park(session: Session, execution: ExecutionRow, wake_at: datetime) -> None:
     execution.lease_owner = None
     execution.lease_expires_at = wake_at
     execution.wake_at = wake_at
-    execution.state_history = [
-        *execution.state_history,
-        {
-            "state": State.RUNNING.value,
-            "date": utcnow().isoformat(),
-            "reason": f"waiting until {wake_at.isoformat()}; no worker held",
-        },
-    ]
+    # One history entry per wait, not one per poll: a parent polling its
+    # subflow every half second would otherwise add thousands an hour.
+    last = execution.state_history[-1] if execution.state_history else {}
+    if last.get("reason") != _WAITING:
+        execution.state_history = [
+            *execution.state_history,
+            {"state": State.RUNNING.value, "date": utcnow().isoformat(), "reason": _WAITING},
+        ]
     session.add(execution)
+
+
+_WAITING = "waiting; no worker held"
 
 
 def renew_lease(session: Session, execution_id: str, worker_id: str, lease: timedelta) -> bool:

@@ -15,28 +15,32 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from controlplane.domain import expressions
 from controlplane.domain.durations import parse_duration
 from controlplane.domain.fields import State
-from controlplane.domain.spec import Flow
+from controlplane.domain.spec import Flow, labels_as_dict
 from controlplane.domain.tasktypes import TaskBase
 from controlplane.domain.tasktypes import flowable as fl
 from controlplane.domain.transitions import TERMINAL
+from controlplane.errors import EvaluationError, FlowplaneError, ForbiddenError
 from controlplane.metrics import TASK_DURATION
 from controlplane.runners.sandbox import Sandbox
 from controlplane.services.executions import create_execution, get_execution
-from controlplane.services.masking import SecretFields
-from controlplane.services.worker.retry import delay_before, max_attempts
+from controlplane.services.masking import SecretFields, mask_text, secret_variants
+from controlplane.services.sealing import is_sealed
+from controlplane.services.worker.retry import RetryPolicy, delay_before, max_attempts
 from controlplane.store import executions as store
 from controlplane.store.db import as_utc, transaction
 from controlplane.store.tables import ExecutionRow, LogRow, TaskRunRow, utcnow
+from controlplane.store.text import escape_nul
 from controlplane.tasks.context import TaskFailedError
 from controlplane.tasks.registry import RUNNABLES
 from controlplane.tasks.storage import collect_files, write_files
@@ -92,6 +96,10 @@ class _Frame:
     # WaitFor iterations this task sits in: each gets its own task runs, while
     # outputs stay addressed without them (the latest iteration wins).
     iterations: tuple[tuple[str, int], ...] = ()
+    # Wall-clock end (time.time()) set by the nearest enclosing task ``timeout``,
+    # and the task whose timeout it is.
+    deadline: float | None = None
+    deadline_of: str = ""
 
     @property
     def key(self) -> str:
@@ -100,7 +108,28 @@ class _Frame:
 
     def child(self, parent_id: str, shared_dir: Path | None = None) -> _Frame:
         """The frame of tasks nested in the task run ``parent_id``."""
-        return _Frame(self.values, parent_id, shared_dir or self.shared_dir, self.iterations)
+        return _Frame(
+            self.values,
+            parent_id,
+            shared_dir or self.shared_dir,
+            self.iterations,
+            self.deadline,
+            self.deadline_of,
+        )
+
+    def within(self, deadline: float | None, task_id: str) -> _Frame:
+        """The same frame under a timeout ending at ``deadline`` (the nearer one wins)."""
+        if deadline is None or (self.deadline is not None and self.deadline <= deadline):
+            return self
+        return _Frame(
+            self.values, self.parent_id, self.shared_dir, self.iterations, deadline, task_id
+        )
+
+
+def _same_namespace_only(caller: str, target: str, action: str) -> None:
+    """The default rule when no namespace policy is wired: a flow acts in its own namespace."""
+    if caller != target:
+        raise ForbiddenError(f"a flow in {caller} may not {action} in {target}")
 
 
 @dataclass
@@ -122,6 +151,14 @@ class Executor:
     # Every secret value rendered so far; masked in logs and outputs.
     revealed: set[str] = field(default_factory=set)
     outputs: dict[str, Any] = field(default_factory=dict)
+    # Seals one string to the server's key (outputs that carry a secret).
+    seal: Callable[[str], Any] = lambda value: value
+    # Every form of every revealed secret that log lines are masked for.
+    variants: set[str] = field(default_factory=set)
+    # Checks that a flow in one namespace may act in another (allowedNamespaces).
+    authorize: Callable[[str, str, str], None] = _same_namespace_only
+    # Set when a task's retry asks for a new execution (behavior CREATE_NEW_EXECUTION).
+    retry_as_new_execution: RetryPolicy | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self) -> State:
@@ -133,9 +170,16 @@ class Executor:
             if row.state in _DONE:
                 self._set_output(row.task_id, row.value_key, row.outputs)
         self.inputs = self.unseal(self.execution.inputs)
-        # SECRET inputs and resume values are masked like rendered secret() values.
-        self.revealed |= SecretFields.of_spec(self.flow).values_in(
-            self.inputs, {row.task_id: self.unseal(row.outputs) for row in runs}
+        # SECRET inputs and resume values are masked like rendered secret() values,
+        # and so is every value that was sealed because it carried a secret.
+        self.add_revealed(
+            SecretFields.of_spec(self.flow).values_in(
+                self.inputs, {row.task_id: self.unseal(row.outputs) for row in runs}
+            )
+            | {
+                str(self.unseal(v))
+                for v in _sealed_values([self.execution.inputs, *(r.outputs for r in runs)])
+            }
         )
         state = self.run_list(list(self.flow.tasks), _Frame())
         if state == State.FAILED and self.flow.errors:
@@ -145,9 +189,18 @@ class Executor:
         return state
 
     def flow_outputs(self) -> dict[str, Any]:
-        """The flow's declared outputs, rendered against the finished run."""
+        """The flow's declared outputs, rendered against the finished run, ready to store.
+
+        Raises EvaluationError naming the output whose expression failed.
+        """
         context = self.context(self.flow.tasks[0], _Frame(), self._root_row())
-        return {o.id: expressions.render_value(o.value, context) for o in self.flow.outputs or []}
+        rendered: dict[str, Any] = {}
+        for output in self.flow.outputs or []:
+            try:
+                rendered[output.id] = expressions.render_value(output.value, context)
+            except Exception as exc:  # noqa: BLE001 - any failure names the output
+                raise EvaluationError(f"outputs.{output.id}: {_reason(exc)}") from None
+        return dict(self.seal_secrets(rendered))
 
     def _root_row(self) -> TaskRunRow:
         return TaskRunRow(id="", execution_id=self.execution.id, task_id="", task_type="", state="")
@@ -163,7 +216,14 @@ class Executor:
         return worst(states)
 
     def run_task(self, task: TaskBase, frame: _Frame) -> State:
-        """Run one task (and its children), reusing a finished run from the memo."""
+        """Run one task (and its children), reusing a finished run from the memo.
+
+        This is the fault boundary: whatever goes wrong while evaluating or
+        running the task (a broken expression, a property of the wrong shape, a
+        bug in a task implementation) fails this task run with a message naming
+        the task and the property. Only the control signals (pause, stop,
+        cancel) and database errors pass through.
+        """
         if self.should_stop():
             raise StoppedSignal
         if task.disabled:
@@ -174,58 +234,160 @@ class Executor:
             self._set_output(task.id, frame.key, existing.outputs)
             return State(existing.state)
         row = existing or self._new_run(task, frame)
+        try:
+            state = self._run_row(task, frame, row, existing)
+        except (PausedSignal, StoppedSignal, CancelledSignal, SQLAlchemyError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the fault boundary: any error fails the task
+            state = self._fail(task, row, exc)
+        return state
+
+    def _fail(self, task: TaskBase, row: TaskRunRow, exc: Exception) -> State:
+        """End ``row`` FAILED (WARNING under allowFailure) with a message naming the cause."""
+        self._log(row, "ERROR", describe_error(task, exc))
+        state = State.WARNING if task.allowFailure else State.FAILED
+        self._finish(row, state, {})
+        self._set_output(task.id, row.value_key, {})
+        return state
+
+    def _run_row(
+        self, task: TaskBase, frame: _Frame, row: TaskRunRow, existing: TaskRunRow | None
+    ) -> State:
+        if frame.deadline is not None and time.time() >= frame.deadline:
+            raise EvaluationError(f"timeout of task {frame.deadline_of!r} passed before it started")
         if isinstance(task, fl.Subflow):
             return self._subflow(task, frame, row)
         if existing and existing.state == State.RUNNING.value and not task.FLOWABLE:
             row.attempt += 1  # the worker that ran it died: a new attempt
-        if task.runIf is not None and not _truthy(self._render(task.runIf, task, frame, row)):
+        if task.runIf is not None and not _truthy(
+            self._render(task.runIf, task, frame, row, "runIf")
+        ):
             self._finish(row, State.SKIPPED, {})
             return State.SKIPPED
         if isinstance(task, fl.Pause):
             return self._pause(task, frame, row)
         if task.FLOWABLE:
-            state = self._run_flowable(task, frame, row)
+            inner = frame.within(self._task_deadline(task, frame, row), task.id)
+            state = self._run_flowable(task, inner, row)
             outputs: dict[str, Any] = {
                 k: v for k, v in row.outputs.items() if k in _FLOWABLE_OUTPUTS
             }
+            if inner.deadline is not None and time.time() >= inner.deadline:
+                self._log(row, "ERROR", f"timeout of {task.timeout} passed")
+                state = State.FAILED
         else:
             state, outputs = self._run_attempts(task, frame, row)
+        if state == State.WARNING and task.allowWarning:
+            state = State.SUCCESS
         if state == State.FAILED and task.allowFailure:
             state = State.WARNING
         self._finish(row, state, outputs)
         self._set_output(task.id, frame.key, outputs)
         return state
 
-    def _run_attempts(
+    def _task_deadline(self, task: TaskBase, frame: _Frame, row: TaskRunRow) -> float | None:
+        """When ``task``'s own ``timeout`` ends, counted from this attempt's start."""
+        if task.timeout is None:
+            return None
+        seconds = self._seconds(task.timeout, task, frame, row, "timeout")
+        return as_utc(row.started_at).timestamp() + seconds
+
+    def retry_policy(self, task: TaskBase) -> RetryPolicy | None:
+        """The task's own retry, else the flow's ``retry`` (Kestra's flow-level default)."""
+        return task.retry or self.flow.retry
+
+    def _run_attempts(  # noqa: C901 - one loop owns attempts, timeouts and the boundary
         self, task: TaskBase, frame: _Frame, row: TaskRunRow
     ) -> tuple[State, dict[str, Any]]:
         implementation = RUNNABLES.get(type(task))
         if implementation is None:
             self._log(row, "ERROR", f"{task.type} cannot run in this worker yet")
             return State.FAILED, {}
-        allowed = max_attempts(task.retry)
+        policy = self.retry_policy(task)
         while True:
-            context = _TaskRun(self, task, frame, row)
+            deadline = None
+            if task.timeout is not None:
+                seconds = self._seconds(task.timeout, task, frame, row, "timeout")
+                deadline = time.time() + seconds
+            context = _TaskRun(self, task, frame.within(deadline, task.id), row)
             started = time.monotonic()
             try:
                 outputs = implementation(task, context)
-            except (TaskFailedError, expressions.RenderError, ValueError, OSError) as exc:
+                if context.timed_out():
+                    raise TaskFailedError(f"timed out after {task.timeout}")  # noqa: TRY301
+            except (PausedSignal, StoppedSignal, CancelledSignal, SQLAlchemyError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - the fault boundary of one attempt
                 TASK_DURATION.labels(task.type, State.FAILED.value).observe(
                     time.monotonic() - started
                 )
-                self._log(row, "ERROR", str(exc))
+                error: Exception = exc
+                if context.timed_out() and not self.should_stop():
+                    error = TaskFailedError(f"timed out after {task.timeout}")
+                self._log(row, "ERROR", describe_error(task, error))
                 if self.should_stop():
                     raise StoppedSignal from None
-                if row.attempt >= allowed or task.retry is None:
+                delay = self._retry_delay(policy, task, frame, row)
+                if delay is None:
                     return State.FAILED, {}
-                time.sleep(min(delay_before(task.retry, row.attempt), 30.0))
+                self._sleep(min(delay, 30.0))
                 row.attempt += 1
                 self._save(row)
             else:
                 TASK_DURATION.labels(task.type, State.SUCCESS.value).observe(
                     time.monotonic() - started
                 )
+                if row.attempt > 1 and policy is not None and policy.warningOnRetry:
+                    return State.WARNING, outputs
                 return State.SUCCESS, outputs
+
+    def _retry_delay(
+        self, policy: RetryPolicy | None, task: TaskBase, frame: _Frame, row: TaskRunRow
+    ) -> float | None:
+        """Seconds before the next attempt of a failed task, or None when it may not retry.
+
+        ``maxAttempts`` and ``maxDuration`` (counted from the first attempt)
+        bound the retries. ``behavior: CREATE_NEW_EXECUTION`` retries the whole
+        run instead: the task fails, and the worker queues a new execution.
+        """
+        if policy is None or row.attempt >= max_attempts(policy):
+            return None
+        policy = self._rendered_policy(policy, task, frame, row)
+        if policy.behavior == "CREATE_NEW_EXECUTION":
+            self.retry_as_new_execution = policy
+            self._log(row, "INFO", "retry behavior CREATE_NEW_EXECUTION: a new execution follows")
+            return None
+        delay = delay_before(policy, row.attempt)
+        if policy.maxDuration is not None:
+            limit = self._seconds(policy.maxDuration, task, frame, row, "retry.maxDuration")
+            if time.time() + delay - as_utc(row.started_at).timestamp() > limit:
+                self._log(row, "WARN", f"retry.maxDuration of {policy.maxDuration} reached")
+                return None
+        return delay
+
+    def _rendered_policy(
+        self, policy: RetryPolicy, task: TaskBase, frame: _Frame, row: TaskRunRow
+    ) -> RetryPolicy:
+        """``policy`` with its templated durations rendered and checked."""
+        updates: dict[str, str] = {}
+        for name in ("interval", "minInterval", "maxInterval", "maxDuration"):
+            value = getattr(policy, name, None)
+            if isinstance(value, str) and "{" in value:
+                updates[name] = str(self._render(value, task, frame, row, f"retry.{name}"))
+        for name, value in updates.items():
+            try:
+                parse_duration(value)
+            except ValueError as exc:
+                raise EvaluationError(f"task {task.id!r}: retry.{name}: {exc}") from None
+        return policy.model_copy(update=updates) if updates else policy
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` between attempts, waking early when the run is stopped."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.should_stop():
+                raise StoppedSignal
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
     def _run_flowable(self, task: TaskBase, frame: _Frame, row: TaskRunRow) -> State:
         shared = frame.shared_dir
@@ -253,19 +415,22 @@ class Executor:
         if isinstance(task, fl.Sequential | fl.AllowFailure):
             return self.run_list(list(task.tasks), child)
         if isinstance(task, fl.Parallel):
-            return self._parallel([(t, child) for t in task.tasks], _limit(task.concurrent))
+            limit = self._limit(task.concurrent, task, frame, row, "concurrent")
+            return self._parallel([(t, child) for t in task.tasks], limit)
         if isinstance(task, fl.If):
             branch = (
-                task.then if _truthy(self._render(task.condition, task, frame, row)) else task.else_
+                task.then
+                if _truthy(self._render(task.condition, task, frame, row, "condition"))
+                else task.else_
             )
             return self.run_list(list(branch or []), child)
         if isinstance(task, fl.Switch):
-            value = str(self._render(task.value, task, frame, row))
+            value = str(self._render(task.value, task, frame, row, "value"))
             return self.run_list(list(task.cases.get(value, task.defaults or [])), child)
         if isinstance(task, fl.ForEach | fl.EachSequential | fl.EachParallel):
             return self._for_each(task, frame, row)
         if isinstance(task, fl.Dag):
-            return self._dag(task, child)
+            return self._dag(task, frame, child, row)
         if isinstance(task, fl.WaitFor):
             return self._wait_for(task, frame, row)
         self._log(row, "ERROR", f"{task.type} cannot run in this worker yet")
@@ -274,21 +439,25 @@ class Executor:
     def _for_each(
         self, task: fl.ForEach | fl.EachSequential | fl.EachParallel, frame: _Frame, row: TaskRunRow
     ) -> State:
+        name = "values" if isinstance(task, fl.ForEach) else "value"
         raw = task.values if isinstance(task, fl.ForEach) else task.value
-        values = self._render(raw, task, frame, row)
-        if isinstance(values, str):
-            values = json.loads(values) if values.strip() else []
-        if isinstance(values, dict):
-            values = list(values.items())
+        values = _as_list(self._render(raw, task, frame, row, name), task, name)
         if isinstance(task, fl.ForEach):
-            limit = _limit(task.concurrencyLimit)
+            limit = self._limit(task.concurrencyLimit, task, frame, row, "concurrencyLimit")
         elif isinstance(task, fl.EachParallel):
-            limit = _limit(task.concurrent)
+            limit = self._limit(task.concurrent, task, frame, row, "concurrent")
         else:
             limit = 1
         frames = [
-            _Frame((*frame.values, (task.id, value)), row.id, frame.shared_dir, frame.iterations)
-            for value in values or []
+            _Frame(
+                (*frame.values, (task.id, value)),
+                row.id,
+                frame.shared_dir,
+                frame.iterations,
+                frame.deadline,
+                frame.deadline_of,
+            )
+            for value in values
         ]
         if limit == 1:
             return worst([self.run_list(list(task.tasks), f) for f in frames])
@@ -300,13 +469,15 @@ class Executor:
         """Write ``inputFiles``, run the tasks in the shared directory, collect ``outputFiles``."""
         try:
             if task.inputFiles is not None:
-                write_files(shared, self._render(task.inputFiles, task, frame, row))
+                write_files(shared, self._render(task.inputFiles, task, frame, row, "inputFiles"))
         except (TaskFailedError, expressions.RenderError, ValueError, OSError) as exc:
             self._log(row, "ERROR", f"inputFiles: {exc}")
             return State.FAILED
         state = self.run_list(list(task.tasks), child)
         if task.outputFiles:
-            patterns = [str(self._render(p, task, frame, row)) for p in task.outputFiles]
+            patterns = [
+                str(self._render(p, task, frame, row, "outputFiles")) for p in task.outputFiles
+            ]
             found = collect_files(shared, patterns, self.work_dir / row.id / "output-files")
             row.outputs = {**row.outputs, "outputFiles": found}
         return state
@@ -319,9 +490,13 @@ class Executor:
         ``checkFrequency`` is reached (FAILED with ``failOnMaxReached``).
         """
         frequency = task.checkFrequency
-        interval = self._seconds(frequency.interval, task, frame, row)
-        max_duration = self._seconds(frequency.maxDuration, task, frame, row)
-        fail_on_max = _truthy(self._render(task.failOnMaxReached, task, frame, row))
+        interval = self._seconds(frequency.interval, task, frame, row, "checkFrequency.interval")
+        max_duration = self._seconds(
+            frequency.maxDuration, task, frame, row, "checkFrequency.maxDuration"
+        )
+        fail_on_max = _truthy(
+            self._render(task.failOnMaxReached, task, frame, row, "failOnMaxReached")
+        )
         iteration = 1
         while True:
             row.outputs = {**row.outputs, "iterationCount": iteration}
@@ -331,7 +506,7 @@ class Executor:
             state = self.run_list(list(task.tasks), child)
             if state == State.FAILED:
                 return state
-            if not _truthy(self._render(task.condition, task, frame, row)):
+            if not _truthy(self._render(task.condition, task, frame, row, "condition")):
                 return state
             elapsed = (utcnow() - as_utc(row.started_at)).total_seconds()
             if iteration >= frequency.maxIterations or elapsed >= max_duration:
@@ -366,10 +541,31 @@ class Executor:
         self._save(row)
         raise PausedSignal(due, running=True)
 
-    def _seconds(self, value: str, task: TaskBase, frame: _Frame, row: TaskRunRow) -> float:
-        return parse_duration(str(self._render(value, task, frame, row))).total_seconds()
+    def _seconds(
+        self, value: str, task: TaskBase, frame: _Frame, row: TaskRunRow, name: str
+    ) -> float:
+        rendered = self._render(value, task, frame, row, name)
+        try:
+            return parse_duration(str(rendered)).total_seconds()
+        except ValueError as exc:
+            raise EvaluationError(f"task {task.id!r}: {name}: {exc}") from None
 
-    def _dag(self, task: fl.Dag, child: _Frame) -> State:
+    def _limit(self, value: Any, task: TaskBase, frame: _Frame, row: TaskRunRow, name: str) -> int:
+        """A concurrency limit: a positive integer or a template of one; 0 or none means 16."""
+        if value is None:
+            return _DEFAULT_CONCURRENCY
+        rendered = self._render(value, task, frame, row, name)
+        try:
+            number = int(str(rendered).strip())
+        except ValueError:
+            raise EvaluationError(
+                f"task {task.id!r}: {name}: {rendered!r} is not an integer"
+            ) from None
+        if number < 0:
+            raise EvaluationError(f"task {task.id!r}: {name}: must be ≥ 0, got {number}")
+        return number or _DEFAULT_CONCURRENCY
+
+    def _dag(self, task: fl.Dag, frame: _Frame, child: _Frame, row: TaskRunRow) -> State:
         done: dict[str, State] = {}
         pending = {node.task.id: node for node in task.tasks}
         while pending:
@@ -380,7 +576,9 @@ class Executor:
                 done[node.task.id] = State.FAILED
             ready = [n for n in ready if n not in blocked]
             results = self._map(
-                lambda node: self.run_task(node.task, child), ready, _limit(task.concurrent)
+                lambda node: self.run_task(node.task, child),
+                ready,
+                self._limit(task.concurrent, task, frame, row, "concurrent"),
             )
             for node, state in zip(ready, results, strict=True):
                 done[node.task.id] = state
@@ -405,17 +603,32 @@ class Executor:
         """
         child_id = row.outputs.get("executionId")
         if child_id is None:
+            namespace = str(self._render(task.namespace, task, frame, row, "namespace"))
+            flow_id = str(self._render(task.flowId, task, frame, row, "flowId"))
+            inputs = self._render(task.inputs or {}, task, frame, row, "inputs")
+            labels = dict(self.execution.labels) if task.inheritLabels else {}
+            if task.labels:
+                rendered = self._render(task.labels, task, frame, row, "labels")
+                labels.update(labels_as_dict(rendered))
+            revision = self._render(task.revision, task, frame, row, "revision")
+            schedule = self._render(task.scheduleDate, task, frame, row, "scheduleDate")
+            self.authorize(self.flow.namespace, namespace, "start a Subflow")
+            # An input carrying a revealed secret is sealed in the child, as SECRET inputs are.
+            tainted = [k for k, v in (inputs or {}).items() if self.carries_secret(v)]
             child = create_execution(
                 self.engine,
-                str(self._render(task.namespace, task, frame, row)),
-                str(self._render(task.flowId, task, frame, row)),
-                inputs=self._render(task.inputs, task, frame, row),
-                labels=self.execution.labels if task.inheritLabels else None,
+                namespace,
+                flow_id,
+                inputs=inputs,
+                labels=labels or None,
                 trigger={
                     "type": "subflow",
                     "parentExecutionId": self.execution.id,
                     "parentTaskRunId": row.id,
                 },
+                revision=_optional_int(revision, task, "revision"),
+                scheduled_at=_optional_date(schedule, task, "scheduleDate"),
+                sealed=tainted,
             )
             child_id = child.id
             row.outputs = {"executionId": child_id}
@@ -460,7 +673,8 @@ class Executor:
             raise PausedSignal(None)
         resume_at = row.outputs.get("resumeAt") if row.state == State.PAUSED.value else None
         if resume_at is None:
-            seconds = parse_duration(str(self._render(limit, task, frame, row))).total_seconds()
+            name = "timeout" if limit is task.timeout else "pauseDuration"
+            seconds = self._seconds(limit, task, frame, row, name)
             wake_at = as_utc(row.started_at) + timedelta(seconds=seconds)
             row.outputs = {"resumeAt": wake_at.isoformat()}
             row.state = State.PAUSED.value
@@ -501,9 +715,33 @@ class Executor:
 
     def _finish(self, row: TaskRunRow, state: State, outputs: dict[str, Any]) -> None:
         row.state = state.value
-        row.outputs = self._mask(outputs)
+        row.outputs = self.seal_secrets(outputs)
         row.ended_at = utcnow()
         self._save(row)
+
+    def seal_secrets(self, value: Any) -> Any:
+        """``value`` ready to store: strings that carry a revealed secret sealed, NUL escaped.
+
+        A secret passed on through an output stays a secret: it is stored
+        sealed (the API and UI show the mask) and opened again for later tasks.
+        """
+        if isinstance(value, str):
+            return self.seal(value) if self.carries_secret(value) else escape_nul(value)
+        if isinstance(value, dict):
+            return {escape_nul(k): self.seal_secrets(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.seal_secrets(v) for v in value]
+        return value
+
+    def carries_secret(self, value: Any) -> bool:
+        """Whether ``value`` (or anything inside it) contains a revealed secret."""
+        if isinstance(value, str):
+            return any(secret in value for secret in self.revealed)
+        if isinstance(value, dict):
+            return any(self.carries_secret(v) for v in value.values())
+        if isinstance(value, list | tuple):
+            return any(self.carries_secret(v) for v in value)
+        return False
 
     def _save(self, row: TaskRunRow) -> None:
         with transaction(self.engine) as session:
@@ -517,16 +755,14 @@ class Executor:
                     task_run_id=row.id if row else None,
                     task_id=row.task_id if row else None,
                     level=level,
-                    message=self._mask(message),
+                    message=escape_nul(self._mask(message)),
                 )
             )
 
     def _mask(self, value: Any) -> Any:
-        """``value`` with every revealed secret replaced by ``******``."""
+        """``value`` with every revealed secret, and its common encodings, masked."""
         if isinstance(value, str):
-            for secret in sorted(self.revealed, key=len, reverse=True):
-                value = value.replace(secret, "******")
-            return value
+            return mask_text(value, self.variants)
         if isinstance(value, dict):
             return {k: self._mask(v) for k, v in value.items()}
         if isinstance(value, list):
@@ -536,9 +772,17 @@ class Executor:
     def _lookup_secret(self, key: str) -> str | None:
         value = self.reveal_secret(key)
         if value:
-            with self._lock:
-                self.revealed.add(value)
+            self.add_revealed({value})
         return value
+
+    def add_revealed(self, values: set[str]) -> None:
+        """Treat ``values`` as secrets from now on: masked in logs, sealed in outputs."""
+        values = {v for v in values if v}
+        with self._lock:
+            new = values - self.revealed
+            self.revealed |= new
+            for value in new:
+                self.variants |= secret_variants(value)
 
     def _set_output(self, task_id: str, key: str, outputs: dict[str, Any]) -> None:
         outputs = self.unseal(outputs)  # a Pause's SECRET resume values are sealed at rest
@@ -592,8 +836,14 @@ class Executor:
             "__secret_lookup": self._lookup_secret,
         }
 
-    def _render(self, value: Any, task: TaskBase, frame: _Frame, row: TaskRunRow) -> Any:
-        return expressions.render_value(value, self.context(task, frame, row))
+    def _render(self, value: Any, task: TaskBase, frame: _Frame, row: TaskRunRow, name: str) -> Any:
+        """``value`` rendered for ``task``; any failure names the task and the field."""
+        try:
+            return expressions.render_value(value, self.context(task, frame, row))
+        except (PausedSignal, StoppedSignal, CancelledSignal, SQLAlchemyError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every render error becomes one located error
+            raise EvaluationError(f"task {task.id!r}: {name}: {_reason(exc)}") from None
 
 
 @dataclass
@@ -628,13 +878,99 @@ class _TaskRun:
         return _str(self.frame.values[-1][1]) if self.frame.values else None
 
     def render(self, value: Any) -> Any:
-        return self.executor._render(value, self.task, self.frame, self.row)  # noqa: SLF001
+        name = _field_of(self.task, value)
+        return self.executor._render(value, self.task, self.frame, self.row, name)  # noqa: SLF001
 
     def log(self, level: str, message: str) -> None:
+        # The task's logLevel drops lines below it, as in Kestra.
+        if self.task.logLevel is not None and _LEVEL_RANK.get(level, 2) < _LEVEL_RANK.get(
+            self.task.logLevel.value, 0
+        ):
+            return
         self.executor._log(self.row, level, message)  # noqa: SLF001
 
     def should_stop(self) -> bool:
-        return self.executor.should_stop()
+        """True once the run is killed, the lease lost, or the task's timeout passed."""
+        return self.executor.should_stop() or self.timed_out()
+
+    def timed_out(self) -> bool:
+        """Whether the nearest enclosing ``timeout`` has passed."""
+        return self.frame.deadline is not None and time.time() >= self.frame.deadline
+
+    def remaining_seconds(self) -> float | None:
+        """Seconds left before the task's timeout, or None without one."""
+        if self.frame.deadline is None:
+            return None
+        return max(0.0, self.frame.deadline - time.time())
+
+    def is_secret(self, value: str) -> bool:
+        return any(secret in value for secret in self.executor.revealed)
+
+    def unseal(self, value: Any) -> Any:
+        opened = self.executor.unseal(value)
+        if isinstance(opened, str) and opened:
+            self.executor.add_revealed({opened})  # an opened secret is masked like secret()
+        return opened
+
+
+_LEVEL_RANK = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "WARNING": 3, "ERROR": 4}
+
+
+def _field_of(task: TaskBase, value: Any) -> str:
+    """The name of ``task``'s property that holds ``value`` (for error messages)."""
+    for name, held in task:
+        if held is value:
+            return name
+        if isinstance(held, list):
+            for index, item in enumerate(held):
+                if item is value:
+                    return f"{name}[{index}]"
+        if isinstance(held, dict):
+            for key, item in held.items():
+                if item is value:
+                    return f"{name}.{key}"
+    return "a property"
+
+
+def _sealed_values(values: list[Any]) -> list[Any]:
+    """Every sealed value found inside ``values`` (dicts and lists are walked)."""
+    found: list[Any] = []
+    stack = list(values)
+    while stack:
+        value = stack.pop()
+        if is_sealed(value):
+            found.append(value)
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return found
+
+
+def _optional_int(value: Any, task: TaskBase, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise EvaluationError(f"task {task.id!r}: {name}: {value!r} is not an integer") from None
+    if number < 1:
+        raise EvaluationError(f"task {task.id!r}: {name}: must be ≥ 1, got {number}")
+    return number
+
+
+def _optional_date(value: Any, task: TaskBase, name: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    try:
+        moment = datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        raise EvaluationError(
+            f"task {task.id!r}: {name}: {value!r} is not an ISO 8601 date-time"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _truthy(value: Any) -> bool:
@@ -643,8 +979,52 @@ def _truthy(value: Any) -> bool:
     return bool(value)
 
 
-def _limit(value: Any) -> int:
-    return int(value) if isinstance(value, int) and value > 0 else 16
+_DEFAULT_CONCURRENCY = 16
+
+
+def _as_list(value: Any, task: TaskBase, name: str) -> list[Any]:
+    """Loop values: a list, a map (its items), or a JSON text of either."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise EvaluationError(
+                f"task {task.id!r}: {name}: rendered to {_preview(text)}, not a list"
+            ) from None
+    if isinstance(value, dict):
+        return list(value.items())
+    if not isinstance(value, list):
+        raise EvaluationError(
+            f"task {task.id!r}: {name}: rendered to {_preview(value)}, not a list"
+        )
+    return value
+
+
+def _preview(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _reason(exc: BaseException) -> str:
+    """The message of ``exc``, with its class when the message alone says little."""
+    text = str(exc).strip()
+    if isinstance(exc, FlowplaneError | TaskFailedError | expressions.RenderError) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def describe_error(task: TaskBase, exc: BaseException) -> str:
+    """The log message for a task that failed with ``exc``.
+
+    A task's own failure (a non-zero exit, a refused call) reads as it is: the
+    log line already carries the task id. Anything unexpected names the task.
+    """
+    if isinstance(exc, TaskFailedError | EvaluationError):
+        return _reason(exc)
+    return f"task {task.id!r}: {_reason(exc)}"
 
 
 def _str(value: Any) -> str:

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import structlog
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from controlplane.domain.fields import State
 from controlplane.domain.transitions import TERMINAL
+from controlplane.errors import FlowplaneError
 from controlplane.logging import get_logger
 from controlplane.runners.sandbox import Sandbox
+from controlplane.services.executions import create_execution
 from controlplane.services.flow_triggers import fire_flow_triggers
+from controlplane.services.namespaces import ensure_namespace_allowed
 from controlplane.services.revisions import stored_spec
-from controlplane.services.sealing import unseal
+from controlplane.services.sealing import seal_with, unseal
 from controlplane.services.secrets import Keyring, load_keyring, reveal
 from controlplane.services.worker.executor import (
     CancelledSignal,
@@ -27,11 +33,16 @@ from controlplane.services.worker.executor import (
     PausedSignal,
     StoppedSignal,
 )
+from controlplane.services.worker.retry import RetryPolicy, max_attempts
 from controlplane.store import executions as store
 from controlplane.store.db import transaction
-from controlplane.store.tables import ExecutionRow, FlowRevisionRow, utcnow
+from controlplane.store.tables import ExecutionRow, FlowRevisionRow, LogRow, utcnow
+from controlplane.store.text import escape_nul
 
 log = get_logger(__name__)
+
+# The longest pause between two turns of a worker whose turns keep failing.
+_MAX_BACKOFF = 30.0
 
 
 @dataclass
@@ -51,6 +62,9 @@ class Worker:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _keyring: Keyring | None = None
+    # time.time() of the last loop turn that finished without error (readiness).
+    last_tick: float | None = None
+    _failures: int = 0
 
     def keyring(self) -> Keyring:
         """The server identity, loaded on first use (only runs that use secrets need it)."""
@@ -73,10 +87,28 @@ class Worker:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def is_alive(self) -> bool:
+        """Whether the loop thread started by ``start`` is still running."""
+        return self._thread is not None and self._thread.is_alive()
+
     def run_forever(self) -> None:
-        """Claim and run executions until stopped."""
+        """Claim and run executions until stopped; no error ends the loop.
+
+        A database error (or any bug) in one turn is logged and retried with a
+        capped exponential backoff; the loop itself only ends when asked to.
+        """
         while not self._stop.is_set():
-            if not self.run_once():
+            try:
+                worked = self.run_once()
+            except Exception:
+                self._failures += 1
+                backoff = min(_MAX_BACKOFF, self.poll_interval * 2**self._failures)
+                log.exception("worker_turn_failed", worker=self.worker_id, retry_in=backoff)
+                self._stop.wait(backoff)
+                continue
+            self._failures = 0
+            self.last_tick = time.time()
+            if not worked:
                 self._stop.wait(self.poll_interval)
 
     def run_once(self) -> bool:
@@ -103,11 +135,48 @@ class Worker:
         def should_stop() -> bool:
             return lost.is_set() or self._killing(execution.id)
 
+        executor: Executor | None = None
+        outputs: dict[str, object] = {}
+        try:
+            executor = self._executor(execution, should_stop)
+            final, wake_at = executor.run(), None
+            if final in {State.SUCCESS, State.WARNING}:
+                outputs = executor.flow_outputs()
+        except PausedSignal as signal:
+            final = State.RUNNING if signal.running else State.PAUSED
+            wake_at = signal.wake_at
+        except StoppedSignal:
+            final, wake_at = State.KILLED, None
+        except CancelledSignal:
+            final, wake_at = State.CANCELLED, None
+        except SQLAlchemyError:
+            # The database failed under the run: leave it to the lease, so it is
+            # taken over (and failed after MAX_TAKEOVERS) rather than ended here.
+            log.exception("execution_store_error", execution_id=execution.id)
+            raise
+        except Exception as exc:  # noqa: BLE001 - the fault boundary of one execution
+            log.warning("execution_failed", execution_id=execution.id, error=str(exc))
+            self._log_line(execution.id, f"the execution failed: {exc}")
+            final, wake_at, outputs = State.FAILED, None, {}
+        finally:
+            done.set()
+            heartbeat.join()
+        if lost.is_set():
+            log.warning("lease_lost", execution_id=execution.id, worker=self.worker_id)
+            return
+        ended = self._finish(execution.id, final, wake_at, outputs)
+        if ended is not None and final == State.FAILED:
+            policy = executor.retry_as_new_execution if executor else None
+            self._retry_execution(ended, policy)
+
+    def _executor(self, execution: ExecutionRow, should_stop: Callable[[], bool]) -> Executor:
+        """The executor of ``execution``, on exactly its pinned revision."""
         with Session(self.engine) as session:
             revision = session.get(FlowRevisionRow, execution.revision_pk)
-            assert revision is not None  # noqa: S101 - foreign key
+            if revision is None:
+                raise FlowplaneError(f"revision {execution.revision_pk} of the run is missing")
             source = revision.source
-        executor = Executor(
+        return Executor(
             engine=self.engine,
             execution=execution,
             flow=stored_spec(source),
@@ -116,30 +185,62 @@ class Worker:
             should_stop=should_stop,
             reveal_secret=lambda key: reveal(self.engine, self.keyring(), execution.namespace, key),
             unseal=lambda value: unseal(value, self.keyring()),
+            seal=lambda value: seal_with(value, self.keyring().recipient),
+            authorize=lambda caller, target, action: ensure_namespace_allowed(
+                self.engine, caller, target, action
+            ),
         )
-        try:
-            final, wake_at = executor.run(), None
-        except PausedSignal as signal:
-            final = State.RUNNING if signal.running else State.PAUSED
-            wake_at = signal.wake_at
-        except StoppedSignal:
-            final, wake_at = State.KILLED, None
-        except CancelledSignal:
-            final, wake_at = State.CANCELLED, None
-        finally:
-            done.set()
-            heartbeat.join()
-        if lost.is_set():
-            log.warning("lease_lost", execution_id=execution.id, worker=self.worker_id)
+
+    def _log_line(self, execution_id: str, message: str) -> None:
+        """One execution-level log line (no task run), e.g. why the whole run failed."""
+        with transaction(self.engine) as session:
+            session.add(
+                LogRow(
+                    execution_id=execution_id,
+                    level="ERROR",
+                    message=escape_nul(message),
+                )
+            )
+
+    def _retry_execution(self, ended: ExecutionRow, task_policy: RetryPolicy | None) -> None:
+        """Queue a new execution for a failed one, when a retry asks for it.
+
+        A task retry with ``behavior: CREATE_NEW_EXECUTION``, or the flow's
+        ``retry`` with that behavior, creates a new execution of the same
+        revision, inputs and labels, until ``maxAttempts`` executions in all.
+        """
+        policy = task_policy
+        if policy is None:
+            with Session(self.engine) as session:
+                revision = session.get(FlowRevisionRow, ended.revision_pk)
+                spec = stored_spec(revision.source) if revision else None
+            flow_policy = spec.retry if spec else None
+            if flow_policy is not None and flow_policy.behavior == "CREATE_NEW_EXECUTION":
+                policy = flow_policy
+        if policy is None:
             return
-        outputs = {}
-        if final in {State.SUCCESS, State.WARNING}:
-            try:
-                outputs = executor.flow_outputs()
-            except ValueError as exc:  # RenderError is a ValueError
-                log.warning("flow_outputs_failed", execution_id=execution.id, error=str(exc))
-                final = State.FAILED
-        self._finish(execution.id, final, wake_at, outputs)
+        attempt = int(ended.trigger.get("attempt", 1)) if ended.trigger.get("retryOf") else 1
+        if attempt >= max_attempts(policy):
+            return
+        try:
+            retry = create_execution(
+                self.engine,
+                ended.namespace,
+                ended.flow_id,
+                inputs=unseal(ended.inputs, self.keyring()),
+                labels=ended.labels,
+                trigger={
+                    "type": "retry",
+                    "retryOf": ended.trigger.get("retryOf", ended.id),
+                    "previousExecutionId": ended.id,
+                    "attempt": attempt + 1,
+                },
+                revision=ended.flow_revision,
+            )
+        except FlowplaneError as exc:
+            self._log_line(ended.id, f"the retry could not be created: {exc}")
+            return
+        self._log_line(ended.id, f"retried as execution {retry.id} (attempt {attempt + 1})")
 
     def _finish(
         self,
@@ -147,16 +248,17 @@ class Worker:
         final: State,
         wake_at: datetime | None,
         outputs: dict[str, object],
-    ) -> None:
+    ) -> ExecutionRow | None:
+        """Record how the run ended; the ended row, or None when it is not over."""
         with transaction(self.engine) as session:
             row = store.get_execution(session, execution_id, lock=True)
             if row is None or row.lease_owner != self.worker_id:
-                return
+                return None
             if row.state == State.KILLING.value:
                 final = State.KILLED
             if final == State.RUNNING:
                 store.park(session, row, wake_at or utcnow())
-                return
+                return None
             if final == State.PAUSED:
                 row.wake_at = wake_at
                 row.lease_owner = None
@@ -164,8 +266,15 @@ class Worker:
             row.outputs = outputs
             store.set_state(session, row, final, f"ended on {self.worker_id}")
         log.info("execution_ended", execution_id=execution_id, state=final.value)
-        if final in TERMINAL:
+        if final not in TERMINAL:
+            return None
+        # A broken listener never disturbs the run that ended: flow_triggers
+        # contains each listener's failure, and this catches anything else.
+        try:
             fire_flow_triggers(self.engine, row)
+        except Exception:
+            log.exception("flow_triggers_failed", execution_id=execution_id)
+        return row
 
     def _killing(self, execution_id: str) -> bool:
         with Session(self.engine) as session:

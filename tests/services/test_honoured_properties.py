@@ -1,0 +1,192 @@
+"""Properties the validator accepts are honoured at run time (they were accepted and ignored)."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from controlplane.store.tables import ExecutionRow
+from tests.services.test_engine import logs, put_flow, run
+
+
+def _runs(execution: dict) -> dict[str, dict]:
+    return {r["task_id"]: r for r in execution["task_runs"]}
+
+
+def test_timeout_stops_a_sleep_that_would_run_longer(client: TestClient) -> None:
+    put_flow(
+        client,
+        "id: slow\nnamespace: demo\ntasks:\n"
+        "  - {id: nap, type: Sleep, duration: PT30S, timeout: PT1S}\n",
+    )
+    started = time.monotonic()
+    execution = run(client, "demo", "slow")
+    assert execution["state"] == "FAILED"
+    # The 30-second sleep was cut short: the run ended well inside the API's wait.
+    assert time.monotonic() - started < 30
+    assert any("timed out after PT1S" in line for line in logs(client, execution["id"]))
+
+
+def test_timeout_on_a_flowable_bounds_its_children(client: TestClient) -> None:
+    put_flow(
+        client,
+        "id: seq\nnamespace: demo\ntasks:\n"
+        "  - id: group\n    type: Sequential\n    timeout: PT1S\n    tasks:\n"
+        "      - {id: a, type: Sleep, duration: PT30S}\n"
+        "      - {id: b, type: Log, message: never}\n",
+    )
+    execution = run(client, "demo", "seq")
+    assert execution["state"] == "FAILED"
+    assert "b" not in _runs(execution) or _runs(execution)["b"]["state"] != "SUCCESS"
+
+
+def test_flow_level_retry_is_the_default_for_tasks(client: TestClient) -> None:
+    put_flow(
+        client,
+        "id: flaky\nnamespace: demo\n"
+        "retry: {type: constant, interval: PT0.1S, maxAttempts: 3}\n"
+        "tasks:\n  - {id: boom, type: Fail}\n",
+    )
+    execution = run(client, "demo", "flaky")
+    assert execution["state"] == "FAILED"
+    assert _runs(execution)["boom"]["attempt"] == 3
+
+
+def test_retry_max_duration_ends_retries_early(client: TestClient) -> None:
+    put_flow(
+        client,
+        "id: bounded\nnamespace: demo\ntasks:\n"
+        "  - id: boom\n    type: Fail\n"
+        "    retry: {type: constant, interval: PT0.4S, maxAttempts: 50, maxDuration: PT1S}\n",
+    )
+    execution = run(client, "demo", "bounded")
+    assert execution["state"] == "FAILED"
+    assert 1 < _runs(execution)["boom"]["attempt"] < 50
+    assert any("maxDuration" in line for line in logs(client, execution["id"]))
+
+
+def test_warning_on_retry_turns_a_late_success_into_warning(client: TestClient) -> None:
+    # The working directory is per attempt, so the marker lives in the shared one.
+    put_flow(
+        client,
+        "id: late\nnamespace: demo\ntasks:\n"
+        "  - id: wd\n    type: WorkingDirectory\n    tasks:\n"
+        "      - id: second-time\n        type: shell.Commands\n"
+        "        retry: {type: constant, interval: PT0.1S, maxAttempts: 2, warningOnRetry: true}\n"
+        "        commands:\n"
+        "          - 'test -f marker && exit 0; touch marker; exit 1'\n",
+    )
+    execution = run(client, "demo", "late")
+    runs = _runs(execution)
+    assert runs["second-time"]["attempt"] == 2
+    assert runs["second-time"]["state"] == "WARNING"
+    assert execution["state"] == "WARNING"
+
+
+def test_retry_behavior_create_new_execution(client: TestClient, engine: Engine) -> None:
+    put_flow(
+        client,
+        "id: again\nnamespace: demo\ntasks:\n"
+        "  - id: boom\n    type: Fail\n"
+        "    retry: {type: constant, interval: PT0.1S, maxAttempts: 3, "
+        "behavior: CREATE_NEW_EXECUTION}\n",
+    )
+    first = run(client, "demo", "again")
+    assert first["state"] == "FAILED"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with Session(engine) as session:
+            rows = session.exec(select(ExecutionRow)).all()
+            retries = [r for r in rows if r.trigger.get("retryOf") == first["id"]]
+            if len(retries) == 2 and all(r.state == "FAILED" for r in retries):
+                break
+        time.sleep(0.1)
+    assert sorted(r.trigger["attempt"] for r in retries) == [2, 3]
+    assert all(r.flow_revision == first["flow_revision"] for r in retries)
+
+
+def test_allow_warning_turns_warning_into_success(client: TestClient) -> None:
+    put_flow(
+        client,
+        "id: warned\nnamespace: demo\ntasks:\n"
+        "  - id: group\n    type: Sequential\n    allowWarning: true\n    tasks:\n"
+        "      - {id: a, type: Fail, allowFailure: true}\n",
+    )
+    execution = run(client, "demo", "warned")
+    assert _runs(execution)["a"]["state"] == "WARNING"
+    assert _runs(execution)["group"]["state"] == "SUCCESS"
+    assert execution["state"] == "SUCCESS"
+
+
+def test_log_level_drops_lower_lines(client: TestClient) -> None:
+    put_flow(
+        client,
+        "id: quiet\nnamespace: demo\ntasks:\n"
+        "  - {id: chatty, type: Log, message: debug-line, level: DEBUG, logLevel: INFO}\n"
+        "  - {id: loud, type: Log, message: warn-line, level: WARN, logLevel: INFO}\n",
+    )
+    execution = run(client, "demo", "quiet")
+    lines = logs(client, execution["id"])
+    assert "warn-line" in lines
+    assert "debug-line" not in lines
+
+
+def test_templated_concurrent_is_rendered(client: TestClient) -> None:
+    put_flow(
+        client,
+        "id: par\nnamespace: demo\nvariables: {width: 2}\ntasks:\n"
+        "  - id: p\n    type: Parallel\n    concurrent: '{{ vars.width }}'\n    tasks:\n"
+        "      - {id: a, type: Log, message: a}\n      - {id: b, type: Log, message: b}\n",
+    )
+    assert run(client, "demo", "par")["state"] == "SUCCESS"
+
+
+def test_subflow_revision_labels_and_schedule_date(client: TestClient, engine: Engine) -> None:
+    child = "id: child\nnamespace: demo\ntasks:\n  - {id: r, type: Return, format: 'REV'}\n"
+    child += "outputs:\n  - {id: rev, type: STRING, value: '{{ flow.revision }}'}\n"
+    put_flow(client, child.replace("REV", "one"))
+    put_flow(client, child.replace("REV", "two"))
+    put_flow(
+        client,
+        "id: parent\nnamespace: demo\ntasks:\n"
+        "  - id: sub\n    type: Subflow\n    namespace: demo\n    flowId: child\n"
+        "    revision: 1\n    labels: {team: ops}\n",
+    )
+    execution = run(client, "demo", "parent")
+    assert execution["state"] == "SUCCESS", logs(client, execution["id"])
+    outputs = _runs(execution)["sub"]["outputs"]
+    assert outputs["outputs"] == {"rev": "1"}
+    child_run = client.get(f"/api/v1/executions/{outputs['executionId']}").json()
+    assert child_run["flow_revision"] == 1
+    assert child_run["labels"]["team"] == "ops"
+
+    put_flow(
+        client,
+        "id: later\nnamespace: demo\ntasks:\n"
+        "  - id: sub\n    type: Subflow\n    namespace: demo\n    flowId: child\n"
+        "    wait: false\n    scheduleDate: '{{ now() | dateAdd(1, \"HOURS\") }}'\n",
+    )
+    execution = run(client, "demo", "later")
+    assert execution["state"] == "SUCCESS", logs(client, execution["id"])
+    scheduled = client.get(
+        f"/api/v1/executions/{_runs(execution)['sub']['outputs']['executionId']}"
+    ).json()
+    assert scheduled["state"] == "CREATED"  # waits for its date
+
+
+def test_a_parent_waiting_on_its_subflow_records_one_history_entry(
+    client: TestClient,
+) -> None:
+    put_flow(client, "id: nap\nnamespace: demo\ntasks:\n  - {id: s, type: Sleep, duration: PT2S}\n")
+    put_flow(
+        client,
+        "id: waiter\nnamespace: demo\ntasks:\n"
+        "  - {id: sub, type: Subflow, namespace: demo, flowId: nap}\n",
+    )
+    execution = run(client, "demo", "waiter")
+    assert execution["state"] == "SUCCESS"
+    waits = [h for h in execution["state_history"] if "waiting" in h.get("reason", "")]
+    assert len(waits) == 1
