@@ -26,12 +26,14 @@ from controlplane.domain.triggers import Schedule, Webhook
 from controlplane.errors import (
     ConflictError,
     IllegalTransitionError,
+    InvalidInputError,
     InvalidRequestError,
     NotFoundError,
+    Problem,
     StoreError,
 )
 from controlplane.services.revisions import stored_spec
-from controlplane.services.sealing import seal
+from controlplane.services.sealing import contains_sealed, seal
 from controlplane.store import executions as store
 from controlplane.store import flows as flow_store
 from controlplane.store.audit import record_event
@@ -115,7 +117,9 @@ def create_in_session(
     # SECRET inputs are sealed to the server's key before they reach the database.
     secret_names = [i.id for i in spec.inputs or [] if i.type == InputType.SECRET]
     secret_names += [name for name in sealed if name not in secret_names]
-    resolved = seal(session, resolve_inputs(spec.inputs or [], inputs), secret_names)
+    given = resolve_inputs(spec.inputs or [], inputs)
+    _refuse_sealed_shapes(given, "inputs")
+    resolved = seal(session, given, secret_names)
     execution = ExecutionRow(
         id=str(uuid.uuid4()),
         namespace=namespace,
@@ -161,6 +165,15 @@ def create_in_session(
     )
     session.flush()
     return execution
+
+
+def _refuse_sealed_shapes(values: Mapping[str, Any], where: str) -> None:
+    """Refuse a value shaped like a sealed secret: only the server seals (see sealing)."""
+    for name, value in values.items():
+        if contains_sealed(value):
+            raise InvalidInputError(
+                [Problem(path=f"{where}.{name}", message='a {"sealed": …} value is reserved')]
+            )
 
 
 def _pinned(session: Session, live: FlowRevisionRow, number: int) -> FlowRevisionRow:
@@ -263,6 +276,7 @@ def resume_execution(
         revision_source = _revision_source(session, execution)
         pause_task = _find_pause(revision_source, paused.task_id)
         resolved = resolve_inputs(pause_task.onResume or [], inputs) if pause_task else {}
+        _refuse_sealed_shapes(resolved, "inputs")
         if pause_task is not None:
             hidden = [i.id for i in pause_task.onResume or [] if i.type == InputType.SECRET]
             resolved = seal(session, resolved, hidden)

@@ -68,6 +68,23 @@ def is_sealed(value: object) -> bool:
     return isinstance(value, Mapping) and set(value) == {SEALED}
 
 
+def contains_sealed(value: Any) -> bool:
+    """Whether ``value`` holds anything shaped like a sealed value.
+
+    Only the server seals. A sealed shape arriving from outside (an input, a
+    task's outputs) could be a ciphertext copied from elsewhere, e.g. another
+    namespace's secrets file, that the worker would open for its sender; such
+    values are refused at the door.
+    """
+    if is_sealed(value):
+        return True
+    if isinstance(value, Mapping):
+        return any(contains_sealed(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(contains_sealed(v) for v in value)
+    return False
+
+
 def unseal(value: Any, keyring: Keyring) -> Any:
     """``value`` with every sealed value inside it opened (dicts and lists are walked)."""
     if is_sealed(value):

@@ -155,6 +155,11 @@ def test_resume_task_resumes_another_execution_as_the_flow(
     put_flow(client, "id: gate\nnamespace: demo\ntasks:\n  - {id: wait, type: Pause}\n")
     paused = run(client, "demo", "gate")
     assert paused["state"] == "PAUSED"
+    # Resuming another namespace's run needs that namespace to allow the caller.
+    allowed = client.put(
+        "/api/v1/namespaces/demo", json={"allowed_namespaces": ["io.kestra.tests"]}
+    )
+    assert allowed.status_code in {200, 201}
     ns, flow_id = put_flow(client, (corpus / "resume-execution.yaml").read_text())
     resumer = run(client, ns, flow_id, executionId=paused["id"])
     assert resumer["state"] == "SUCCESS", logs(client, resumer["id"])

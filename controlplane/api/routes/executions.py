@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from controlplane.api.auth import Editor, Reviewer, Viewer
 from controlplane.api.deps import EngineDep, PageDep
+from controlplane.api.limits import MAX_DB_INT, Text
 from controlplane.api.schemas import ErrorBody, WriteModel
 from controlplane.domain.fields import FLOW_ID_PATTERN, NAMESPACE_PATTERN, State
 from controlplane.domain.transitions import TERMINAL
@@ -27,6 +28,7 @@ from controlplane.services import lineage
 from controlplane.services.access import Principal
 from controlplane.services.masking import (
     SecretFields,
+    mask_sealed,
     secret_fields_by_revision,
     secret_fields_of,
 )
@@ -39,6 +41,9 @@ router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 404, 409, 422)
 }
+ExecutionId = Annotated[Text, Path(max_length=100)]
+# A log line's position: the database's row number, so at most a BIGINT.
+Position = Annotated[int, Query(ge=0, le=MAX_DB_INT)]
 
 
 class ExecutionCreate(WriteModel):
@@ -133,7 +138,7 @@ class ExecutionPublic(BaseModel):
             trigger=row.trigger,
             inputs=secrets.mask_inputs(row.inputs),
             labels=row.labels,
-            outputs=row.outputs,
+            outputs=mask_sealed(row.outputs),
             state=row.state,
             state_history=row.state_history,
             created_at=as_utc(row.created_at),
@@ -175,8 +180,8 @@ def list_executions(
     engine: EngineDep,
     principal: Viewer,
     page: PageDep,
-    namespace: str | None = None,
-    flow_id: str | None = None,
+    namespace: Text | None = None,
+    flow_id: Text | None = None,
     state: State | None = None,
 ) -> list[ExecutionPublic]:
     """Runs, newest first."""
@@ -202,7 +207,9 @@ def _visible(engine: EngineDep, principal: Principal, execution_id: str) -> serv
 
 
 @router.get("/{execution_id}", response_model=ExecutionPublic, responses=_ERRORS)
-def get_execution(engine: EngineDep, principal: Viewer, execution_id: str) -> ExecutionPublic:
+def get_execution(
+    engine: EngineDep, principal: Viewer, execution_id: ExecutionId
+) -> ExecutionPublic:
     """A run with its task runs."""
     detail = _visible(engine, principal, execution_id)
     return _public(engine, detail.execution, list(detail.task_runs))
@@ -212,8 +219,8 @@ def get_execution(engine: EngineDep, principal: Viewer, execution_id: str) -> Ex
 def get_logs(
     engine: EngineDep,
     principal: Viewer,
-    execution_id: str,
-    after: Annotated[int, Query(ge=0)] = 0,
+    execution_id: ExecutionId,
+    after: Position = 0,
 ) -> list[LogLine]:
     """Log lines after position ``after``."""
     _visible(engine, principal, execution_id)
@@ -222,7 +229,7 @@ def get_logs(
 
 
 @router.get("/{execution_id}/lineage", responses=_ERRORS)
-def get_lineage(engine: EngineDep, principal: Viewer, execution_id: str) -> dict[str, Any]:
+def get_lineage(engine: EngineDep, principal: Viewer, execution_id: ExecutionId) -> dict[str, Any]:
     """Everything an auditor needs to trace this run: revision, commit, plan, approvals."""
     _visible(engine, principal, execution_id)
     return lineage.execution_lineage(engine, execution_id)
@@ -230,7 +237,7 @@ def get_lineage(engine: EngineDep, principal: Viewer, execution_id: str) -> dict
 
 @router.post("/{execution_id}/resume", response_model=ExecutionPublic, responses=_ERRORS)
 def resume_execution(
-    engine: EngineDep, principal: Reviewer, execution_id: str, body: ResumeBody
+    engine: EngineDep, principal: Reviewer, execution_id: ExecutionId, body: ResumeBody
 ) -> ExecutionPublic:
     """Resume a paused run once; who resumed it and when is recorded on the Pause task run."""
     _visible(engine, principal, execution_id)
@@ -239,14 +246,18 @@ def resume_execution(
 
 
 @router.post("/{execution_id}/kill", response_model=ExecutionPublic, responses=_ERRORS)
-def kill_execution(engine: EngineDep, principal: Editor, execution_id: str) -> ExecutionPublic:
+def kill_execution(
+    engine: EngineDep, principal: Editor, execution_id: ExecutionId
+) -> ExecutionPublic:
     """Kill a run."""
     _visible(engine, principal, execution_id)
     return _public(engine, service.kill_execution(engine, execution_id, actor=principal.actor))
 
 
 @router.post("/{execution_id}/restart", response_model=ExecutionPublic, responses=_ERRORS)
-def restart_execution(engine: EngineDep, principal: Editor, execution_id: str) -> ExecutionPublic:
+def restart_execution(
+    engine: EngineDep, principal: Editor, execution_id: ExecutionId
+) -> ExecutionPublic:
     """Run a FAILED, KILLED or WARNING run again from its unsuccessful tasks, same revision."""
     _visible(engine, principal, execution_id)
     return _public(engine, service.restart_execution(engine, execution_id, actor=principal.actor))
@@ -271,9 +282,9 @@ _FOLLOW_POLL_SECONDS = 0.25
 def follow_logs(
     engine: EngineDep,
     principal: Viewer,
-    execution_id: str,
-    after: Annotated[int, Query(ge=0)] = 0,
-    last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
+    execution_id: ExecutionId,
+    after: Position = 0,
+    last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0, le=MAX_DB_INT)] = None,
 ) -> StreamingResponse:
     """Stream the run's log lines after ``after`` (or ``Last-Event-ID``) until it ends."""
     _visible(engine, principal, execution_id)
@@ -305,7 +316,7 @@ async def webhook(
     engine: EngineDep,
     namespace: Annotated[str, Path(pattern=NAMESPACE_PATTERN)],
     flow_id: Annotated[str, Path(pattern=FLOW_ID_PATTERN)],
-    key: Annotated[str, Path(max_length=256)],
+    key: Annotated[Text, Path(max_length=256)],
 ) -> ExecutionPublic:
     """Start a run from the flow's Webhook trigger; the JSON (or text) body is ``trigger.body``."""
     raw = await request.body()

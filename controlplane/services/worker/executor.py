@@ -35,7 +35,7 @@ from controlplane.metrics import TASK_DURATION
 from controlplane.runners.sandbox import Sandbox
 from controlplane.services.executions import create_execution, get_execution
 from controlplane.services.masking import SecretFields, mask_text, secret_variants
-from controlplane.services.sealing import is_sealed
+from controlplane.services.sealing import contains_sealed, is_sealed
 from controlplane.services.worker.retry import RetryPolicy, delay_before, max_attempts
 from controlplane.store import executions as store
 from controlplane.store.db import as_utc, transaction
@@ -315,6 +315,11 @@ class Executor:
                 outputs = implementation(task, context)
                 if context.timed_out():
                     raise TaskFailedError(f"timed out after {task.timeout}")  # noqa: TRY301
+                if contains_sealed(outputs):
+                    # Only the worker seals; a forged one would be opened for this run.
+                    raise TaskFailedError(  # noqa: TRY301
+                        'outputs may not hold a {"sealed": …} value: that shape is reserved'
+                    )
             except (PausedSignal, StoppedSignal, CancelledSignal, SQLAlchemyError):
                 raise
             except Exception as exc:  # noqa: BLE001 - the fault boundary of one attempt

@@ -18,7 +18,7 @@ from controlplane.errors import ConflictError, InvalidInputError, NotFoundError
 from controlplane.services import executions as execution_service
 from controlplane.services import lineage as lineage_service
 from controlplane.services.access import Principal
-from controlplane.services.masking import SecretFields
+from controlplane.services.masking import SecretFields, mask_sealed
 from controlplane.store import executions as execution_store
 from controlplane.store.tables import ExecutionRow, LogRow, TaskRunRow
 from controlplane.ui import queries
@@ -150,6 +150,7 @@ def _execution_page(
         "nav": "executions",
         "execution": execution,
         "inputs": secrets.mask_inputs(execution.inputs),
+        "outputs": mask_sealed(execution.outputs),
         "timeline": _timeline(execution, runs, secrets),
         "logs": logs,
         "live": execution.state in _LIVE,
