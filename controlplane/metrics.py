@@ -7,7 +7,7 @@ scrape time by the API, so they are right however many worker processes run.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -38,5 +38,17 @@ HTTP_REQUESTS = Counter(
     "flowplane_http_requests_total",
     "API requests by method, route template and status",
     ["method", "route", "status"],
+    registry=REGISTRY,
+)
+LOOP_LAST_SUCCESS = Gauge(
+    "flowplane_loop_last_success_timestamp_seconds",
+    "Unix time of the last tick of a background loop that completed without error",
+    ["loop"],
+    registry=REGISTRY,
+)
+LOOP_FAILURES = Counter(
+    "flowplane_loop_failures_total",
+    "Ticks of a background loop that raised (the loop backs off and carries on)",
+    ["loop"],
     registry=REGISTRY,
 )

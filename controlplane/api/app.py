@@ -27,6 +27,7 @@ from controlplane.api.routes import (
 from controlplane.runners.sandbox import Sandbox
 from controlplane.services.access import ensure_admin_token
 from controlplane.services.gitops.poller import Poller
+from controlplane.services.loop import STALE_FLOOR_SECONDS, LoopRegistry
 from controlplane.services.scheduler import Scheduler
 from controlplane.services.sealing import register_recipient
 from controlplane.services.secrets import load_keyring
@@ -68,11 +69,15 @@ def create_app(
         Poller(app_engine, settings.data_dir.resolve() / "git") if settings.poll_sources else None
     )
     background = [b for b in (scheduler, poller) if b is not None]
+    loops = LoopRegistry()
+    for service in background:
+        loops.add(service.loop)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         for worker in embedded:
             worker.start()
+            _watch_worker(loops, worker, settings.lease_seconds)
         for service in background:
             service.start()
         yield
@@ -98,6 +103,8 @@ def create_app(
     app.state.engine = engine
     app.state.keyring = keyring
     app.state.metrics_registry = database_registry(engine)
+    app.state.loops = loops
+    app.state.workers = embedded
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(namespaces.router)
@@ -113,6 +120,35 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)
     return app
+
+
+def _watch_worker(loops: LoopRegistry, worker: Worker, lease_seconds: float) -> None:
+    """Let readiness see an embedded worker die or hang.
+
+    ``Worker.is_alive()`` and ``Worker.last_tick`` may not exist yet: until
+    they do, liveness falls back to the worker's thread and staleness is not
+    checked (a run in hand may take long; the worker's heartbeat, which
+    renews the lease every third of it, is what keeps ``last_tick`` fresh).
+    """
+    thread_alive = getattr(worker, "is_alive", None)
+
+    def is_alive() -> bool:
+        if callable(thread_alive):
+            return bool(thread_alive())
+        thread = getattr(worker, "_thread", None)
+        return thread is not None and bool(thread.is_alive())
+
+    def last_tick() -> float | None:
+        value = getattr(worker, "last_tick", None)
+        return float(value) if isinstance(value, int | float) else None
+
+    has_tick = hasattr(worker, "last_tick")
+    loops.watch(
+        f"worker:{worker.worker_id}",
+        is_alive,
+        last_tick if has_tick else None,
+        max_age=max(3 * lease_seconds, STALE_FLOOR_SECONDS),
+    )
 
 
 def _bootstrap_admin(engine: Engine, settings: Settings) -> None:

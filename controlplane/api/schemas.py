@@ -6,11 +6,13 @@ error, not something silently ignored.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from controlplane.domain.fields import NAMESPACE_PATTERN
 from controlplane.services.flows import FlowState
 from controlplane.store.db import as_utc
 from controlplane.store.tables import FlowRevisionRow, NamespaceRow
@@ -193,12 +195,33 @@ class ValidationResult(BaseModel):
     problems: list[ProblemOut]
 
 
+def _namespace_glob(value: str) -> str:
+    """A namespace name, or a glob of them where ``*`` stands for any run of characters."""
+    # Each ``*`` stands in for one valid character, so ``team.*`` and ``*`` pass
+    # while ``?``, character classes, spaces and capitals do not.
+    if not re.fullmatch(NAMESPACE_PATTERN, value.replace("*", "a")):
+        message = f"{value!r} is not a namespace name or glob (such as 'team.*' or '*')"
+        raise ValueError(message)
+    return value
+
+
+NamespaceGlob = Annotated[str, Field(max_length=150), AfterValidator(_namespace_glob)]
+
+
 class NamespaceWrite(WriteModel):
     """The writable attributes of a namespace; a PUT replaces all of them."""
 
     description: str | None = None
     labels: dict[str, StorableText] = Field(default_factory=dict)
     variables: dict[str, Any] = Field(default_factory=dict)
+    allowed_namespaces: list[NamespaceGlob] = Field(
+        default_factory=list,
+        description=(
+            "Namespaces (names or globs such as 'team.*') whose flows may act in this one: "
+            "KV, Resume, log.Fetch, Subflow, flow triggers. Its own flows always may; "
+            "empty lets no other namespace in."
+        ),
+    )
 
 
 class NamespacePublic(BaseModel):
@@ -208,6 +231,9 @@ class NamespacePublic(BaseModel):
     description: str | None
     labels: dict[str, str]
     variables: dict[str, Any]
+    allowed_namespaces: list[str] = Field(
+        description="Namespaces (names or globs) whose flows may act in this one"
+    )
     version: int = Field(description="Increases on every change")
     created_at: datetime
     updated_at: datetime
@@ -220,6 +246,7 @@ class NamespacePublic(BaseModel):
             description=row.description,
             labels=row.labels,
             variables=row.variables,
+            allowed_namespaces=list(row.allowed_namespaces),
             version=row.version,
             created_at=as_utc(row.created_at),
             updated_at=as_utc(row.updated_at),

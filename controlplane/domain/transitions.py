@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from controlplane.domain.fields import State
 from controlplane.errors import IllegalTransitionError
 
-TERMINAL = frozenset({State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.CANCELLED})
+# RETRIED: a failed run whose retry (behavior CREATE_NEW_EXECUTION) is a new execution.
+TERMINAL = frozenset(
+    {State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.CANCELLED, State.RETRIED}
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ RULES: tuple[Rule, ...] = (
             State.FAILED,
             State.PAUSED,
             State.RETRYING,
+            State.RETRIED,
             State.KILLING,
             State.CANCELLED,
         },

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from controlplane.domain import expressions
@@ -47,6 +48,7 @@ from controlplane.store.tables import (
     utcnow,
 )
 
+CORRELATION_LABEL = "system.correlationId"
 # A backfill creates at most this many executions in one call.
 MAX_BACKFILL = 1000
 
@@ -120,8 +122,12 @@ def create_in_session(
     given = resolve_inputs(spec.inputs or [], inputs)
     _refuse_sealed_shapes(given, "inputs")
     resolved = seal(session, given, secret_names)
+    execution_id = str(uuid.uuid4())
+    merged = {**(spec.labels or {}), **labels_as_dict(dict(labels or {}))}
+    # Kestra's system label tying a run to the run that started the chain.
+    merged.setdefault(CORRELATION_LABEL, execution_id)
     execution = ExecutionRow(
-        id=str(uuid.uuid4()),
+        id=execution_id,
         namespace=namespace,
         flow_id=flow_id,
         flow_revision=revision_row.revision,
@@ -131,7 +137,7 @@ def create_in_session(
         origin=revision_row.origin,
         trigger=dict(trigger or {"type": "api"}),
         inputs=resolved,
-        labels={**(spec.labels or {}), **labels_as_dict(dict(labels or {}))},
+        labels=merged,
         state=State.CREATED.value,
         concurrency_limit=spec.concurrency.limit if spec.concurrency else None,
     )
@@ -424,8 +430,12 @@ def fire_schedule(
                     execution_id=execution.id,
                 )
             )
-    except StoreError:
-        return None  # this time was fired already (unique key)
+    except StoreError as exc:
+        # Only the fire's unique key means "already fired"; any other store
+        # error must reach the caller, or a scheduled time is lost silently.
+        if isinstance(exc.__cause__, IntegrityError):
+            return None
+        raise
     return execution
 
 

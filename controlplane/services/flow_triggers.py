@@ -26,7 +26,7 @@ from controlplane.domain.durations import parse_duration
 from controlplane.domain.fields import State
 from controlplane.domain.spec import labels_as_dict
 from controlplane.domain.triggers import FlowTrigger, PreconditionFilter, PreconditionWhere
-from controlplane.errors import FlowplaneError
+from controlplane.errors import FlowplaneError, StoreError
 from controlplane.logging import get_logger
 from controlplane.services.executions import create_execution, get_execution
 from controlplane.services.namespaces import ensure_namespace_allowed
@@ -75,7 +75,7 @@ def fire_flow_triggers(engine: Engine, upstream: ExecutionRow) -> list[str]:
                 created = _fire_one(
                     engine, namespace, flow_id, trigger, upstream, event, task_outputs
                 )
-            except SQLAlchemyError:
+            except (SQLAlchemyError, StoreError):
                 raise
             except Exception as exc:  # noqa: BLE001 - one listener's failure stays its own
                 log.warning(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from controlplane.errors import ConflictError, NotFoundError
+from controlplane.errors import ConflictError, ForbiddenError, NotFoundError
 from controlplane.services.preconditions import check_if_match
 from controlplane.store import namespaces as store
 from controlplane.store.audit import record_event
@@ -24,6 +25,8 @@ class NamespaceInput:
     description: str | None = None
     labels: dict[str, Any] | None = None
     variables: dict[str, Any] | None = None
+    # Caller namespaces (names or globs such as ``team.*``) allowed to act in this one.
+    allowed_namespaces: list[str] | None = None
 
 
 def namespace_etag(row: NamespaceRow) -> str:
@@ -59,9 +62,15 @@ def put_namespace(
         created = row is None
         if row is None:
             row = NamespaceRow(name=name, version=0)
-        wanted = (data.description, data.labels or {}, data.variables or {})
-        if created or (row.description, row.labels, row.variables) != wanted:
-            row.description, row.labels, row.variables = wanted
+        wanted = (
+            data.description,
+            data.labels or {},
+            data.variables or {},
+            data.allowed_namespaces or [],
+        )
+        current = (row.description, row.labels, row.variables, row.allowed_namespaces)
+        if created or current != wanted:
+            row.description, row.labels, row.variables, row.allowed_namespaces = wanted
             row.version += 1
             row.updated_at = utcnow()
             session.add(row)
@@ -71,7 +80,7 @@ def put_namespace(
                 actor=actor,
                 action="namespace.put",
                 target=f"namespace:{name}",
-                summary={"version": row.version},
+                summary={"version": row.version, "allowed_namespaces": row.allowed_namespaces},
             )
         return row, created
 
@@ -113,4 +122,24 @@ def delete_namespace(engine: Engine, name: str, *, actor: str, if_match: str | N
         session.delete(row)
         record_event(
             session, actor=actor, action="namespace.delete", target=f"namespace:{name}", summary={}
+        )
+
+
+def ensure_namespace_allowed(engine: Engine, caller: str, target: str, action: str) -> None:
+    """Raise ``ForbiddenError`` unless a flow of ``caller`` may do ``action`` in ``target``.
+
+    A flow always acts in its own namespace. Any other namespace must list the
+    caller (by name or glob) in its ``allowed_namespaces``; a namespace without
+    a row, or with an empty list, lets no other namespace in. The runtime calls
+    this before every cross-namespace action (KV, Resume, log.Fetch, Subflow,
+    flow triggers), so a run never acts with more rights than its namespace.
+    """
+    if caller == target:
+        return
+    with Session(engine) as session:
+        row = store.get_namespace(session, target)
+        allowed = list(row.allowed_namespaces) if row is not None else []
+    if not any(fnmatch.fnmatchcase(caller, pattern) for pattern in allowed):
+        raise ForbiddenError(
+            f"namespace {target} does not allow flows from {caller} to {action} (allowedNamespaces)"
         )

@@ -4,32 +4,48 @@ Each tick lists live flows with Schedule triggers, computes the cron times due
 since the last fire (or since the revision went live), and creates one
 execution per due time in the same transaction that inserts the fire's unique
 key. A second scheduler racing on the same time loses on that key and moves on.
+
+Only that unique key means "already fired". Any other error leaves the time
+unfired: the trigger stops at it (so no later time overtakes it), the error
+is logged, and the trigger is tried again after a backoff while every other
+trigger carries on. The tick runs on a ``BackgroundLoop``, which survives
+errors that break a whole tick (the database is down).
+
+``lateMaximumDelay`` skips, with a log line, a time older than ``now`` minus
+the delay. ``stopAfter`` disables a trigger once one of its runs of the live
+revision is in a listed state; the state is derived from ``trigger_fires``
+joined to ``executions``, so it is durable, and a new revision re-arms it.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
 from sqlalchemy import Engine, func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from controlplane.domain import expressions
+from controlplane.domain.durations import parse_duration
 from controlplane.domain.triggers import Schedule
-from controlplane.errors import FlowplaneError
+from controlplane.errors import StoreError
 from controlplane.logging import get_logger
 from controlplane.services.executions import fire_schedule
+from controlplane.services.loop import MAX_BACKOFF_SECONDS, BackgroundLoop
 from controlplane.services.revisions import stored_spec
 from controlplane.store.db import as_utc
 from controlplane.store.flows import FlowFilter, list_active
-from controlplane.store.tables import FlowRevisionRow, TriggerFireRow, utcnow
+from controlplane.store.tables import ExecutionRow, FlowRevisionRow, TriggerFireRow, utcnow
 
 log = get_logger(__name__)
 
 # Catching up after downtime is bounded, so a years-old cron cannot flood the queue.
 MAX_CATCH_UP = 1000
+
+_TriggerKey = tuple[str, str, str]  # namespace, flow id, trigger id
 
 
 def due_times(
@@ -56,49 +72,140 @@ def due_times(
     return times
 
 
+def late_limit(trigger: Schedule) -> timedelta | None:
+    """The trigger's ``lateMaximumDelay``; None when unset (an expression is rendered first).
+
+    Raises ``ValueError`` (``RenderError`` is one) when it is not a duration.
+    """
+    if trigger.lateMaximumDelay is None:
+        return None
+    return parse_duration(expressions.render(trigger.lateMaximumDelay, {}))
+
+
+@dataclass
+class _Backoff:
+    failures: int
+    retry_at: datetime
+
+
 @dataclass
 class Scheduler:
     """Fires Schedule triggers; several may run against one database."""
 
     engine: Engine
     interval: float = 1.0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    loop: BackgroundLoop = field(init=False)
+    _backoff: dict[_TriggerKey, _Backoff] = field(default_factory=dict)
+    # Times skipped as too late are not stored; this keeps the next tick from
+    # computing (and logging) them again.
+    _skipped_until: dict[_TriggerKey, datetime] = field(default_factory=dict)
+    _reported: set[tuple[int | None, str]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.loop = BackgroundLoop("scheduler", self.interval, lambda: self.tick(utcnow()))
 
     def start(self) -> None:
         """Tick in a background thread."""
-        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
-        self._thread.start()
+        self.loop.start()
 
     def stop(self) -> None:
         """Stop ticking."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.tick(utcnow())
-            except FlowplaneError as exc:
-                log.warning("scheduler_tick_failed", error=str(exc))
+        self.loop.stop(10)
 
     def tick(self, now: datetime) -> int:
         """Fire every due time up to ``now``; return how many executions were created."""
         created = 0
+        for revision, trigger in self._schedules():
+            key = (revision.namespace, revision.flow_id, trigger.id)
+            waiting = self._backoff.get(key)
+            if waiting is not None and now < waiting.retry_at:
+                continue
+            try:
+                created += self._fire_due(revision, trigger, now)
+            except Exception as exc:  # noqa: BLE001 - one broken trigger must not stop the rest
+                self._back_off(key, now, exc)
+            else:
+                self._backoff.pop(key, None)
+        return created
+
+    def _schedules(self) -> list[tuple[FlowRevisionRow, Schedule]]:
         with Session(self.engine) as session:
             rows, _ = list_active(session, FlowFilter(), offset=0, limit=100_000)
-            schedules = [
-                (revision, trigger)
-                for _flow, revision in rows
-                if "Schedule" in revision.source
-                for trigger in stored_spec(revision.source).triggers or []
-                if isinstance(trigger, Schedule) and not trigger.disabled
-            ]
-        for revision, trigger in schedules:
-            for moment in due_times(trigger, self._last_fire(revision, trigger), now):
-                created += self._fire(revision, trigger, moment)
-        return created
+        return [
+            (revision, trigger)
+            for _flow, revision in rows
+            if "Schedule" in revision.source
+            for trigger in stored_spec(revision.source).triggers or []
+            if isinstance(trigger, Schedule) and not trigger.disabled
+        ]
+
+    def _fire_due(self, revision: FlowRevisionRow, trigger: Schedule, now: datetime) -> int:
+        """Fire the trigger's due times in order; raise at the first that fails."""
+        if self._stopped(revision, trigger):
+            return 0
+        key = (revision.namespace, revision.flow_id, trigger.id)
+        after = self._last_fire(revision, trigger)
+        skipped_until = self._skipped_until.get(key)
+        if skipped_until is not None and skipped_until > after:
+            after = skipped_until
+        times = self._drop_late(key, trigger, due_times(trigger, after, now), now)
+        return sum(self.fire(revision, trigger, moment) for moment in times)
+
+    def _drop_late(
+        self, key: _TriggerKey, trigger: Schedule, times: list[datetime], now: datetime
+    ) -> list[datetime]:
+        try:
+            limit = late_limit(trigger)
+        except ValueError as exc:  # RenderError is a ValueError too
+            # Firing late is safer than never firing: the limit is ignored, loudly.
+            log.warning("schedule_late_delay_invalid", trigger=trigger.id, error=str(exc))
+            return times
+        if limit is None:
+            return times
+        late = [t for t in times if t < now - limit]
+        if late:
+            self._skipped_until[key] = late[-1]
+            log.info(
+                "schedule_skipped_late",
+                flow=f"{key[0]}/{key[1]}",
+                trigger=trigger.id,
+                skipped=len(late),
+                first=late[0].isoformat(),
+                last=late[-1].isoformat(),
+                late_maximum_delay=trigger.lateMaximumDelay,
+            )
+        return [t for t in times if t >= now - limit]
+
+    def _stopped(self, revision: FlowRevisionRow, trigger: Schedule) -> bool:
+        """Whether a run this trigger started for the live revision ended in a stopAfter state."""
+        if not trigger.stopAfter:
+            return False
+        with Session(self.engine) as session:
+            hit = session.exec(
+                select(ExecutionRow.id, ExecutionRow.state)
+                .join(TriggerFireRow, col(TriggerFireRow.execution_id) == col(ExecutionRow.id))
+                .where(
+                    col(TriggerFireRow.namespace) == revision.namespace,
+                    col(TriggerFireRow.flow_id) == revision.flow_id,
+                    col(TriggerFireRow.trigger_id) == trigger.id,
+                    col(ExecutionRow.revision_pk) == revision.pk,
+                    col(ExecutionRow.state).in_([state.value for state in trigger.stopAfter]),
+                )
+                .limit(1)
+            ).first()
+        if hit is None:
+            return False
+        if (revision.pk, trigger.id) not in self._reported:
+            self._reported.add((revision.pk, trigger.id))
+            log.info(
+                "schedule_stopped",
+                flow=f"{revision.namespace}/{revision.flow_id}",
+                revision=revision.revision,
+                trigger=trigger.id,
+                execution=hit[0],
+                state=hit[1],
+            )
+        return True
 
     def _last_fire(self, revision: FlowRevisionRow, trigger: Schedule) -> datetime:
         with Session(self.engine) as session:
@@ -112,11 +219,43 @@ class Scheduler:
         start = as_utc(revision.created_at)
         return max(as_utc(last), start) if last is not None else start
 
-    def _fire(self, revision: FlowRevisionRow, trigger: Schedule, moment: datetime) -> int:
+    def fire(self, revision: FlowRevisionRow, trigger: Schedule, moment: datetime) -> int:
+        """Fire one time (1), or find it fired already (0); raise when it is neither."""
         try:
             execution = fire_schedule(self.engine, revision, trigger, moment)
-        except FlowplaneError as exc:
-            log.warning("schedule_fire_failed", trigger=trigger.id, error=str(exc))
-            return 0
-        # None: another scheduler (or a backfill) fired this time first.
-        return 0 if execution is None else 1
+        except StoreError as exc:
+            if isinstance(exc.__cause__, IntegrityError) and self._fired(revision, trigger, moment):
+                return 0  # another scheduler (or a backfill) holds this time's key
+            raise
+        if execution is not None:
+            return 1
+        if self._fired(revision, trigger, moment):
+            return 0  # another scheduler (or a backfill) fired this time first
+        # fire_schedule answers None for "already fired"; the missing row says
+        # the store failed instead, and the time must not be lost.
+        raise StoreError(f"the fire at {moment.isoformat()} was not stored")
+
+    def _fired(self, revision: FlowRevisionRow, trigger: Schedule, moment: datetime) -> bool:
+        with Session(self.engine) as session:
+            row = session.exec(
+                select(TriggerFireRow.pk).where(
+                    col(TriggerFireRow.namespace) == revision.namespace,
+                    col(TriggerFireRow.flow_id) == revision.flow_id,
+                    col(TriggerFireRow.trigger_id) == trigger.id,
+                    col(TriggerFireRow.scheduled_at) == moment,
+                )
+            ).first()
+        return row is not None
+
+    def _back_off(self, key: _TriggerKey, now: datetime, exc: Exception) -> None:
+        failures = self._backoff[key].failures + 1 if key in self._backoff else 1
+        delay = min(MAX_BACKOFF_SECONDS, max(self.interval, 1.0) * 2 ** min(failures, 32))
+        self._backoff[key] = _Backoff(failures, now + timedelta(seconds=delay))
+        log.warning(
+            "schedule_fire_failed",
+            flow=f"{key[0]}/{key[1]}",
+            trigger=key[2],
+            error=f"{type(exc).__name__}: {exc}",
+            failures=failures,
+            retry_in=delay,
+        )

@@ -8,20 +8,27 @@ files read, and the revisions they write carry origin ``local:<dir>`` and no
 Git commit. Every change, once the directory has been quiet for the debounce
 interval, plans the whole directory and applies it at once; an invalid file
 fails the plan, naming file and line, and nothing activates.
+
+The watch runs on a ``BackgroundLoop`` whose tick waits for one batch of
+changes (or a half-second timeout): a failed sync, even a raw database
+error, is logged and retried with backoff, and the OS watch is set up again
+if it broke.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import watchfiles
 from sqlalchemy import Engine
 
-from controlplane.errors import FlowplaneError, InvalidRequestError
+from controlplane.errors import InvalidRequestError
 from controlplane.logging import get_logger
 from controlplane.services.gitops.plans import LOCAL_SCHEME, sync_source
+from controlplane.services.loop import BackgroundLoop, LoopRegistry
 from controlplane.services.secrets import Keyring
 from controlplane.store.db import transaction
 from controlplane.store.tables import GitSourceRow, PlanRow, utcnow
@@ -63,24 +70,33 @@ class DirectoryWatcher:
     keyring: Keyring | None = None
     debounce_ms: int = 400
     source_id: str = LOCAL_SOURCE_ID
+    loops: LoopRegistry | None = None  # readiness then watches this loop too
+    loop: BackgroundLoop = field(init=False)
     _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _changes: Iterator[set[tuple[watchfiles.Change, str]]] | None = None
+    _dirty: bool = False  # a change was seen but its sync has not succeeded yet
     _ready: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        # Each tick blocks in the OS watch for at most half a second, so it
+        # needs no interval of its own.
+        self.loop = BackgroundLoop("dir-watcher", 0.0, self.watch_once)
 
     def start(self) -> PlanRow:
         """Register the source, apply the directory once, then watch it in a thread."""
         ensure_local_source(self.engine, self.directory, self.source_id)
         first = self.sync_now()
-        self._thread = threading.Thread(target=self._loop, name="dir-watcher", daemon=True)
-        self._thread.start()
+        self._stop.clear()
+        if self.loops is not None:
+            self.loops.add(self.loop)
+        self.loop.start()
         self._ready.wait(10)
         return first
 
     def stop(self) -> None:
         """Stop watching."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(30)
+        self._stop.set()  # wakes the OS watch
+        self.loop.stop(30)
 
     def sync_now(self) -> PlanRow:
         """Plan the directory as it is and apply it when valid."""
@@ -90,22 +106,32 @@ class DirectoryWatcher:
         )
         return plan
 
-    def _loop(self) -> None:
-        changes = watchfiles.watch(
-            self.directory,
-            debounce=self.debounce_ms,
-            stop_event=self._stop,
-            yield_on_timeout=True,
-            rust_timeout=500,
-            raise_interrupt=False,
-        )
-        for batch in changes:
-            # The first (empty) timeout batch says the OS watch is in place.
-            self._ready.set()
-            if not batch:
-                continue
-            try:
-                self.sync_now()
-            except FlowplaneError as exc:
-                log.warning("directory_sync_failed", directory=str(self.directory), error=str(exc))
+    def watch_once(self) -> None:
+        """Wait for one settled batch of changes (or a short timeout) and sync after a change.
+
+        A sync that failed is retried on the next call, change or not.
+        """
+        if self._changes is None:
+            self._changes = watchfiles.watch(
+                self.directory,
+                debounce=self.debounce_ms,
+                stop_event=self._stop,
+                yield_on_timeout=True,
+                rust_timeout=500,
+                raise_interrupt=False,
+            )
+        try:
+            batch = next(self._changes, None)
+        except Exception:
+            self._changes = None  # the OS watch broke: set it up again next time
+            raise
+        # The first batch (empty, on timeout) says the OS watch is in place.
         self._ready.set()
+        if batch is None:
+            self._changes = None  # stopped
+            return
+        if batch:
+            self._dirty = True
+        if self._dirty:
+            self.sync_now()
+            self._dirty = False

@@ -30,6 +30,11 @@ class NamespaceRow(SQLModel, table=True):
     description: str | None = Field(default=None, sa_type=Text)
     labels: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     variables: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Caller namespaces (names or globs) whose flows may act in this one (Kestra's
+    # ``allowedNamespaces``); empty means only flows of this namespace.
+    allowed_namespaces: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
     version: int = Field(default=1)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()

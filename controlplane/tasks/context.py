@@ -54,3 +54,15 @@ class RunContext(Protocol):
     def should_stop(self) -> bool:
         """True once the run was killed or the worker lost its lease."""
         ...
+
+    def is_secret(self, value: str) -> bool:
+        """True when ``value`` contains a secret value this run has revealed."""
+        ...
+
+    def unseal(self, value: Any) -> Any:
+        """``value`` with every value sealed to the server's key opened (dicts, lists walked).
+
+        An opened string counts as a revealed secret from then on: masked in
+        logs and outputs, and ``is_secret`` sees it.
+        """
+        ...

@@ -1,4 +1,10 @@
-"""Tasks that act on executions: Labels, Resume and log.Fetch."""
+"""Tasks that act on executions: Labels, Resume and log.Fetch.
+
+Labels acts only on its own run. Resume and log.Fetch may name a run of another
+namespace only when that namespace lists this flow's namespace in
+``allowed_namespaces``; Resume also needs a reviewer behind the running
+revision (``services.task_authority``), as resuming through the API does.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,8 @@ from controlplane.domain.spec import labels_as_dict
 from controlplane.domain.tasktypes import core
 from controlplane.errors import FlowplaneError
 from controlplane.services.executions import resume_execution
+from controlplane.services.namespaces import ensure_namespace_allowed
+from controlplane.services.task_authority import ensure_resume_authority
 from controlplane.store import executions as store
 from controlplane.store.db import as_utc, transaction
 from controlplane.store.tables import ExecutionRow
@@ -35,6 +43,11 @@ def run_labels(task: core.Labels, run: RunContext) -> dict[str, Any]:
         labels = {str(k): _label_text(v) for k, v in labels_as_dict(rendered).items()}
     except ValueError as exc:
         raise TaskFailedError(f"labels: {exc}") from None
+    # Labels are shown on every list and page and are not sealed, so a secret never goes there.
+    tainted = sorted(k for k, v in labels.items() if run.is_secret(k) or run.is_secret(v))
+    if tainted:
+        named = ", ".join("******" if run.is_secret(k) else k for k in tainted)
+        raise TaskFailedError(f"labels cannot carry secret values ({named})")
     with transaction(run.engine) as session:
         row = store.get_execution(session, run.execution.id, lock=True)
         if row is None:
@@ -56,11 +69,14 @@ def _label_text(value: Any) -> str:
 
 def run_resume(task: core.Resume, run: RunContext) -> dict[str, Any]:
     """Resume another paused execution; the flow running this task is recorded as the actor."""
-    target = _target_execution(run, task.executionId, task.namespace, task.flowId, paused=True)
+    target = _target_execution(
+        run, task.executionId, task.namespace, task.flowId, paused=True, action="Resume"
+    )
     if target.id == run.execution.id:
         raise TaskFailedError("an execution cannot resume itself; give executionId")
     actor = f"flow:{run.execution.namespace}/{run.execution.flow_id}"
     try:
+        ensure_resume_authority(run.engine, run.execution, target.namespace)
         resume_execution(run.engine, target.id, actor=actor, inputs=run.render(task.inputs or {}))
     except FlowplaneError as exc:
         raise TaskFailedError(str(exc)) from None
@@ -76,7 +92,9 @@ def run_resume(task: core.Resume, run: RunContext) -> dict[str, Any]:
 
 def run_fetch(task: core.Fetch, run: RunContext) -> dict[str, Any]:
     """Write an execution's log lines at ``level`` or above to a file (``uri``, ``size``)."""
-    target = _target_execution(run, task.executionId, task.namespace, task.flowId, paused=False)
+    target = _target_execution(
+        run, task.executionId, task.namespace, task.flowId, paused=False, action="log.Fetch"
+    )
     wanted = set(task.tasksId or [])
     floor = _LEVELS.index(task.level)
     with Session(run.engine) as session:
@@ -108,14 +126,19 @@ def _target_execution(
     flow_id: str | None,
     *,
     paused: bool,
+    action: str,
 ) -> ExecutionRow:
     """The execution a task names: by id, else a paused run of ``namespace/flowId``, else this one.
 
-    When both an id and a flow are given they must agree, so permissions stay explicit.
+    When both an id and a flow are given they must agree, so permissions stay
+    explicit. A run of another namespace is returned only when that namespace
+    lets this flow's namespace do ``action`` there.
     """
     rendered_id = str(run.render(execution_id)) if execution_id else None
     rendered_ns = str(run.render(namespace)) if namespace else None
     rendered_flow = str(run.render(flow_id)) if flow_id else None
+    if rendered_ns:
+        _ensure_allowed(run, rendered_ns, action)  # before looking inside it at all
     with Session(run.engine) as session:
         if rendered_id:
             row = store.get_execution(session, rendered_id)
@@ -138,4 +161,12 @@ def _target_execution(
         raise TaskFailedError(f"execution {row.id} is not in namespace {rendered_ns}")
     if rendered_flow and row.flow_id != rendered_flow:
         raise TaskFailedError(f"execution {row.id} is not a run of flow {rendered_flow}")
+    _ensure_allowed(run, row.namespace, action)
     return row
+
+
+def _ensure_allowed(run: RunContext, namespace: str, action: str) -> None:
+    try:
+        ensure_namespace_allowed(run.engine, run.execution.namespace, namespace, action)
+    except FlowplaneError as exc:
+        raise TaskFailedError(str(exc)) from None

@@ -173,14 +173,16 @@ def test_resume_task_resumes_another_execution_as_the_flow(
     assert any("not PAUSED" in line for line in logs(client, again["id"]))
 
 
-def test_wait_for_repeats_while_the_condition_holds(client: TestClient, corpus: Path) -> None:
+def test_wait_for_repeats_until_the_condition_holds(client: TestClient, corpus: Path) -> None:
+    # Kestra's LoopUntilCaseTest#waitfor: `count != '4'` holds after the first
+    # iteration (count 2), so WaitFor stops there with iterationCount 1.
     ns, flow_id = put_flow(client, (corpus / "waitfor.yaml").read_text())
     execution = run(client, ns, flow_id)
     assert execution["state"] == "SUCCESS", logs(client, execution["id"])
     runs = [r for r in execution["task_runs"] if r["task_id"] == "output_values"]
-    assert [r["outputs"]["values"]["count"] for r in runs] == ["2", "3", "4"]
+    assert [r["outputs"]["values"]["count"] for r in runs] == ["2"]
     wait_for = next(r for r in execution["task_runs"] if r["task_id"] == "waitfor")
-    assert wait_for["outputs"] == {"iterationCount": 3}
+    assert wait_for["outputs"] == {"iterationCount": 1}
 
 
 def test_wait_for_limits(client: TestClient) -> None:
@@ -192,7 +194,7 @@ inputs:
 tasks:
   - id: loop
     type: WaitFor
-    condition: "true"
+    condition: "false"
     failOnMaxReached: "{{ inputs.fail }}"
     checkFrequency: {maxIterations: 3, interval: PT0.01S}
     tasks:
@@ -215,7 +217,7 @@ namespace: demo
 tasks:
   - id: loop
     type: WaitFor
-    condition: "{{ outputs.tick.value != '2' }}"
+    condition: "{{ outputs.tick.value == '2' }}"
     checkFrequency: {interval: PT2.5S}
     tasks:
       - {id: tick, type: Return, format: "{{ outputs.loop.iterationCount }}"}

@@ -18,6 +18,7 @@ from controlplane.services.executions import (
     restart_execution,
 )
 from controlplane.services.flows import Provenance, put_flow
+from controlplane.runners.sandbox import Sandbox
 from controlplane.services.worker.worker import Worker
 from controlplane.store.tables import AuditEventRow, TriggerFireRow
 
@@ -50,7 +51,8 @@ def test_restart_reruns_failed_tasks_on_the_same_revision(engine: Engine, tmp_pa
     marker = tmp_path / "ready"
     source = RESTARTABLE.replace("{marker}", str(marker))
     put_flow(engine, "demo", "flaky", source, Provenance())
-    worker = Worker(engine=engine, data_dir=tmp_path)
+    # The marker lives on the host, which a sandboxed script cannot see.
+    worker = Worker(engine=engine, data_dir=tmp_path, sandbox=Sandbox(mode="off"))
     execution = create_execution(engine, "demo", "flaky", inputs={})
     run_to_end(engine, worker, execution.id)
     failed = get_execution(engine, execution.id)

@@ -95,16 +95,17 @@ def test_retry_behavior_create_new_execution(client: TestClient, engine: Engine)
         "behavior: CREATE_NEW_EXECUTION}\n",
     )
     first = run(client, "demo", "again")
-    assert first["state"] == "FAILED"
+    assert first["state"] == "RETRIED"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with Session(engine) as session:
             rows = session.exec(select(ExecutionRow)).all()
             retries = [r for r in rows if r.trigger.get("retryOf") == first["id"]]
-            if len(retries) == 2 and all(r.state == "FAILED" for r in retries):
+            if len(retries) == 2 and {r.state for r in retries} == {"RETRIED", "FAILED"}:
                 break
         time.sleep(0.1)
-    assert sorted(r.trigger["attempt"] for r in retries) == [2, 3]
+    by_attempt = {r.trigger["attempt"]: r.state for r in retries}
+    assert by_attempt == {2: "RETRIED", 3: "FAILED"}  # the last attempt is not retried
     assert all(r.flow_revision == first["flow_revision"] for r in retries)
 
 

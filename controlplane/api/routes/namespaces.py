@@ -68,7 +68,9 @@ def put_namespace(
     row, created = service.put_namespace(
         engine,
         name,
-        service.NamespaceInput(body.description, body.labels, body.variables),
+        service.NamespaceInput(
+            body.description, body.labels, body.variables, body.allowed_namespaces
+        ),
         if_match=if_match,
         actor=principal.actor,
     )

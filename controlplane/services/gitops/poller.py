@@ -1,20 +1,28 @@
-"""Polls each Git source at its interval; webhooks make polling a fallback."""
+"""Polls each Git source at its interval; webhooks make polling a fallback.
+
+The poll runs on a ``BackgroundLoop``: an error that breaks a whole round
+(the database is down) is logged and retried with backoff; an error syncing
+one source is logged and that source is tried again at its next interval.
+"""
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from controlplane.errors import FlowplaneError
 from controlplane.logging import get_logger
 from controlplane.services.gitops.plans import is_local, sync_source
 from controlplane.services.gitops.sources import list_sources
+from controlplane.services.loop import BackgroundLoop
 
 log = get_logger(__name__)
+
+STALE_AFTER_SECONDS = 600.0
 
 
 @dataclass
@@ -24,24 +32,26 @@ class Poller:
     engine: Engine
     cache_root: Path
     tick_seconds: float = 1.0
+    loop: BackgroundLoop = field(init=False)
     _last: dict[str, float] = field(default_factory=dict)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        # A round fetches sources one after another, and a large clone takes
+        # minutes: readiness allows that before it calls the poller stale.
+        self.loop = BackgroundLoop(
+            "git-poller",
+            self.tick_seconds,
+            lambda: self.poll_due(time.monotonic()),
+            max_age=STALE_AFTER_SECONDS,
+        )
 
     def start(self) -> None:
         """Poll in a background thread."""
-        self._thread = threading.Thread(target=self._loop, name="git-poller", daemon=True)
-        self._thread.start()
+        self.loop.start()
 
     def stop(self) -> None:
         """Stop polling."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(30)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.tick_seconds):
-            self.poll_due(time.monotonic())
+        self.loop.stop(30)
 
     def poll_due(self, now: float) -> int:
         """Sync the sources that are due; return how many were synced."""
@@ -57,6 +67,7 @@ class Poller:
                 plan = sync_source(self.engine, source.id, self.cache_root)
                 synced += 1
                 log.info("source_polled", source=source.id, plan=plan.id, status=plan.status)
-            except FlowplaneError as exc:
+            except (FlowplaneError, SQLAlchemyError) as exc:
+                # One source failing must not starve the others of their polls.
                 log.warning("source_poll_failed", source=source.id, error=str(exc))
         return synced

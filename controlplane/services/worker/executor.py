@@ -30,10 +30,14 @@ from controlplane.domain.spec import Flow, labels_as_dict
 from controlplane.domain.tasktypes import TaskBase
 from controlplane.domain.tasktypes import flowable as fl
 from controlplane.domain.transitions import TERMINAL
-from controlplane.errors import EvaluationError, FlowplaneError, ForbiddenError
+from controlplane.errors import EvaluationError, FlowplaneError, ForbiddenError, StoreError
 from controlplane.metrics import TASK_DURATION
 from controlplane.runners.sandbox import Sandbox
-from controlplane.services.executions import create_execution, get_execution
+from controlplane.services.executions import (
+    CORRELATION_LABEL,
+    create_execution,
+    get_execution,
+)
 from controlplane.services.masking import SecretFields, mask_text, secret_variants
 from controlplane.services.sealing import contains_sealed, is_sealed
 from controlplane.services.worker.retry import RetryPolicy, delay_before, max_attempts
@@ -80,9 +84,15 @@ class CancelledSignal(Exception):  # noqa: N818
     """A Pause with ``behavior: CANCEL`` reached its duration: the run ends CANCELLED."""
 
 
+# What the fault boundary lets through: the walk's control signals, and
+# database failures (the run is left to its lease rather than failed on a guess).
+PASS_THROUGH = (PausedSignal, StoppedSignal, CancelledSignal, SQLAlchemyError, StoreError)
+
+
 def worst(states: list[State]) -> State:
-    """The most severe of SUCCESS < WARNING < FAILED (SUCCESS for none)."""
-    return max(states, key=lambda s: _RANK.get(s, 2), default=State.SUCCESS)
+    """The most severe of SUCCESS < WARNING < FAILED (SUCCESS for none, or all skipped)."""
+    result = max(states, key=lambda s: _RANK.get(s, 2), default=State.SUCCESS)
+    return State.SUCCESS if result == State.SKIPPED else result
 
 
 @dataclass
@@ -236,7 +246,7 @@ class Executor:
         row = existing or self._new_run(task, frame)
         try:
             state = self._run_row(task, frame, row, existing)
-        except (PausedSignal, StoppedSignal, CancelledSignal, SQLAlchemyError):
+        except PASS_THROUGH:
             raise
         except Exception as exc:  # noqa: BLE001 - the fault boundary: any error fails the task
             state = self._fail(task, row, exc)
@@ -320,7 +330,7 @@ class Executor:
                     raise TaskFailedError(  # noqa: TRY301
                         'outputs may not hold a {"sealed": …} value: that shape is reserved'
                     )
-            except (PausedSignal, StoppedSignal, CancelledSignal, SQLAlchemyError):
+            except PASS_THROUGH:
                 raise
             except Exception as exc:  # noqa: BLE001 - the fault boundary of one attempt
                 TASK_DURATION.labels(task.type, State.FAILED.value).observe(
@@ -431,6 +441,12 @@ class Executor:
             return self.run_list(list(branch or []), child)
         if isinstance(task, fl.Switch):
             value = str(self._render(task.value, task, frame, row, "value"))
+            if value not in task.cases and not task.defaults:
+                # As in Kestra: a value no case matches, with no defaults, fails the Switch.
+                raise EvaluationError(
+                    f"task {task.id!r}: value: {_preview(value)} matches no case "
+                    "and there are no defaults"
+                )
             return self.run_list(list(task.cases.get(value, task.defaults or [])), child)
         if isinstance(task, fl.ForEach | fl.EachSequential | fl.EachParallel):
             return self._for_each(task, frame, row)
@@ -488,7 +504,7 @@ class Executor:
         return state
 
     def _wait_for(self, task: fl.WaitFor, frame: _Frame, row: TaskRunRow) -> State:
-        """Run the tasks, then again while ``condition`` renders true (Kestra's WaitFor).
+        """Run the tasks, then again until ``condition`` renders true (Kestra's WaitFor).
 
         ``outputs.<id>.iterationCount`` is the current iteration, from 1. The
         loop ends when the condition is false, or a child fails, or a limit of
@@ -511,7 +527,8 @@ class Executor:
             state = self.run_list(list(task.tasks), child)
             if state == State.FAILED:
                 return state
-            if not _truthy(self._render(task.condition, task, frame, row, "condition")):
+            # Kestra's WaitFor loops until its condition holds (LoopUntil).
+            if _truthy(self._render(task.condition, task, frame, row, "condition")):
                 return state
             elapsed = (utcnow() - as_utc(row.started_at)).total_seconds()
             if iteration >= frequency.maxIterations or elapsed >= max_duration:
@@ -612,6 +629,10 @@ class Executor:
             flow_id = str(self._render(task.flowId, task, frame, row, "flowId"))
             inputs = self._render(task.inputs or {}, task, frame, row, "inputs")
             labels = dict(self.execution.labels) if task.inheritLabels else {}
+            # A subflow run belongs to its parent's chain (Kestra's system label).
+            labels[CORRELATION_LABEL] = self.execution.labels.get(
+                CORRELATION_LABEL, self.execution.id
+            )
             if task.labels:
                 rendered = self._render(task.labels, task, frame, row, "labels")
                 labels.update(labels_as_dict(rendered))
@@ -823,7 +844,7 @@ class Executor:
             },
             "inputs": self.inputs,
             "vars": self.flow.variables or {},
-            "labels": self.execution.labels,
+            "labels": _nest_labels(self.execution.labels),
             "trigger": self.execution.trigger,
             "outputs": self.outputs,
             "task": {"id": task.id, "type": task.type},
@@ -845,7 +866,7 @@ class Executor:
         """``value`` rendered for ``task``; any failure names the task and the field."""
         try:
             return expressions.render_value(value, self.context(task, frame, row))
-        except (PausedSignal, StoppedSignal, CancelledSignal, SQLAlchemyError):
+        except PASS_THROUGH:
             raise
         except Exception as exc:  # noqa: BLE001 - every render error becomes one located error
             raise EvaluationError(f"task {task.id!r}: {name}: {_reason(exc)}") from None
@@ -937,6 +958,24 @@ def _field_of(task: TaskBase, value: Any) -> str:
     return "a property"
 
 
+def _nest_labels(labels: dict[str, Any]) -> dict[str, Any]:
+    """Labels as templates see them: a dotted key (`system.correlationId`) is also nested."""
+    nested: dict[str, Any] = dict(labels)
+    for key, value in labels.items():
+        if "." not in key:
+            continue
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node.setdefault(leaf, value)
+    return nested
+
+
 def _sealed_values(values: list[Any]) -> list[Any]:
     """Every sealed value found inside ``values`` (dicts and lists are walked)."""
     found: list[Any] = []
@@ -1005,6 +1044,9 @@ def _as_list(value: Any, task: TaskBase, name: str) -> list[Any]:
         raise EvaluationError(
             f"task {task.id!r}: {name}: rendered to {_preview(value)}, not a list"
         )
+    if None in value:
+        # Kestra refuses a null loop value rather than running a task with none.
+        raise EvaluationError(f"task {task.id!r}: {name}: item {value.index(None)} is null")
     return value
 
 

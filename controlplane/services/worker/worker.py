@@ -18,14 +18,14 @@ from sqlmodel import Session
 
 from controlplane.domain.fields import State
 from controlplane.domain.transitions import TERMINAL
-from controlplane.errors import FlowplaneError
+from controlplane.errors import FlowplaneError, StoreError
 from controlplane.logging import get_logger
 from controlplane.runners.sandbox import Sandbox
 from controlplane.services.executions import create_execution
 from controlplane.services.flow_triggers import fire_flow_triggers
 from controlplane.services.namespaces import ensure_namespace_allowed
 from controlplane.services.revisions import stored_spec
-from controlplane.services.sealing import seal_with, unseal
+from controlplane.services.sealing import is_sealed, seal_with, unseal
 from controlplane.services.secrets import Keyring, load_keyring, reveal
 from controlplane.services.worker.executor import (
     CancelledSignal,
@@ -41,8 +41,24 @@ from controlplane.store.text import escape_nul
 
 log = get_logger(__name__)
 
+
+def _attempt_of(execution: ExecutionRow) -> int:
+    """Which execution attempt this is: 1, or the count carried by a retry's trigger."""
+    return int(execution.trigger.get("attempt", 1)) if execution.trigger.get("retryOf") else 1
+
+
 # The longest pause between two turns of a worker whose turns keep failing.
 _MAX_BACKOFF = 30.0
+
+
+@dataclass
+class _Outcome:
+    """How one turn of an execution ended."""
+
+    state: State
+    wake_at: datetime | None = None
+    outputs: dict[str, object] = field(default_factory=dict)
+    executor: Executor | None = None
 
 
 @dataclass
@@ -135,39 +151,51 @@ class Worker:
         def should_stop() -> bool:
             return lost.is_set() or self._killing(execution.id)
 
-        executor: Executor | None = None
-        outputs: dict[str, object] = {}
         try:
-            executor = self._executor(execution, should_stop)
-            final, wake_at = executor.run(), None
-            if final in {State.SUCCESS, State.WARNING}:
-                outputs = executor.flow_outputs()
-        except PausedSignal as signal:
-            final = State.RUNNING if signal.running else State.PAUSED
-            wake_at = signal.wake_at
-        except StoppedSignal:
-            final, wake_at = State.KILLED, None
-        except CancelledSignal:
-            final, wake_at = State.CANCELLED, None
-        except SQLAlchemyError:
-            # The database failed under the run: leave it to the lease, so it is
-            # taken over (and failed after MAX_TAKEOVERS) rather than ended here.
-            log.exception("execution_store_error", execution_id=execution.id)
-            raise
-        except Exception as exc:  # noqa: BLE001 - the fault boundary of one execution
-            log.warning("execution_failed", execution_id=execution.id, error=str(exc))
-            self._log_line(execution.id, f"the execution failed: {exc}")
-            final, wake_at, outputs = State.FAILED, None, {}
+            outcome = self._execute(execution, should_stop)
         finally:
             done.set()
             heartbeat.join()
         if lost.is_set():
             log.warning("lease_lost", execution_id=execution.id, worker=self.worker_id)
             return
-        ended = self._finish(execution.id, final, wake_at, outputs)
-        if ended is not None and final == State.FAILED:
-            policy = executor.retry_as_new_execution if executor else None
-            self._retry_execution(ended, policy)
+        policy = None
+        if outcome.state == State.FAILED:
+            policy = self._retry_policy(execution, outcome.executor)
+            if policy is not None:
+                outcome.state = State.RETRIED  # as Kestra: this run is retried by a new one
+        ended = self._finish(execution.id, outcome.state, outcome.wake_at, outcome.outputs)
+        if ended is not None and policy is not None:
+            self._retry_execution(ended)
+
+    def _execute(self, execution: ExecutionRow, should_stop: Callable[[], bool]) -> _Outcome:
+        """Run ``execution`` inside the fault boundary: how it ended, never an exception.
+
+        Database errors are the one exception that passes: the run is left to
+        its lease, so another worker takes it over (and fails it after
+        MAX_TAKEOVERS) rather than this worker ending it on a guess.
+        """
+        outcome = _Outcome(State.FAILED)
+        try:
+            outcome.executor = self._executor(execution, should_stop)
+            outcome.state = outcome.executor.run()
+            if outcome.state in {State.SUCCESS, State.WARNING}:
+                outcome.outputs = outcome.executor.flow_outputs()
+        except PausedSignal as signal:
+            outcome.state = State.RUNNING if signal.running else State.PAUSED
+            outcome.wake_at = signal.wake_at
+        except StoppedSignal:
+            outcome.state = State.KILLED
+        except CancelledSignal:
+            outcome.state = State.CANCELLED
+        except (SQLAlchemyError, StoreError):
+            log.exception("execution_store_error", execution_id=execution.id)
+            raise
+        except Exception as exc:  # noqa: BLE001 - the fault boundary of one execution
+            log.warning("execution_failed", execution_id=execution.id, error=str(exc))
+            self._log_line(execution.id, f"the execution failed: {exc}")
+            outcome.state, outcome.outputs = State.FAILED, {}
+        return outcome
 
     def _executor(self, execution: ExecutionRow, should_stop: Callable[[], bool]) -> Executor:
         """The executor of ``execution``, on exactly its pinned revision."""
@@ -191,37 +219,38 @@ class Worker:
             ),
         )
 
-    def _log_line(self, execution_id: str, message: str) -> None:
+    def _log_line(self, execution_id: str, message: str, level: str = "ERROR") -> None:
         """One execution-level log line (no task run), e.g. why the whole run failed."""
         with transaction(self.engine) as session:
             session.add(
                 LogRow(
                     execution_id=execution_id,
-                    level="ERROR",
+                    level=level,
                     message=escape_nul(message),
                 )
             )
 
-    def _retry_execution(self, ended: ExecutionRow, task_policy: RetryPolicy | None) -> None:
-        """Queue a new execution for a failed one, when a retry asks for it.
+    def _retry_policy(
+        self, execution: ExecutionRow, executor: Executor | None
+    ) -> RetryPolicy | None:
+        """The retry that asks for a new execution of this failed run, if any remains.
 
         A task retry with ``behavior: CREATE_NEW_EXECUTION``, or the flow's
-        ``retry`` with that behavior, creates a new execution of the same
-        revision, inputs and labels, until ``maxAttempts`` executions in all.
+        ``retry`` with that behavior, retries the whole run as a new execution
+        of the same revision, up to ``maxAttempts`` executions in all.
         """
-        policy = task_policy
-        if policy is None:
-            with Session(self.engine) as session:
-                revision = session.get(FlowRevisionRow, ended.revision_pk)
-                spec = stored_spec(revision.source) if revision else None
-            flow_policy = spec.retry if spec else None
+        policy = executor.retry_as_new_execution if executor else None
+        if policy is None and executor is not None:
+            flow_policy = executor.flow.retry
             if flow_policy is not None and flow_policy.behavior == "CREATE_NEW_EXECUTION":
                 policy = flow_policy
-        if policy is None:
-            return
-        attempt = int(ended.trigger.get("attempt", 1)) if ended.trigger.get("retryOf") else 1
-        if attempt >= max_attempts(policy):
-            return
+        if policy is None or _attempt_of(execution) >= max_attempts(policy):
+            return None
+        return policy
+
+    def _retry_execution(self, ended: ExecutionRow) -> None:
+        """Queue the new execution that retries ``ended`` (same revision, inputs and labels)."""
+        attempt = _attempt_of(ended)
         try:
             retry = create_execution(
                 self.engine,
@@ -236,11 +265,14 @@ class Worker:
                     "attempt": attempt + 1,
                 },
                 revision=ended.flow_revision,
+                sealed=[k for k, v in ended.inputs.items() if is_sealed(v)],
             )
         except FlowplaneError as exc:
             self._log_line(ended.id, f"the retry could not be created: {exc}")
             return
-        self._log_line(ended.id, f"retried as execution {retry.id} (attempt {attempt + 1})")
+        self._log_line(
+            ended.id, f"retried as execution {retry.id} (attempt {attempt + 1})", level="INFO"
+        )
 
     def _finish(
         self,
@@ -288,3 +320,5 @@ class Worker:
                 if not store.renew_lease(session, execution_id, self.worker_id, self.lease):
                     lost.set()
                     return
+            # A worker busy with one long run is alive, not stale (readiness).
+            self.last_tick = time.time()
