@@ -77,7 +77,10 @@ def server(  # noqa: PLR0917 - typer passes every option by name
     application = create_app(settings, engine=engine)  # migrates the database
     watcher = None
     if watch is not None:
-        watcher = DirectoryWatcher(engine, watch, settings.data_dir.resolve() / "git")
+        # Registered with the app's loops, so /readyz also covers the watcher.
+        watcher = DirectoryWatcher(
+            engine, watch, settings.data_dir.resolve() / "git", loops=application.state.loops
+        )
         first = watcher.start()
         out.print(f"watching {watch.resolve()}: plan {first.id} {first.status}")
     out.print(
@@ -370,6 +373,8 @@ def check_file(path: Path) -> list[Problem]:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         return [Problem("no such file", file=str(path))]
+    except OSError as exc:  # a directory, a path through a file, no permission
+        return [Problem(f"cannot read: {exc.strerror or exc}", file=str(path))]
     except UnicodeDecodeError as exc:
         return [Problem(f"not valid UTF-8 (byte {exc.start})", file=str(path))]
     try:

@@ -8,6 +8,7 @@ from fastapi import Depends, Header, Query, Request
 from sqlalchemy import Engine
 
 from controlplane.api.auth import Editor
+from controlplane.api.limits import MAX_DB_INT
 from controlplane.errors import InvalidRequestError
 from controlplane.services.flows import Provenance
 from controlplane.services.secrets import Keyring
@@ -57,7 +58,7 @@ class Page:
 
     def __init__(
         self,
-        offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_DB_INT, description="Items to skip")] = 0,
         limit: Annotated[int, Query(ge=1, le=500, description="Items per page")] = 100,
     ) -> None:
         self.offset = offset

@@ -1,10 +1,34 @@
-"""A body-size limit enforced while the body streams in, before anything parses it."""
+"""Bounds on what a request may carry.
+
+A body-size limit enforced while the body streams in, before anything parses
+it; the largest integer a parameter may hold; and text parameters that refuse
+NUL characters, which no database column holds (PostgreSQL refuses them).
+"""
 
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
+from pydantic import AfterValidator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# The largest integer the databases store (a signed 64-bit BIGINT). A larger
+# offset, position or revision is a 422 before it reaches SQL, where it would
+# overflow the driver.
+MAX_DB_INT = 2**63 - 1
+
+
+def refuse_nul(value: str) -> str:
+    """The value, unless it contains a NUL character."""
+    if "\x00" in value:
+        msg = "must not contain a NUL character"
+        raise ValueError(msg)
+    return value
+
+
+# A path or query string that reaches the database: NUL is a 422 that names it.
+Text = Annotated[str, AfterValidator(refuse_nul)]
 
 
 class _TooLargeError(Exception):

@@ -6,6 +6,10 @@ that also understands Pebble's ``??``, ``???``, ``c ? a : b`` and ``null``
 and filters flows use most. Output follows Kestra: maps and lists print as
 compact JSON, datetimes as ISO-8601 (``Z`` for UTC), booleans as ``true`` /
 ``false`` and null as nothing.
+
+Every render is bounded in cost (integer and text sizes, ``range()``, loop
+iterations, CPU time; see "Cost bounds" in :mod:`controlplane.domain.pebble`):
+exceeding a bound is a :class:`RenderError` that names it.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 from zoneinfo import ZoneInfo
 
-import yaml
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, pass_context
 
+from controlplane.domain.parse import load_yaml
 from controlplane.domain.pebble import PebbleEnvironment
 
 if TYPE_CHECKING:
@@ -236,7 +240,8 @@ def _from_json(value: object) -> object:
 
 
 def _from_yaml(value: str) -> object:
-    return yaml.safe_load(value)
+    # The same YAML 1.2 reading, alias-bomb and depth limits as flows.
+    return load_yaml(value)
 
 
 @pass_context

@@ -20,16 +20,26 @@ each isolated in one place below: the lexer's rule table (``Lexer.rules`` and
 its ``_Rule`` tuples), ``Environment.lexer`` (a property we override) and
 ``Environment._parse`` (the documented internal hook that ``parse`` and
 ``compile`` both go through). They are stable across Jinja 3.x.
+
+The environment also bounds what one render may cost, since a flow author
+writes the templates and a webhook caller sends part of their data: see
+"Cost bounds" below. Where a cost can be predicted from the operands (a
+power's bits, a repetition's length) it is refused before it is paid; a
+per-render budget of loop iterations and CPU time, checked at every operation
+the sandbox intercepts, catches the rest. Exceeding a bound raises
+:class:`CostBoundError`, which names the bound.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from jinja2 import nodes, pass_context
+from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.lexer import (
     TOKEN_BLOCK_BEGIN,
     TOKEN_LINESTATEMENT_BEGIN,
@@ -42,6 +52,23 @@ from jinja2.lexer import (
 from jinja2.parser import Parser
 from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from controlplane.domain.cost import (
+    BUDGET,
+    MAX_RENDER_SECONDS,
+    BoundedNamespace,
+    Budget,
+    bounded_filter,
+    bounded_lipsum,
+    bounded_range,
+    bounded_sum,
+    check_binop,
+    check_method_call,
+    check_result,
+    check_time,
+    count_iterations,
+    refuse_text,
+)
 
 if TYPE_CHECKING:
     from jinja2.environment import Environment, Template
@@ -121,6 +148,13 @@ class PebbleParser(Parser):
             next(self.stream)
             return nodes.Const(None, lineno=token.lineno)
         return super().parse_primary(with_namespace)
+
+    def parse_for(self) -> nodes.For:
+        """Parse a for loop whose iterations count against the render's budget."""
+        node = super().parse_for()
+        node.iter = _call(count_iterations, node.iter)  # type: ignore[arg-type]  # an Expr
+        node.iter.set_lineno(node.lineno)
+        return node
 
     def parse_filter(
         self, node: nodes.Expr | None, start_inline: bool = False
@@ -283,6 +317,43 @@ def build_coalesce(operands: list[nodes.Expr], operators: list[str]) -> nodes.Ex
     return _call(unbox, last)
 
 
+class PebbleCodeGenerator(CodeGenerator):
+    """Jinja's code generator, routing ``~`` and list, tuple and map literals through checks."""
+
+    @optimizeconst
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:  # noqa: N802 - Jinja's name
+        """Compile ``a ~ b`` to a join that refuses a too-large result before building it."""
+        if frame.eval_ctx.volatile or frame.eval_ctx.autoescape:
+            super().visit_Concat(node, frame)
+            return
+        self.write("environment.join_text((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+    def visit_List(self, node: nodes.List, frame: Frame) -> None:  # noqa: N802 - Jinja's name
+        """Measure a list literal: ``[a, a]`` doubles ``a``, and so on, exponentially."""
+        self.write("environment.check_result(")
+        super().visit_List(node, frame)
+        self.write(")")
+
+    def visit_Tuple(self, node: nodes.Tuple, frame: Frame) -> None:  # noqa: N802 - Jinja's name
+        """Measure a tuple literal, but not a tuple of assignment targets."""
+        if node.ctx != "load":
+            super().visit_Tuple(node, frame)
+            return
+        self.write("environment.check_result(")
+        super().visit_Tuple(node, frame)
+        self.write(")")
+
+    def visit_Dict(self, node: nodes.Dict, frame: Frame) -> None:  # noqa: N802 - Jinja's name
+        """Measure a map literal."""
+        self.write("environment.check_result(")
+        super().visit_Dict(node, frame)
+        self.write(")")
+
+
 # -- Environment -------------------------------------------------------------------
 
 _lexers: dict[tuple[object, ...], PebbleLexer] = {}
@@ -292,8 +363,23 @@ class PebbleEnvironment(ImmutableSandboxedEnvironment):
     """A sandbox that parses Pebble syntax and prefers map keys over attributes.
 
     The sandbox is the immutable flavour so that a template cannot change the
-    lists and maps of the execution context it is rendered with.
+    lists and maps of the execution context it is rendered with. Every render
+    is bounded in cost (see "Cost bounds"): the binary operators that can
+    build large values are intercepted, loops and output are counted, and
+    each intercepted operation checks the render's time budget.
     """
+
+    code_generator_class = PebbleCodeGenerator
+    # ``+``, ``*`` and ``%`` can repeat or pad text; ``*`` and ``**`` grow integers.
+    # Intercepted operators are also never folded at compile time, so a
+    # constant expression is bounded like any other.
+    intercepted_binops = frozenset({"+", "*", "**", "%"})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.globals.update(range=bounded_range, lipsum=bounded_lipsum, namespace=BoundedNamespace)
+        self.filters["sum"] = bounded_sum
+        self.filters = {name: bounded_filter(name, f) for name, f in self.filters.items()}
 
     @property
     def lexer(self) -> Lexer:
@@ -330,6 +416,58 @@ class PebbleEnvironment(ImmutableSandboxedEnvironment):
 
     def getattr(self, obj: object, attribute: str) -> object:
         """Resolve ``map.key`` to the entry, as Pebble does, even for ``items`` or ``keys``."""
+        check_time()
         if isinstance(obj, Mapping) and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
+
+    def getitem(self, obj: object, argument: object) -> object:
+        """Subscribe like Jinja's sandbox, within the render's time budget."""
+        check_time()
+        return super().getitem(obj, argument)
+
+    def call_binop(self, context: Context, operator: str, left: object, right: object) -> object:
+        """Apply a binary operator, refusing results past the size bounds before computing them."""
+        check_time()
+        check_binop(operator, left, right)
+        return check_result(super().call_binop(context, operator, left, right))
+
+    def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Call a function or method from a template within the render's bounds."""
+        check_time()
+        check_method_call(obj, args, kwargs)
+        return check_result(super().call(context, obj, *args, **kwargs), [*args, *kwargs.values()])
+
+    def join_text(self, parts: tuple[object, ...]) -> str:
+        """``a ~ b ~ ...``: refused when the result would pass MAX_TEXT_SIZE."""
+        check_time()
+        texts = [str(part) for part in parts]
+        refuse_text(sum(len(text) for text in texts))
+        return check_result("".join(texts))  # type: ignore[no-any-return]
+
+    def check_result(self, value: object) -> object:
+        """Measure a list, tuple or map a template literal builds (see :func:`check_result`)."""
+        check_time()
+        return check_result(value)
+
+    def concat(self, parts: Iterable[str]) -> str:
+        """Join a template's output, refusing it past MAX_TEXT_SIZE as it grows.
+
+        Jinja renders through here (the template, and each ``set`` block and
+        macro inside it), so the outermost call opens the render's budget.
+        """
+        token = None
+        if BUDGET.get() is None:
+            token = BUDGET.set(Budget(deadline=time.thread_time() + MAX_RENDER_SECONDS))
+        try:
+            texts: list[str] = []
+            size = 0
+            for text in parts:
+                size += len(text)
+                refuse_text(size)
+                check_time()
+                texts.append(text)
+            return check_result("".join(texts))  # type: ignore[no-any-return]
+        finally:
+            if token is not None:
+                BUDGET.reset(token)

@@ -231,7 +231,7 @@ def _conditions_hold(trigger: Webhook, payload: Mapping[str, Any]) -> bool:
     run is the answer to the request, so it cannot wait for a worker. It is
     safe here for two reasons. The route calls it in the thread pool, never on
     the event loop. And every render is bounded (integer and text sizes, loop
-    iterations, one second of wall time; see ``controlplane.domain.pebble``),
+    iterations, one second of CPU time; see ``controlplane.domain.pebble``),
     so a costly condition holds one pool thread for at most about a second
     and the server keeps answering. A condition that fails to render, or
     exceeds its bound, answers 409 with the reason, like one that does not hold.

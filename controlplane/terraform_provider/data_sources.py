@@ -18,9 +18,14 @@ from controlplane.terraform_provider.schemas import (
     namespace_state,
 )
 
-# A data source has no prior state; empty maps read better than nulls in
-# expressions such as `data.flowplane_namespace.ops.labels["team"]`.
-_EMPTY_NAMESPACE: State = {"description": None, "labels": {}, "variables": {}}
+# A data source has no prior state; empty maps and lists read better than nulls
+# in expressions such as `data.flowplane_namespace.ops.labels["team"]`.
+_EMPTY_NAMESPACE: State = {
+    "description": None,
+    "labels": {},
+    "variables": {},
+    "allowed_namespaces": [],
+}
 
 
 class FlowDataSource(TerraformObject):

@@ -1,9 +1,11 @@
-"""``flowplane_namespace``: a namespace's description, labels and variables.
+"""``flowplane_namespace``: a namespace's description, labels, variables and allowed callers.
 
-A PUT replaces every attribute, so create and update send the same body. How
-the server's empty values are kept from showing up as diffs is explained in
-``schemas.namespace_state``. An update carries the ETag read last as If-Match,
-so a namespace changed on the server after the plan is never overwritten.
+A PUT replaces every attribute, so create and update send the same body, and
+that body carries every writable attribute: one left out would be emptied by
+each apply (as ``allowed_namespaces`` once was). How the server's empty values
+are kept from showing up as diffs is explained in ``schemas.namespace_state``.
+An update carries the ETag read last as If-Match, so a namespace changed on the
+server after the plan is never overwritten.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from controlplane.terraform_provider.reporting import reporting
 from controlplane.terraform_provider.schemas import (
     NAMESPACE_FIELDS,
     namespace_body,
+    namespace_glob_problem,
     namespace_state,
     with_etag,
 )
 
-_WRITABLE = ("description", "labels", "variables")
+_WRITABLE = ("description", "labels", "variables", "allowed_namespaces")
 
 
 class NamespaceResource(TerraformObject):
@@ -29,7 +32,23 @@ class NamespaceResource(TerraformObject):
     FIELDS = NAMESPACE_FIELDS
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
-        """Nothing to check beyond the schema: the server validates names on write."""
+        """Each ``allowed_namespaces`` entry is a namespace name or glob, as the API requires.
+
+        The name itself is left to the server, which refuses a bad one on write.
+        Entries unknown until apply are skipped; the server checks them then.
+        """
+        del type_name
+        allowed = config.get("allowed_namespaces")
+        if not isinstance(allowed, list):
+            return
+        for index, entry in enumerate(allowed):
+            problem = namespace_glob_problem(entry) if isinstance(entry, str) else None
+            if problem is not None:
+                diags.add_error(
+                    f"allowed_namespaces[{index}] is not a namespace name or glob",
+                    problem,
+                    path=["allowed_namespaces", (index,)],
+                )
 
     def plan(self, ctx: Context, current: State | None, planned: State) -> State:
         """`tf`'s hook, left as is: ``PlanningServicer`` calls ``modify_plan`` instead."""

@@ -7,8 +7,10 @@ is decided, so they are kept together and tested directly.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+from controlplane.domain.fields import NAMESPACE_PATTERN
 from controlplane.terraform_provider.framework import Field, Kind, State
 
 _NAME = "Dotted namespace name, e.g. `platform.ops`."
@@ -18,6 +20,17 @@ _VARIABLES = (
     "Namespace variables available to flows. Values are strings in Terraform; "
     "a value set through the API as a number or an object is shown as JSON text."
 )
+_ALLOWED = (
+    "Namespaces whose flows may act in this one (Subflow, KV, Resume, log fetch, "
+    "flow triggers): names, or globs where `*` stands for any run of characters, "
+    "such as `team.*` or `*`. The namespace's own flows always may."
+)
+_ALLOWED_WRITE = (
+    f"{_ALLOWED} Declarative: leaving it out means none (`[]`), so a list set "
+    "outside Terraform shows up in the plan and is emptied by apply."
+)
+# As the API's NamespaceGlob (controlplane/api/schemas.py), which refuses longer values.
+_MAX_NAMESPACE_LENGTH = 150
 _CONTENT = (
     "The flow's YAML, stored byte for byte. Prefer `file()` so that the YAML stays "
     "a file your editor and `flowplane validate` understand."
@@ -43,6 +56,7 @@ NAMESPACE_FIELDS = (
     Field("description", Kind.STRING, _DESCRIPTION, optional=True),
     Field("labels", Kind.STRING_MAP, _LABELS, optional=True),
     Field("variables", Kind.STRING_MAP, _VARIABLES, optional=True),
+    Field("allowed_namespaces", Kind.STRING_LIST, _ALLOWED_WRITE, optional=True),
     Field("etag", Kind.STRING, _ETAG, computed=True),
 )
 
@@ -52,6 +66,7 @@ NAMESPACE_DATA_FIELDS = (
     Field("description", Kind.STRING, _DESCRIPTION, computed=True),
     Field("labels", Kind.STRING_MAP, _LABELS, computed=True),
     Field("variables", Kind.STRING_MAP, _VARIABLES, computed=True),
+    Field("allowed_namespaces", Kind.STRING_LIST, _ALLOWED, computed=True),
 )
 
 FLOW_FIELDS = (
@@ -220,9 +235,10 @@ def with_etag(state: State, body: dict[str, Any]) -> State:
 def namespace_state(body: dict[str, Any], prior: State | None) -> State:
     """Terraform state from the API's namespace body, keeping ``prior``'s unset values.
 
-    The server answers ``{}`` for labels and variables and null for the
-    description when none were set. Where Terraform had the attribute unset
-    (null) or empty, that answer is not a change, so ``prior``'s value is kept.
+    The server answers ``{}`` for labels and variables, ``[]`` for allowed
+    namespaces and null for the description when none were set. Where Terraform
+    had the attribute unset (null) or empty, that answer is not a change, so
+    ``prior``'s value is kept.
     """
     prior = prior or {}
     variables = {key: _as_string(value) for key, value in (body.get("variables") or {}).items()}
@@ -232,6 +248,9 @@ def namespace_state(body: dict[str, Any], prior: State | None) -> State:
         "description": _keep_unset(body.get("description"), prior.get("description")),
         "labels": _keep_unset(dict(body.get("labels") or {}), prior.get("labels")),
         "variables": _keep_unset(variables, prior.get("variables")),
+        "allowed_namespaces": _keep_unset(
+            list(body.get("allowed_namespaces") or []), prior.get("allowed_namespaces")
+        ),
     }
 
 
@@ -241,7 +260,27 @@ def namespace_body(planned: State) -> dict[str, Any]:
         "description": planned.get("description"),
         "labels": planned.get("labels") or {},
         "variables": planned.get("variables") or {},
+        "allowed_namespaces": planned.get("allowed_namespaces") or [],
     }
+
+
+def namespace_glob_problem(value: str) -> str | None:
+    """Why ``value`` is not a namespace name or glob, or None when it is one.
+
+    The API's rule (``NamespaceGlob``): each ``*`` stands in for one valid
+    character, so ``team.*`` and ``*`` pass while ``?``, character classes,
+    spaces and capitals do not. Checked at plan time so a typo fails the plan,
+    not the apply.
+    """
+    if len(value) > _MAX_NAMESPACE_LENGTH:
+        return f"It is {len(value)} characters long; the limit is {_MAX_NAMESPACE_LENGTH}."
+    if not re.fullmatch(NAMESPACE_PATTERN, value.replace("*", "a")):
+        return (
+            f"Got {value!r}. Use lowercase letters, digits, '.', '_' and '-', starting "
+            "with a letter or digit; '*' stands for any run of characters, "
+            "as in 'team.*' or '*'."
+        )
+    return None
 
 
 def _keep_unset(server: Any, prior: Any) -> Any:

@@ -17,6 +17,10 @@ resource "flowplane_namespace" "ops" {
     backup_volume = "/var/backups/ops"
     environment   = "production"
   }
+  # Flows in these namespaces may reach into this one (KV, Resume, Subflow, flow
+  # triggers). Globs such as "platform.*" work too. Leaving the attribute out
+  # means none: a list added on the server shows up in the next plan.
+  allowed_namespaces = ["platform.monitoring"]
 }
 
 resource "flowplane_namespace" "monitoring" {

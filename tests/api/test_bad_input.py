@@ -82,3 +82,91 @@ def test_arbitrary_text_never_500s(client: TestClient, content: str) -> None:
     raw = json.dumps({"content": content}).encode()
     response = client.put(URL, content=raw, headers={"Content-Type": "application/json"})
     assert response.status_code < 500, response.text
+
+
+FLOW = "id: hello\nnamespace: platform.ops\ntasks:\n  - {id: a, type: Log, message: hi}\n"
+TOO_BIG = 2**63  # one past the largest BIGINT
+
+
+def test_yaml11_words_in_a_flow_are_strings(client: TestClient) -> None:
+    source = (
+        "id: yes\nnamespace: platform.ops\nlabels:\n  country: NO\n"
+        "tasks:\n  - {id: on, type: Log, message: off}\n"
+    )
+    response = client.put("/api/v1/flows/platform.ops/yes", json={"content": source})
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize("content", ["a: &a [*a]\n", "id: x\ntasks: &t\n  - {id: a, then: *t}\n"])
+def test_recursive_alias_is_422_with_its_line(client: TestClient, content: str) -> None:
+    response = client.put(URL, json={"content": content})
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["problems"]
+    assert problem["message"].startswith("recursive alias")
+    assert problem["file"] == "platform.ops/hello.yaml"
+    assert problem["line"] == content.count("\n", 0, content.index("&")) + 1
+
+
+def test_nul_in_a_raw_yaml_body_is_422(client: TestClient) -> None:
+    response = client.put(
+        URL, content=b"id: a\x00b\n", headers={"Content-Type": "application/x-yaml"}
+    )
+    assert response.status_code == 422, response.text
+    assert "NUL" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"/api/v1/flows?offset={TOO_BIG}",
+        f"/api/v1/executions?offset={TOO_BIG}",
+        f"/api/v1/audit?offset={TOO_BIG}",
+        f"/api/v1/namespaces?offset={TOO_BIG}",
+        f"/api/v1/flows/platform.ops/hello/revisions/{TOO_BIG}",
+    ],
+)
+def test_integers_past_bigint_are_422(client: TestClient, url: str) -> None:
+    assert client.put(URL, json={"content": FLOW}).status_code == 201
+    response = client.get(url)
+    assert response.status_code == 422, response.text
+    assert "less than or equal to" in response.json()["message"]
+
+
+def test_log_positions_past_bigint_are_422(client: TestClient) -> None:
+    assert client.put(URL, json={"content": FLOW}).status_code == 201
+    run = client.post("/api/v1/executions/platform.ops/hello", json={}).json()
+    logs = f"/api/v1/executions/{run['id']}/logs"
+    assert client.get(logs, params={"after": TOO_BIG}).status_code == 422
+    assert client.get(f"{logs}/follow", params={"after": TOO_BIG}).status_code == 422
+    response = client.get(f"{logs}/follow", headers={"Last-Event-ID": str(TOO_BIG)})
+    assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/flows?q=a%00b",
+        "/api/v1/flows?namespace_prefix=a%00",
+        "/api/v1/executions?flow_id=a%00",
+        "/api/v1/executions/a%00b",
+        "/api/v1/executions/a%00b/logs",
+        "/api/v1/audit?actor=a%00",
+        "/api/v1/plans?source_id=a%00",
+        "/api/v1/plans/a%00b",
+        "/api/v1/tokens/a%00b",
+        "/api/v1/namespaces?prefix=a%00",
+    ],
+)
+def test_nul_in_path_or_query_is_422(client: TestClient, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 422, response.text
+    assert "must not contain a NUL character" in response.json()["message"]
+
+
+def test_nul_in_json_bodies_is_422(client: TestClient) -> None:
+    response = client.put(URL, json={"content": "id: a\u0000"})
+    assert response.status_code == 422
+    assert "NUL" in response.json()["message"]
+    response = client.put("/api/v1/namespaces/platform/secrets/KEY", json={"value": "a\u0000"})
+    assert response.status_code == 422
+    assert "NUL" in response.json()["message"]

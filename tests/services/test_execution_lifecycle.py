@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from controlplane.errors import IllegalTransitionError, InvalidRequestError, NotFoundError
+from controlplane.runners.sandbox import Sandbox
 from controlplane.services.executions import (
     backfill_schedule,
     create_execution,
@@ -18,7 +19,6 @@ from controlplane.services.executions import (
     restart_execution,
 )
 from controlplane.services.flows import Provenance, put_flow
-from controlplane.runners.sandbox import Sandbox
 from controlplane.services.worker.worker import Worker
 from controlplane.store.tables import AuditEventRow, TriggerFireRow
 

@@ -136,13 +136,22 @@ def test_log_level_drops_lower_lines(client: TestClient) -> None:
 
 
 def test_templated_concurrent_is_rendered(client: TestClient) -> None:
+    # concurrent renders to 1, so the branches run one after the other; a
+    # template read as "no limit" would start both at once.
     put_flow(
         client,
-        "id: par\nnamespace: demo\nvariables: {width: 2}\ntasks:\n"
+        "id: par\nnamespace: demo\nvariables: {width: 1}\ntasks:\n"
         "  - id: p\n    type: Parallel\n    concurrent: '{{ vars.width }}'\n    tasks:\n"
-        "      - {id: a, type: Log, message: a}\n      - {id: b, type: Log, message: b}\n",
+        "      - {id: a, type: Sleep, duration: PT0.3S}\n"
+        "      - {id: b, type: Sleep, duration: PT0.3S}\n",
     )
-    assert run(client, "demo", "par")["state"] == "SUCCESS"
+    execution = run(client, "demo", "par")
+    assert execution["state"] == "SUCCESS"
+    a, b = sorted(
+        (r for r in execution["task_runs"] if r["task_id"] in {"a", "b"}),
+        key=lambda r: r["started_at"],
+    )
+    assert a["ended_at"] <= b["started_at"]
 
 
 def test_subflow_revision_labels_and_schedule_date(client: TestClient, engine: Engine) -> None:
@@ -181,7 +190,12 @@ def test_subflow_revision_labels_and_schedule_date(client: TestClient, engine: E
 def test_a_parent_waiting_on_its_subflow_records_one_history_entry(
     client: TestClient,
 ) -> None:
-    put_flow(client, "id: nap\nnamespace: demo\ntasks:\n  - {id: s, type: Sleep, duration: PT2S}\n")
+    # The child waits without holding the worker, so the parent is woken to
+    # poll it several times; each poll must not add a history entry.
+    put_flow(
+        client,
+        "id: nap\nnamespace: demo\ntasks:\n  - {id: s, type: Pause, pauseDuration: PT2S}\n",
+    )
     put_flow(
         client,
         "id: waiter\nnamespace: demo\ntasks:\n"

@@ -256,7 +256,8 @@ def test_execution_data_source_reads_lineage_of_a_git_flow(workspace, server, tm
     assert read["origin"] == "git:tf-exec"
     assert read["git_commit_sha"] == sha
     assert read["plan_id"] == plan["id"]
-    assert read["labels"] == {"a": "b"}
+    # The server adds Kestra's system label tying the run to its chain.
+    assert read["labels"] == {"a": "b", "system.correlationId": read["id"]}
     assert read["ended_at"] is not None
 
     workspace.write('data "flowplane_execution" "nope" {\n  id = "no-such-run"\n}\n')

@@ -30,7 +30,13 @@ from controlplane.terraform_provider.schemas import (
     with_etag,
 )
 
-NAMESPACE_BODY = {"name": "ops", "description": None, "labels": {}, "variables": {}}
+NAMESPACE_BODY = {
+    "name": "ops",
+    "description": None,
+    "labels": {},
+    "variables": {},
+    "allowed_namespaces": [],
+}
 
 
 def test_namespace_state_keeps_terraforms_unset_values():
@@ -40,6 +46,7 @@ def test_namespace_state_keeps_terraforms_unset_values():
         "description": None,
         "labels": None,
         "variables": None,
+        "allowed_namespaces": None,
     }
     # Empty in the configuration stays empty, not null.
     kept = namespace_state(NAMESPACE_BODY, {"labels": {}, "variables": {}, "description": ""})
@@ -66,6 +73,7 @@ def test_namespace_body_sends_every_attribute():
         "description": None,
         "labels": {},
         "variables": {},
+        "allowed_namespaces": [],
     }
 
 

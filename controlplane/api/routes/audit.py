@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from controlplane.api.auth import Viewer, check_unscoped
 from controlplane.api.deps import EngineDep, PageDep
+from controlplane.api.limits import Text
 from controlplane.store.audit import verify_chain
 from controlplane.store.db import as_utc
 from controlplane.store.tables import AuditEventRow
@@ -46,11 +47,11 @@ def list_events(
     engine: EngineDep,
     principal: Viewer,
     page: PageDep,
-    action: Annotated[str | None, Query(description="e.g. plan.approve")] = None,
+    action: Annotated[Text | None, Query(description="e.g. plan.approve")] = None,
     target: Annotated[
-        str | None, Query(description="Target prefix, e.g. flow:platform.ops/")
+        Text | None, Query(description="Target prefix, e.g. flow:platform.ops/")
     ] = None,
-    actor: str | None = None,
+    actor: Text | None = None,
 ) -> list[AuditEvent]:
     """Events, oldest first, filtered. The log spans namespaces, so it needs an unscoped token."""
     check_unscoped(principal, "the audit log")

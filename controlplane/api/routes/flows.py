@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from controlplane.api.auth import Viewer, require
 from controlplane.api.deps import EngineDep, IfMatch, PageDep, ProvenanceDep
+from controlplane.api.limits import MAX_DB_INT, Text
 from controlplane.api.schemas import (
     ErrorBody,
     FlowContent,
@@ -60,16 +61,18 @@ async def read_source(request: Request) -> str:
     except UnicodeDecodeError as exc:
         raise InvalidRequestError(f"body is not valid UTF-8 (byte {exc.start})") from None
     if media_type in _YAML_TYPES:
-        return FlowContent.model_validate({"content": text}).content
-    if media_type != "application/json":
+        payload: Any = {"content": text}
+    elif media_type == "application/json":
+        try:
+            payload = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidRequestError(f"body is not valid JSON: {exc}") from None
+    else:
         raise UnsupportedMediaTypeError(
             f"Content-Type {media_type or '(none)'} is not supported; send application/json "
             'with {"content": "..."} or application/x-yaml with the flow source'
         )
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequestError(f"body is not valid JSON: {exc}") from None
+    # Both forms are checked by one model: a raw YAML body with a NUL is the same 422.
     try:
         return FlowContent.model_validate(payload).content
     except ValidationError as exc:
@@ -81,12 +84,12 @@ def list_flows(
     engine: EngineDep,
     principal: Viewer,
     page: PageDep,
-    namespace: Annotated[str | None, Query(description="Exactly this namespace")] = None,
+    namespace: Annotated[Text | None, Query(description="Exactly this namespace")] = None,
     namespace_prefix: Annotated[
-        str | None, Query(description="This namespace and its children")
+        Text | None, Query(description="This namespace and its children")
     ] = None,
-    origin: Annotated[str | None, Query(description="api, terraform or git:<source>")] = None,
-    q: Annotated[str | None, Query(max_length=100, description="Flow id contains")] = None,
+    origin: Annotated[Text | None, Query(description="api, terraform or git:<source>")] = None,
+    q: Annotated[Text | None, Query(max_length=100, description="Flow id contains")] = None,
 ) -> FlowList:
     """Live flows ordered by namespace and id."""
     flt = FlowFilter(
@@ -108,6 +111,7 @@ def list_flows(
 @router.post(
     "/validate",
     response_model=ValidationResult,
+    responses=_ERRORS,
     openapi_extra=_SOURCE_BODY,
     dependencies=[require("viewer")],
 )
@@ -201,7 +205,7 @@ def get_revision(
     principal: Viewer,
     namespace: Namespace,
     flow_id: FlowId,
-    revision: Annotated[int, Path(ge=1)],
+    revision: Annotated[int, Path(ge=1, le=MAX_DB_INT)],
 ) -> RevisionPublic:
     """One revision with its source."""
     principal.check_namespace(namespace)

@@ -20,6 +20,7 @@ from controlplane.api.auth import (
     require,
 )
 from controlplane.api.deps import EngineDep, IfMatch, SettingsDep, get_keyring
+from controlplane.api.limits import Text
 from controlplane.api.schemas import ErrorBody, WriteModel
 from controlplane.errors import InvalidRequestError, NotFoundError
 from controlplane.services.access import ALL_NAMESPACES, Principal
@@ -29,9 +30,10 @@ from controlplane.store.tables import ApprovalRow, GitSourceRow, PlanRow
 
 router = APIRouter(prefix="/api/v1", tags=["gitops"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (400, 403, 404, 409, 412, 422, 502)
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 412, 422, 502)
 }
 SourceId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=100)]
+PlanId = Annotated[Text, Path(max_length=100)]
 
 
 class SourceWrite(WriteModel):
@@ -163,7 +165,11 @@ def _plan_public(engine: Any, plan_id: str, principal: Principal) -> PlanPublic:
         return PlanPublic.of(row, list(approvals))
 
 
-@router.put("/sources/{source_id}", response_model=SourcePublic, responses=_ERRORS)
+@router.put(
+    "/sources/{source_id}",
+    response_model=SourcePublic,
+    responses={201: {"model": SourcePublic}, **_ERRORS},
+)
 def put_source(
     request: Request,
     engine: EngineDep,
@@ -337,7 +343,7 @@ async def push_webhook(
 
 @router.get("/plans", response_model=list[PlanPublic])
 def list_plans(
-    engine: EngineDep, principal: Viewer, source_id: str | None = None
+    engine: EngineDep, principal: Viewer, source_id: Text | None = None
 ) -> list[PlanPublic]:
     """Plans, newest first; a scoped token sees the plans that stay inside its scopes."""
     with Session(engine) as session:
@@ -353,7 +359,7 @@ def list_plans(
 
 
 @router.get("/plans/{plan_id}", response_model=PlanPublic, responses=_ERRORS)
-def get_plan(engine: EngineDep, principal: Viewer, plan_id: str) -> PlanPublic:
+def get_plan(engine: EngineDep, principal: Viewer, plan_id: PlanId) -> PlanPublic:
     """One plan with its diff and reviews."""
     return _plan_public(engine, plan_id, principal)
 
@@ -368,13 +374,15 @@ def _review(
 
 @router.post("/plans/{plan_id}/approve", response_model=PlanPublic, responses=_ERRORS)
 def approve_plan(
-    engine: EngineDep, principal: Reviewer, plan_id: str, body: Decision
+    engine: EngineDep, principal: Reviewer, plan_id: PlanId, body: Decision
 ) -> PlanPublic:
     """Approve; the commit's author cannot. Enough approvals apply the plan atomically."""
     return _review(engine, plan_id, principal, body, approve=True)
 
 
 @router.post("/plans/{plan_id}/reject", response_model=PlanPublic, responses=_ERRORS)
-def reject_plan(engine: EngineDep, principal: Reviewer, plan_id: str, body: Decision) -> PlanPublic:
+def reject_plan(
+    engine: EngineDep, principal: Reviewer, plan_id: PlanId, body: Decision
+) -> PlanPublic:
     """Reject; nothing activates."""
     return _review(engine, plan_id, principal, body, approve=False)

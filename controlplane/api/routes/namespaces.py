@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from controlplane.api.auth import Editor, Viewer
 from controlplane.api.deps import EngineDep, IfMatch, PageDep
+from controlplane.api.limits import Text
 from controlplane.api.schemas import ErrorBody, NamespaceList, NamespacePublic, NamespaceWrite
 from controlplane.domain.fields import NAMESPACE_PATTERN
 from controlplane.services import namespaces as service
@@ -25,7 +26,7 @@ def list_namespaces(
     engine: EngineDep,
     principal: Viewer,
     page: PageDep,
-    prefix: Annotated[str | None, Query(description="Namespace and its children")] = None,
+    prefix: Annotated[Text | None, Query(description="Namespace and its children")] = None,
 ) -> NamespaceList:
     """Namespaces ordered by name, within the caller's scopes."""
     rows, total = service.list_namespaces(

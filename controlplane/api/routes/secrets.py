@@ -24,7 +24,9 @@ router = APIRouter(prefix="/api/v1/namespaces/{namespace}/secrets", tags=["secre
 recipient_router = APIRouter(prefix="/api/v1/secrets", tags=["secrets"])
 Namespace = Annotated[str, Path(pattern=NAMESPACE_PATTERN, max_length=150)]
 Key = Annotated[str, Path(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=200)]
-_ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (404, 422)}
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (400, 404, 422)
+}
 
 
 class SecretWrite(WriteModel):
@@ -64,7 +66,9 @@ def list_secrets(engine: EngineDep, principal: Viewer, namespace: Namespace) -> 
     return [SecretPublic.of(r) for r in service.list_secrets(engine, namespace)]
 
 
-@router.put("/{key}", response_model=SecretPublic, responses=_ERRORS)
+@router.put(
+    "/{key}", response_model=SecretPublic, responses={201: {"model": SecretPublic}, **_ERRORS}
+)
 def put_secret(
     request: Request,
     engine: EngineDep,

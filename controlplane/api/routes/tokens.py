@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from controlplane.api.auth import Admin, require
 from controlplane.api.deps import EngineDep
+from controlplane.api.limits import Text
 from controlplane.api.schemas import ErrorBody, WriteModel
 from controlplane.services import access
 from controlplane.services.access import Role
@@ -18,9 +19,9 @@ from controlplane.store.tables import ApiTokenRow
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
 
-TokenId = Annotated[str, Path(max_length=40)]
+TokenId = Annotated[Text, Path(max_length=40)]
 _ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409)
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409)
 }
 
 

@@ -292,6 +292,7 @@ def _plan_row(
     extra = [
         *secrets.problems,
         *(Problem("not valid UTF-8", file=path) for path in snapshot.undecodable),
+        *snapshot.problems,
     ]
     problems = [*plan.problems, *extra]
     if problems:

@@ -2,6 +2,10 @@
 
 Git errors become ``SourceUnavailableError`` here and nowhere else. A local
 directory (``flowplane server --watch``) is read into the same ``Snapshot``.
+
+A file is held to the API's body limit (``max_body_bytes``): one larger is not
+read at all (its size is known from the tree or the file system) and becomes a
+problem that names it, so a Git push cannot store what a PUT would refuse.
 """
 
 from __future__ import annotations
@@ -13,7 +17,16 @@ from pathlib import Path
 import git
 
 from controlplane.domain.plan import DesiredFile
-from controlplane.errors import InvalidRequestError, NotFoundError, SourceUnavailableError
+from controlplane.errors import (
+    InvalidRequestError,
+    NotFoundError,
+    Problem,
+    SourceUnavailableError,
+)
+from controlplane.settings import Settings
+
+# The API's body limit unless the caller passes the configured one.
+DEFAULT_MAX_FILE_BYTES: int = Settings.model_fields["max_body_bytes"].default
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,8 @@ class Snapshot:
     files: tuple[DesiredFile, ...]
     undecodable: tuple[str, ...]
     secret_files: tuple[SecretFile, ...] = ()
+    # Files left unread, each with why (too large): a plan with any activates nothing.
+    problems: tuple[Problem, ...] = ()
 
     @property
     def content_sha256(self) -> str:
@@ -54,7 +69,17 @@ class Snapshot:
             digest.update(f"{secret.path}\0{len(secret.data)}\0".encode() + secret.data)
         for path in sorted(self.undecodable):
             digest.update(f"{path}\0".encode())
+        for problem in self.problems:
+            digest.update(f"{problem.render()}\0".encode())
         return digest.hexdigest()
+
+
+def _too_large(path: str, size: int, limit: int) -> Problem:
+    return Problem(
+        f"file is {size} bytes, larger than the {limit}-byte limit (max_body_bytes); "
+        "it was not read",
+        file=path,
+    )
 
 
 def read_snapshot(
@@ -65,12 +90,14 @@ def read_snapshot(
     secrets_path: str = "secrets/",
     *,
     at: str | None = None,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> Snapshot:
     """Fetch ``branch`` into the cache clone and read the flows and secrets of a commit.
 
     The commit is the branch's head, or ``at``, which must be in the branch's
     history (rollback). The tree of the commit is read, never a work tree, so
-    local changes in a checkout cannot leak into a plan.
+    local changes in a checkout cannot leak into a plan. A file larger than
+    ``max_file_bytes`` is left unread and reported in ``problems``.
     """
     try:
         repo = _cached_clone(cache_dir)
@@ -82,7 +109,9 @@ def read_snapshot(
         ) from None
     if at is not None:
         head = _commit_in_history(repo, head, branch, at)
-    files, undecodable = _read_flows(head.tree, flows_path)
+    reader = _TreeReader(max_file_bytes)
+    files, undecodable = reader.read_flows(head.tree, flows_path)
+    secret_files = reader.read_secrets(head.tree, secrets_path)
     commit = Commit(
         sha=head.hexsha,
         author=str(head.author.name),
@@ -90,9 +119,7 @@ def read_snapshot(
         committer=str(head.committer.name),
         message=str(head.message).strip(),
     )
-    return Snapshot(
-        commit, tuple(files), tuple(undecodable), _read_secrets(head.tree, secrets_path)
-    )
+    return Snapshot(commit, tuple(files), tuple(undecodable), secret_files, tuple(reader.problems))
 
 
 def _commit_in_history(repo: git.Repo, head: git.Commit, branch: str, sha: str) -> git.Commit:
@@ -114,51 +141,85 @@ def _subtree(tree: git.Tree, path: str) -> git.Tree | None:
     return found if isinstance(found, git.Tree) else None
 
 
-def _read_flows(root: git.Tree, flows_path: str) -> tuple[list[DesiredFile], list[str]]:
-    files: list[DesiredFile] = []
-    undecodable: list[str] = []
-    tree = _subtree(root, flows_path)
-    for item in tree.traverse() if tree is not None else ():
-        if not isinstance(item, git.Blob):
-            continue
-        try:
-            files.append(DesiredFile(str(item.path), item.data_stream.read().decode("utf-8")))
-        except UnicodeDecodeError:
-            undecodable.append(str(item.path))
-    return files, undecodable
+class _TreeReader:
+    """Reads the blobs of a commit's tree, leaving any over the size limit unread."""
+
+    def __init__(self, max_file_bytes: int) -> None:
+        self.max_file_bytes = max_file_bytes
+        self.problems: list[Problem] = []
+
+    def blobs(self, root: git.Tree, path: str) -> list[git.Blob]:
+        """The blobs under ``path`` that fit the limit; the others become problems."""
+        tree = _subtree(root, path)
+        blobs: list[git.Blob] = []
+        for item in tree.traverse() if tree is not None else ():
+            if not isinstance(item, git.Blob):
+                continue
+            # The size is in the tree: a huge blob is refused before it is read.
+            if item.size > self.max_file_bytes:
+                self.problems.append(_too_large(str(item.path), item.size, self.max_file_bytes))
+                continue
+            blobs.append(item)
+        return blobs
+
+    def read_flows(self, root: git.Tree, flows_path: str) -> tuple[list[DesiredFile], list[str]]:
+        """The flow files, and the paths of those that are not UTF-8."""
+        files: list[DesiredFile] = []
+        undecodable: list[str] = []
+        for blob in self.blobs(root, flows_path):
+            try:
+                files.append(DesiredFile(str(blob.path), blob.data_stream.read().decode("utf-8")))
+            except UnicodeDecodeError:
+                undecodable.append(str(blob.path))
+        return files, undecodable
+
+    def read_secrets(self, root: git.Tree, secrets_path: str) -> tuple[SecretFile, ...]:
+        """The ``.age`` files under the secrets path."""
+        return tuple(
+            SecretFile(str(blob.path), bytes(blob.data_stream.read()))
+            for blob in self.blobs(root, secrets_path)
+            if str(blob.path).endswith(".age")
+        )
 
 
-def _read_secrets(root: git.Tree, secrets_path: str) -> tuple[SecretFile, ...]:
-    tree = _subtree(root, secrets_path)
-    return tuple(
-        SecretFile(str(item.path), bytes(item.data_stream.read()))
-        for item in (tree.traverse() if tree is not None else ())
-        if isinstance(item, git.Blob) and str(item.path).endswith(".age")
-    )
-
-
-def read_directory(root: Path, flows_path: str, secrets_path: str) -> Snapshot:
+def read_directory(
+    root: Path,
+    flows_path: str,
+    secrets_path: str,
+    *,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> Snapshot:
     """The flows and secrets of a local working directory, read as a commit's tree would be."""
     files: list[DesiredFile] = []
     undecodable: list[str] = []
+    problems: list[Problem] = []
     flows = root / flows_path
     for path in sorted(flows.rglob("*")) if flows.is_dir() else ():
         if not path.is_file() or path.name.startswith("."):
             continue  # editors' swap and lock files come and go
         relative = path.relative_to(root).as_posix()
         try:
+            size = path.stat().st_size
+            if size > max_file_bytes:
+                problems.append(_too_large(relative, size, max_file_bytes))
+                continue
             files.append(DesiredFile(relative, path.read_bytes().decode("utf-8")))
         except UnicodeDecodeError:
             undecodable.append(relative)
         except FileNotFoundError:
             continue  # removed while we read: the next change event replans
+    secret_files: list[SecretFile] = []
     secrets = root / secrets_path
-    secret_files = tuple(
-        SecretFile(path.relative_to(root).as_posix(), path.read_bytes())
-        for path in (sorted(secrets.rglob("*.age")) if secrets.is_dir() else ())
-        if path.is_file()
-    )
-    return Snapshot(None, tuple(files), tuple(undecodable), secret_files)
+    for path in sorted(secrets.rglob("*.age")) if secrets.is_dir() else ():
+        if not path.is_file():
+            continue
+        relative = path.relative_to(root).as_posix()
+        size = path.stat().st_size
+        if size > max_file_bytes:
+            problems.append(_too_large(relative, size, max_file_bytes))
+            continue
+        secret_files.append(SecretFile(relative, path.read_bytes()))
+    return Snapshot(None, tuple(files), tuple(undecodable), tuple(secret_files), tuple(problems))
 
 
 def _cached_clone(cache_dir: Path) -> git.Repo:

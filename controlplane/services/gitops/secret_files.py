@@ -20,8 +20,9 @@ import yaml
 from sqlmodel import Session, col, select
 
 from controlplane.domain.fields import NAMESPACE_PATTERN
+from controlplane.domain.parse import load_yaml
 from controlplane.domain.plan import SecretAction, SecretVersions
-from controlplane.errors import InvalidRequestError, Problem
+from controlplane.errors import InvalidFlowError, InvalidRequestError, Problem
 from controlplane.services.gitops.repository import SecretFile
 from controlplane.services.secrets import Keyring
 from controlplane.store.tables import SecretRow
@@ -47,10 +48,11 @@ def parse_secret_map(text: str) -> dict[str, str]:
     Messages carry keys and lines only, so they are safe to store and show.
     """
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
+        data = load_yaml(text)
+    except InvalidFlowError as exc:
+        # Only the line: a parser message may quote the (secret) text.
+        line = exc.problems[0].line if exc.problems else None
+        where = f" (line {line})" if line is not None else ""
         raise InvalidRequestError(f"not valid YAML{where}") from None
     if data is None:
         return {}
