@@ -386,3 +386,73 @@ def test_git_revisions_resume_only_with_a_reviewer_among_the_plans_approvers(
             ensure_resume_authority(engine, execution, TARGET)
     with pytest.raises(ForbiddenError, match="without a reviewed plan"):
         ensure_resume_authority(engine, _git_run(engine, None, {}), TARGET)
+
+
+def test_subflow_into_a_namespace_that_does_not_allow_the_caller_is_refused(
+    client: TestClient,
+) -> None:
+    client.put(
+        "/api/v1/flows/team.a/hello",
+        json={
+            "content": "id: hello\nnamespace: team.a\ntasks:\n  - {id: a, type: Log, message: hi}\n"
+        },
+    )
+    client.put(
+        "/api/v1/flows/other.x/caller",
+        json={
+            "content": "id: caller\nnamespace: other.x\ntasks:\n"
+            "  - {id: sub, type: Subflow, namespace: team.a, flowId: hello}\n"
+        },
+    )
+    refused = client.post(
+        "/api/v1/executions/other.x/caller", params={"wait": True, "timeout": 30}, json={}
+    ).json()
+    assert refused["state"] == "FAILED"
+    lines = [
+        line["message"] for line in client.get(f"/api/v1/executions/{refused['id']}/logs").json()
+    ]
+    assert any("does not allow flows from other.x" in line for line in lines), lines
+    started = client.get("/api/v1/executions", params={"namespace": "team.a"}).json()
+    items = started["items"] if isinstance(started, dict) else started
+    assert items == []  # nothing ran in team.a
+
+    client.put("/api/v1/namespaces/team.a", json={"allowed_namespaces": ["other.*"]})
+    allowed = client.post(
+        "/api/v1/executions/other.x/caller", params={"wait": True, "timeout": 30}, json={}
+    ).json()
+    assert allowed["state"] == "SUCCESS"
+
+
+def test_a_flow_trigger_does_not_listen_across_namespaces_unless_allowed(
+    client: TestClient,
+) -> None:
+    client.put(
+        "/api/v1/flows/team.a/upstream",
+        json={
+            "content": "id: upstream\nnamespace: team.a\ntasks:\n"
+            "  - {id: a, type: Log, message: hi}\n"
+        },
+    )
+    client.put(
+        "/api/v1/flows/other.x/listener",
+        json={
+            "content": "id: listener\nnamespace: other.x\ntasks:\n"
+            "  - {id: a, type: Log, message: fired}\n"
+            "triggers:\n  - {id: on-up, type: Flow, conditions: "
+            "[{type: io.kestra.plugin.core.condition.ExecutionFlow, namespace: team.a, "
+            "flowId: upstream}]}\n"
+        },
+    )
+
+    def listener_runs() -> int:
+        body = client.get("/api/v1/executions", params={"namespace": "other.x"}).json()
+        return len(body["items"] if isinstance(body, dict) else body)
+
+    upstream = client.post(
+        "/api/v1/executions/team.a/upstream", params={"wait": True, "timeout": 30}, json={}
+    ).json()
+    assert upstream["state"] == "SUCCESS"
+    assert listener_runs() == 0
+    client.put("/api/v1/namespaces/team.a", json={"allowed_namespaces": ["other.x"]})
+    client.post("/api/v1/executions/team.a/upstream", params={"wait": True, "timeout": 30}, json={})
+    assert listener_runs() == 1
