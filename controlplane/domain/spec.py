@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from controlplane.domain.fields import (
     FLOW_ID_PATTERN,
@@ -72,7 +72,9 @@ class Flow(StrictModel):
     def _refuse_unsupported(cls, data: Any) -> Any:
         if isinstance(data, dict) and "pluginDefaults" in data and "taskDefaults" in data:
             raise ValueError("give pluginDefaults or its older name taskDefaults, not both")
-        return data
+        # Before field validation: pluginDefaults comes after tasks in the model,
+        # so a field validator on tasks would never see it.
+        return _defaults_applied(data)
 
     @field_validator("sla", mode="before")
     @classmethod
@@ -89,14 +91,6 @@ class Flow(StrictModel):
     def _labels(cls, value: Any) -> Any:
         return labels_as_dict(value)
 
-    @field_validator("tasks", "errors", "finally_", mode="before")
-    @classmethod
-    def _apply_plugin_defaults(cls, value: Any, info: ValidationInfo) -> Any:
-        defaults = (info.data or {}).get("pluginDefaults") if info.data else None
-        if not defaults or not isinstance(value, list):
-            return value
-        return [_with_defaults(task, defaults) for task in value]
-
     def all_task_lists(self) -> dict[str, list[TaskBase]]:
         """The top-level task lists keyed by their YAML name."""
         lists: dict[str, list[TaskBase]] = {"tasks": list(self.tasks)}
@@ -105,6 +99,24 @@ class Flow(StrictModel):
         if self.finally_:
             lists["finally"] = list(self.finally_)
         return lists
+
+
+def _defaults_applied(data: Any) -> Any:
+    """``data`` with its plugin defaults merged into every task list (before field validation)."""
+    if not isinstance(data, dict):
+        return data
+    raw = data.get("pluginDefaults", data.get("taskDefaults"))
+    if not isinstance(raw, list):
+        return data
+    try:
+        defaults = [PluginDefault.model_validate(item) for item in raw]
+    except ValueError:
+        return data  # the field's own validation reports it
+    merged = dict(data)
+    for key in ("tasks", "errors", "finally"):
+        if isinstance(merged.get(key), list):
+            merged[key] = [_with_defaults(task, defaults) for task in merged[key]]
+    return merged
 
 
 def _matches(default_type: str, task_type: str) -> bool:

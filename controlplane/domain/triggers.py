@@ -6,7 +6,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator
 
-from controlplane.domain.conditions import Condition
+from controlplane.domain.conditions import Condition, Expression
 from controlplane.domain.fields import DynDuration, State, StrictModel, Text
 
 _PREFIX = "io.kestra.plugin.core.trigger."
@@ -30,6 +30,17 @@ class _TriggerBase(StrictModel):
         return _PREFIX + cls.KIND if value in TRIGGER_NAMES else value
 
 
+def _refuse(name: str, kind: str, instead: str) -> Any:
+    """A validator that refuses ``name`` when it is set: the services never read it."""
+
+    def check(value: Any) -> Any:
+        if value is not None:
+            raise ValueError(f"{name} is not supported on a {kind} trigger; {instead}")
+        return value
+
+    return field_validator(name, mode="before")(check)
+
+
 class Backfill(StrictModel):
     """A past interval to replay a Schedule over."""
 
@@ -49,12 +60,35 @@ class Schedule(_TriggerBase):
     recoverMissedSchedules: Literal["ALL", "LAST", "NONE"] | None = None  # noqa: N815
     lateMaximumDelay: DynDuration | None = None  # noqa: N815
 
+    # The scheduler fires on the cron alone, and backfills are started through the API.
+    _no_conditions = _refuse(
+        "conditions", "Schedule", "Flowplane's conditions test an upstream execution"
+    )
+    _no_backfill = _refuse(
+        "backfill",
+        "Schedule",
+        "start one with POST /api/v1/executions/{namespace}/{flowId}/backfill",
+    )
+
 
 class Webhook(_TriggerBase):
     """Start an execution when ``/api/v1/executions/webhook/{ns}/{flow}/{key}`` is called."""
 
     KIND: ClassVar[str] = "Webhook"
     key: Annotated[Text, Field(min_length=1, max_length=256)]
+
+    _no_stop_after = _refuse("stopAfter", "Webhook", "only a Schedule trigger stops")
+
+    @field_validator("conditions")
+    @classmethod
+    def _expressions_only(cls, value: list[Condition] | None) -> list[Condition] | None:
+        # A webhook has no upstream execution: only an expression on the request applies.
+        if value and any(not isinstance(c, Expression) for c in value):
+            raise ValueError(
+                "conditions on a Webhook trigger may only be ExpressionCondition: "
+                "the others test an upstream execution"
+            )
+        return value
 
 
 class PreconditionFilter(StrictModel):
@@ -123,6 +157,8 @@ class FlowTrigger(_TriggerBase):
     KIND: ClassVar[str] = "Flow"
     preconditions: Preconditions | None = None
     states: list[State] | None = None
+
+    _no_stop_after = _refuse("stopAfter", "Flow", "only a Schedule trigger stops")
 
 
 TRIGGER_NAMES = {

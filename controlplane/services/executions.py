@@ -19,7 +19,7 @@ from controlplane.domain import expressions
 from controlplane.domain.conditions import Expression
 from controlplane.domain.fields import InputType, State
 from controlplane.domain.inputs import resolve_inputs
-from controlplane.domain.spec import labels_as_dict
+from controlplane.domain.spec import Flow, labels_as_dict
 from controlplane.domain.tasktypes import iter_tasks
 from controlplane.domain.tasktypes.flowable import Pause, Subflow
 from controlplane.domain.transitions import TERMINAL
@@ -211,7 +211,7 @@ def trigger_webhook(
         raise NotFoundError(f"no webhook {namespace}/{flow_id}/{key}")
     spec = stored_spec(source)
     for trigger in spec.triggers or []:
-        if isinstance(trigger, Webhook) and not trigger.disabled and trigger.key == key:
+        if isinstance(trigger, Webhook) and not trigger.disabled and _key_of(trigger, spec) == key:
             if not _conditions_hold(trigger, payload):
                 raise ConflictError(f"webhook {trigger.id}: its conditions do not hold")
             return create_execution(
@@ -219,9 +219,22 @@ def trigger_webhook(
                 namespace,
                 flow_id,
                 inputs=trigger.inputs or {},
+                labels=labels_as_dict(trigger.labels) if trigger.labels else None,
                 trigger={"type": "webhook", "id": trigger.id, **payload},
             )
     raise NotFoundError(f"no webhook {namespace}/{flow_id}/{key}")
+
+
+def _key_of(trigger: Webhook, spec: Flow) -> str:
+    """The webhook's key; a templated one (``{{ flow.id }}``) sees the flow's identity."""
+    if "{" not in trigger.key:
+        return trigger.key
+    try:
+        return str(
+            expressions.render(trigger.key, {"flow": {"id": spec.id, "namespace": spec.namespace}})
+        )
+    except expressions.RenderError:
+        return trigger.key  # an unrenderable key matches only itself, so never a caller
 
 
 def _conditions_hold(trigger: Webhook, payload: Mapping[str, Any]) -> bool:

@@ -114,7 +114,12 @@ def _fire_one(  # noqa: PLR0917 - the listener, its trigger, and the upstream en
         trigger.inputs or {}, {"trigger": event, "outputs": task_outputs}
     )
     created = create_execution(
-        engine, namespace, flow_id, inputs=inputs, trigger={**event, "id": trigger.id}
+        engine,
+        namespace,
+        flow_id,
+        inputs=inputs,
+        labels=labels_as_dict(trigger.labels) if trigger.labels else None,
+        trigger={**event, "id": trigger.id},
     )
     return created.id
 

@@ -19,9 +19,13 @@ def run_request(task: http.Request, run: RunContext) -> dict[str, Any]:
     A status of 400 or more fails the task unless ``allowFailed`` is true.
     """
     options = task.options
-    timeout = _DEFAULT_TIMEOUT
-    if options and options.timeout:
-        timeout = parse_duration(str(run.render(options.timeout))).total_seconds()
+    timeout = httpx.Timeout(_seconds(run, options.timeout if options else None, _DEFAULT_TIMEOUT))
+    if options:
+        timeout = httpx.Timeout(
+            timeout.read,
+            connect=_seconds(run, options.connectTimeout, timeout.connect),
+            read=_seconds(run, options.readTimeout, timeout.read),
+        )
     follow = bool(run.render(options.followRedirects)) if options else True
     allow_failed = bool(run.render(task.allowFailed)) or bool(
         options and run.render(options.allowFailed)
@@ -50,3 +54,10 @@ def run_request(task: http.Request, run: RunContext) -> dict[str, Any]:
         "body": response.text,
         "uri": str(response.url),
     }
+
+
+def _seconds(run: RunContext, value: str | None, default: float | None) -> float | None:
+    """A rendered duration in seconds, or ``default`` when the option is not given."""
+    if value is None:
+        return default
+    return parse_duration(str(run.render(value))).total_seconds()

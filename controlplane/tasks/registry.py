@@ -7,6 +7,7 @@ type table and fails when a type has neither.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,21 @@ from controlplane.tasks.context import RunContext
 
 Runnable = Callable[[Any, RunContext], dict[str, Any]]
 
-RUNNABLES: dict[type, Runnable] = {
+
+def with_log_file(implementation: Runnable) -> Runnable:
+    """``implementation``, adding the ``logFile`` output when the task sets ``logToFile``."""
+
+    @functools.wraps(implementation)
+    def run(task: Any, context: RunContext) -> dict[str, Any]:
+        outputs = implementation(task, context)
+        if task.logToFile:
+            outputs = {**outputs, "logFile": storage_tasks.write_log_file(task, context)}
+        return outputs
+
+    return run
+
+
+_IMPLEMENTATIONS: dict[type, Runnable] = {
     core.Log: core_tasks.run_log,
     core.Return: core_tasks.run_return,
     core.Echo: core_tasks.run_echo,
@@ -43,6 +58,9 @@ RUNNABLES: dict[type, Runnable] = {
     scripts.ShellScript: script_tasks.run_script,
     scripts.PythonCommands: script_tasks.run_script,
     scripts.PythonScript: script_tasks.run_script,
+}
+RUNNABLES: dict[type, Runnable] = {
+    model: with_log_file(implementation) for model, implementation in _IMPLEMENTATIONS.items()
 }
 
 # Types the executor runs itself: they order, repeat or wrap other tasks, or

@@ -1,4 +1,4 @@
-"""Files in a task's working directory: LocalFiles, and WorkingDirectory's input/output files."""
+"""Files in a task's working directory: LocalFiles, WorkingDirectory's files, log files."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from controlplane.domain.tasktypes import core
+from sqlmodel import Session
+
+from controlplane.domain.tasktypes import TaskBase, core
+from controlplane.store import executions as store
+from controlplane.store.db import as_utc
 from controlplane.tasks.context import RunContext, TaskFailedError
 
 
@@ -57,3 +61,19 @@ def collect_files(directory: Path, patterns: list[str], store: Path) -> dict[str
                 shutil.copyfile(path, destination)
                 found[name] = str(destination)
     return found
+
+
+def write_log_file(task: TaskBase, run: RunContext) -> str:
+    """Write this task run's log lines to a file (Kestra's ``logToFile``); return its path.
+
+    The lines are read back from the execution's log, so they are masked and
+    filtered by ``logLevel`` exactly as the log shows them.
+    """
+    run_id = str(run.render("{{ taskrun.id }}"))
+    with Session(run.engine) as session:
+        rows = [r for r in store.logs_of(session, run.execution.id) if r.task_run_id == run_id]
+    path = run.working_dir.parent / "logs" / f"{task.id}-{run_id}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{as_utc(r.timestamp).isoformat()} {r.level} {r.message}\n" for r in rows]
+    path.write_text("".join(lines), encoding="utf-8")
+    return str(path)

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from controlplane.store.tables import ExecutionRow
-from tests.services.test_engine import logs, put_flow, run
+from tests.services.test_engine import logs, put_flow, run, wait_for_end
 
 
 def _runs(execution: dict) -> dict[str, dict]:
@@ -205,3 +205,85 @@ def test_a_parent_waiting_on_its_subflow_records_one_history_entry(
     assert execution["state"] == "SUCCESS"
     waits = [h for h in execution["state_history"] if "waiting" in h.get("reason", "")]
     assert len(waits) == 1
+
+
+def test_pause_tasks_run_after_the_resume(client: TestClient) -> None:
+    put_flow(
+        client,
+        "id: gate\nnamespace: demo\ntasks:\n"
+        "  - id: wait\n    type: Pause\n    pauseDuration: PT0.5S\n    behavior: RESUME\n"
+        "    tasks:\n      - {id: after, type: Log, message: after-the-pause}\n",
+    )
+    started = client.post("/api/v1/executions/demo/gate", json={}).json()
+    final = wait_for_end(client, started["id"])
+    assert final["state"] == "SUCCESS"
+    assert "after-the-pause" in logs(client, started["id"])
+    assert _runs(final)["after"]["state"] == "SUCCESS"
+
+
+def test_subflow_outputs_are_rendered_against_the_child(client: TestClient) -> None:
+    put_flow(
+        client,
+        "id: child\nnamespace: demo\ntasks:\n  - {id: r, type: Return, format: from-child}\n",
+    )
+    put_flow(
+        client,
+        "id: parent\nnamespace: demo\ntasks:\n"
+        "  - id: sub\n    type: Subflow\n    namespace: demo\n    flowId: child\n"
+        "    outputs: {extracted: '{{ outputs.r.value }}!'}\n"
+        "  - {id: show, type: Log, message: '{{ outputs.sub.outputs.extracted }}'}\n",
+    )
+    execution = run(client, "demo", "parent")
+    assert execution["state"] == "SUCCESS", logs(client, execution["id"])
+    assert "from-child!" in logs(client, execution["id"])
+
+
+def test_working_directory_cache_survives_to_the_next_execution(client: TestClient) -> None:
+    put_flow(
+        client,
+        """\
+id: cached
+namespace: demo
+tasks:
+  - id: wd
+    type: WorkingDirectory
+    cache: {ttl: PT5M, patterns: ["*.txt"]}
+    tasks:
+      - id: check
+        type: shell.Commands
+        commands:
+          - 'if [ -f kept.txt ]; then echo "found $(cat kept.txt)"; else echo first; fi'
+          - echo run > kept.txt
+""",
+    )
+    first = run(client, "demo", "cached")
+    second = run(client, "demo", "cached")
+    assert first["state"] == second["state"] == "SUCCESS"
+    assert "first" in logs(client, first["id"])
+    assert "found run" in logs(client, second["id"])
+
+
+def test_webhook_and_flow_trigger_labels_reach_the_run(client: TestClient) -> None:
+    put_flow(
+        client,
+        "id: hooked\nnamespace: demo\ntasks:\n  - {id: a, type: Log, message: hi}\n"
+        "triggers:\n  - {id: hook, type: Webhook, key: k1, labels: {via: webhook}}\n",
+    )
+    started = client.post("/api/v1/executions/webhook/demo/hooked/k1", json={})
+    assert started.status_code == 201, started.text
+    assert started.json()["labels"]["via"] == "webhook"
+    put_flow(
+        client,
+        "id: listener\nnamespace: demo\ntasks:\n  - {id: a, type: Log, message: fired}\n"
+        "triggers:\n  - id: on-hooked\n    type: Flow\n    labels: {via: flow-trigger}\n"
+        "    conditions: [{type: ExecutionFlow, namespace: demo, flowId: hooked}]\n",
+    )
+    wait_for_end(client, started.json()["id"])
+    deadline = time.monotonic() + 30
+    listened: list[dict] = []
+    while not listened and time.monotonic() < deadline:
+        body = client.get("/api/v1/executions", params={"flow_id": "listener"}).json()
+        listened = body["items"] if isinstance(body, dict) else body
+        time.sleep(0.05)
+    assert listened, "the flow trigger did not fire"
+    assert listened[0]["labels"]["via"] == "flow-trigger"

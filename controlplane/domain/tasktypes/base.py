@@ -68,6 +68,14 @@ class TaskBase(StrictModel):
         # The discriminator already chose this class, so the name is known.
         return canonical_type(value) or value
 
+    @field_validator("workerGroup", mode="before")
+    @classmethod
+    def _no_worker_group(cls, value: Any) -> Any:
+        # Accepting it would promise a placement the worker pool cannot keep.
+        if value is not None:
+            raise ValueError("workerGroup is not supported: every Flowplane worker runs every task")
+        return value
+
     def child_lists(self) -> dict[str, list[TaskBase]]:
         """Every list of nested tasks this task holds, keyed by field path.
 

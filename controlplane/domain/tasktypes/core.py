@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from controlplane.domain.fields import DynBool, DynDuration, LogLevel, Text
 from controlplane.domain.tasktypes.base import TaskBase, register
@@ -167,6 +167,17 @@ class KvSet(_KvTask):
     ttl: DynDuration | None = None
     kvType: KvType | None = None  # noqa: N815
     description: str | None = None
+
+    @field_validator("kvType", mode="before")
+    @classmethod
+    def _no_kv_type(cls, value: Any) -> Any:
+        # kv.Set stores the value as rendered; a declared type would be a silent promise.
+        if value is not None:
+            raise ValueError(
+                "kvType is not supported: kv.Set stores the value with the type "
+                "YAML or its template gives it"
+            )
+        return value
 
 
 @register

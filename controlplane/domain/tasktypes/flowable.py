@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from controlplane.domain.fields import DynBool, DynDuration, DynInt, Input, StrictModel, Text
 from controlplane.domain.tasktypes.base import (
@@ -181,6 +181,18 @@ class Pause(FlowableBase):
     onResume: list[Input] | None = None  # noqa: N815
     # Deprecated in Kestra but still accepted: tasks run after the resume.
     tasks: list[Task] | None = None
+
+    @field_validator("errors", "finally_", mode="before")
+    @classmethod
+    def _no_branches(cls, value: Any, info: ValidationInfo) -> Any:
+        # The executor parks a Pause and ends it itself; it never runs these branches.
+        if value is not None:
+            name = "finally" if info.field_name == "finally_" else "errors"
+            raise ValueError(
+                f"{name} is not supported on a Pause: Flowplane does not run it there; "
+                f"wrap the Pause in a Sequential and give the Sequential {name}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_duration(self) -> Pause:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Discriminator, Field, Tag, model_validator
+from pydantic import BeforeValidator, Discriminator, Field, Tag, field_validator, model_validator
 
 from controlplane.domain.fields import DynBool, DynDuration, StrictModel, Text
 from controlplane.domain.tasktypes.base import TaskBase, register
@@ -119,6 +119,45 @@ class _ScriptTask(TaskBase):
     warningOnStdErr: DynBool = False  # noqa: N815
     failFast: DynBool = True  # noqa: N815
     targetOS: Literal["LINUX", "WINDOWS", "AUTO"] = "AUTO"  # noqa: N815
+
+    @field_validator("inputFiles", mode="before")
+    @classmethod
+    def _input_files_map(cls, value: Any) -> Any:
+        # The runners write a map of files; one template string would be dropped.
+        if isinstance(value, str):
+            raise ValueError(
+                "inputFiles as one string is not supported on script tasks; "
+                "give a map of file names to contents"
+            )
+        return value
+
+    @field_validator("warningOnStdErr", mode="before")
+    @classmethod
+    def _no_warning_on_stderr(cls, value: Any) -> Any:
+        # A script's state comes from its exit code only; stderr lines are logged as WARN.
+        if value is not False:
+            raise ValueError(
+                "warningOnStdErr is not supported: a script's state comes from its exit "
+                "code (stderr lines are logged at WARN); exit non-zero to fail"
+            )
+        return value
+
+    @field_validator("targetOS", mode="before")
+    @classmethod
+    def _linux_only(cls, value: Any) -> Any:
+        if value == "WINDOWS":
+            raise ValueError("targetOS WINDOWS is not supported: Flowplane workers run Linux")
+        return value
+
+    @model_validator(mode="after")
+    def _image_needs_a_pod(self) -> _ScriptTask:
+        # The Process runner runs on the worker's host: an image would be ignored.
+        if self.containerImage is not None and not isinstance(self.taskRunner, KubernetesRunner):
+            raise ValueError(
+                "containerImage needs the Kubernetes task runner: the Process runner runs "
+                "the script on the worker's host, not in an image"
+            )
+        return self
 
     @model_validator(mode="after")
     def _pod_has_no_output_files(self) -> _ScriptTask:

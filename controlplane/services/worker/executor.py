@@ -9,6 +9,7 @@ dead worker is run again as a new attempt.
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 import uuid
@@ -275,7 +276,7 @@ class Executor:
             self._finish(row, State.SKIPPED, {})
             return State.SKIPPED
         if isinstance(task, fl.Pause):
-            return self._pause(task, frame, row)
+            return self._pause_then_tasks(task, frame, row)
         if task.FLOWABLE:
             inner = frame.within(self._task_deadline(task, frame, row), task.id)
             state = self._run_flowable(task, inner, row)
@@ -332,12 +333,16 @@ class Executor:
                     )
             except PASS_THROUGH:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the fault boundary of one attempt
+            except Exception as exc:  # noqa: BLE001 - any failure names the output
                 TASK_DURATION.labels(task.type, State.FAILED.value).observe(
                     time.monotonic() - started
                 )
                 error: Exception = exc
-                if context.timed_out() and not self.should_stop():
+                if (
+                    context.timed_out()
+                    and not self.should_stop()
+                    and "timed out" not in str(exc)  # a runner's own message is clearer
+                ):
                     error = TaskFailedError(f"timed out after {task.timeout}")
                 self._log(row, "ERROR", describe_error(task, error))
                 if self.should_stop():
@@ -494,7 +499,21 @@ class Executor:
         except (TaskFailedError, expressions.RenderError, ValueError, OSError) as exc:
             self._log(row, "ERROR", f"inputFiles: {exc}")
             return State.FAILED
+        cache = self._cache_dir(task) if task.cache else None
+        if cache is not None and task.cache is not None:
+            ttl = (
+                self._seconds(task.cache.ttl, task, frame, row, "cache.ttl")
+                if task.cache.ttl
+                else None
+            )
+            _restore_cache(cache, shared, ttl)
         state = self.run_list(list(task.tasks), child)
+        if cache is not None and task.cache is not None and state != State.FAILED:
+            patterns = [
+                str(self._render(p, task, frame, row, "cache.patterns"))
+                for p in task.cache.patterns
+            ]
+            _save_cache(cache, shared, patterns)
         if task.outputFiles:
             patterns = [
                 str(self._render(p, task, frame, row, "outputFiles")) for p in task.outputFiles
@@ -502,6 +521,10 @@ class Executor:
             found = collect_files(shared, patterns, self.work_dir / row.id / "output-files")
             row.outputs = {**row.outputs, "outputFiles": found}
         return state
+
+    def _cache_dir(self, task: TaskBase) -> Path:
+        """Where a WorkingDirectory's ``cache`` lives between executions of this flow."""
+        return self.work_dir.parent / "_cache" / self.flow.namespace / self.flow.id / task.id
 
     def _wait_for(self, task: fl.WaitFor, frame: _Frame, row: TaskRunRow) -> State:
         """Run the tasks, then again until ``condition`` renders true (Kestra's WaitFor).
@@ -666,7 +689,23 @@ class Executor:
         child_state = State(get_execution(self.engine, child_id).execution.state)
         if child_state not in TERMINAL:
             raise PausedSignal(utcnow() + timedelta(seconds=SUBFLOW_POLL_SECONDS), running=True)
-        child_outputs = get_execution(self.engine, child_id).execution.outputs
+        finished = get_execution(self.engine, child_id)
+        child_outputs = dict(finished.execution.outputs)
+        if task.outputs:
+            # Kestra's Subflow ``outputs``: rendered against the child's task outputs.
+            context = self.context(task, frame, row)
+            context["outputs"] = {
+                run.task_id: self.unseal(run.outputs)
+                for run in finished.task_runs
+                if run.value_key == ""
+            }
+            for name, template in task.outputs.items():
+                try:
+                    child_outputs[name] = expressions.render_value(template, context)
+                except Exception as exc:  # noqa: BLE001 - named like every other field
+                    raise EvaluationError(
+                        f"task {task.id!r}: outputs.{name}: {_reason(exc)}"
+                    ) from None
         outputs = {"executionId": child_id, "state": child_state.value, "outputs": child_outputs}
         failed = child_state not in {State.SUCCESS, State.WARNING}
         state = State.FAILED if failed and task.transmitFailed else State.SUCCESS
@@ -676,6 +715,14 @@ class Executor:
             state = State.WARNING
         self._finish(row, state, outputs)
         self._set_output(task.id, frame.key, outputs)
+        return state
+
+    def _pause_then_tasks(self, task: fl.Pause, frame: _Frame, row: TaskRunRow) -> State:
+        """A Pause, then (Kestra's older form) its ``tasks`` once it is resumed."""
+        state = self._pause(task, frame, row)
+        if task.tasks and state != State.FAILED:
+            state = worst([state, self.run_list(list(task.tasks), frame.child(row.id))])
+            self._finish(row, state, dict(row.outputs))
         return state
 
     def _pause(self, task: fl.Pause, frame: _Frame, row: TaskRunRow) -> State:
@@ -868,7 +915,7 @@ class Executor:
             return expressions.render_value(value, self.context(task, frame, row))
         except PASS_THROUGH:
             raise
-        except Exception as exc:  # noqa: BLE001 - every render error becomes one located error
+        except Exception as exc:  # noqa: BLE001 - the fault boundary: any error fails the task
             raise EvaluationError(f"task {task.id!r}: {name}: {_reason(exc)}") from None
 
 
@@ -956,6 +1003,34 @@ def _field_of(task: TaskBase, value: Any) -> str:
                 if item is value:
                     return f"{name}.{key}"
     return "a property"
+
+
+def _restore_cache(cache: Path, shared: Path, ttl: float | None) -> None:
+    """Copy a WorkingDirectory's cached files into ``shared``, unless older than ``ttl``."""
+    stamp = cache / ".saved"
+    if not stamp.is_file():
+        return
+    if ttl is not None and time.time() - stamp.stat().st_mtime > ttl:
+        shutil.rmtree(cache, ignore_errors=True)
+        return
+    for path in cache.rglob("*"):
+        if path.is_file() and path != stamp:
+            target = shared / path.relative_to(cache)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+
+
+def _save_cache(cache: Path, shared: Path, patterns: list[str]) -> None:
+    """Keep the files of ``shared`` matching ``patterns`` for the next execution."""
+    shutil.rmtree(cache, ignore_errors=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    for pattern in patterns:
+        for path in shared.glob(pattern):
+            if path.is_file() and shared.resolve() in path.resolve().parents:
+                target = cache / path.relative_to(shared)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+    (cache / ".saved").touch()
 
 
 def _nest_labels(labels: dict[str, Any]) -> dict[str, Any]:

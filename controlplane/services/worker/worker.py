@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -81,6 +84,14 @@ class Worker:
     # time.time() of the last loop turn that finished without error (readiness).
     last_tick: float | None = None
     _failures: int = 0
+
+    def __post_init__(self) -> None:
+        if self.sandbox.work_root is None:
+            # One work root per data directory: two servers on one machine never
+            # share task directories or WorkingDirectory caches.
+            digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:12]
+            root = Path(tempfile.gettempdir()) / f"flowplane-work-{digest}"
+            self.sandbox = dataclasses.replace(self.sandbox, work_root=root)
 
     def keyring(self) -> Keyring:
         """The server identity, loaded on first use (only runs that use secrets need it)."""
