@@ -27,6 +27,8 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, pass_context
 
+from controlplane.domain import filters
+from controlplane.domain.cost import bounded_filter
 from controlplane.domain.parse import load_yaml
 from controlplane.domain.pebble import PebbleEnvironment
 
@@ -85,20 +87,78 @@ def create_environment() -> SandboxedEnvironment:
         fromJson=_from_json,
         yaml=_from_yaml,
         render=_render_again,
+        renderOnce=_render_once,
         secret=_secret,
+        printContext=_print_context,
+        fetchContext=_print_context,
+        max=filters.pebble_max,
+        min=filters.pebble_min,
+        uuid=filters.new_uuid,
+        id=filters.new_id,
+        randomInt=filters.random_int,
+        randomPort=filters.random_port,
     )
+    kestra_filters: dict[str, Callable[..., Any]] = {
+        "json": _to_json,
+        "toJson": _to_json,
+        "yaml": filters.to_yaml,
+        "jq": filters.jq,
+        "date": _date,
+        "dateAdd": _date_add,
+        "timestamp": functools.partial(_timestamp, scale=1),
+        "timestampMilli": functools.partial(_timestamp, scale=10**3),
+        "timestampMicro": functools.partial(_timestamp, scale=10**6),
+        "timestampNano": functools.partial(_timestamp, scale=10**9),
+        "keys": _keys,
+        "values": filters.values,
+        "number": filters.number,
+        "numberformat": filters.number_format,
+        "className": filters.class_name,
+        "slugify": _slugify,
+        "default": _default,
+        "d": _default,
+        "abbreviate": filters.abbreviate,
+        "capitalize": filters.capitalize,
+        "title": filters.title,
+        "substringBefore": filters.substring_before,
+        "substringAfter": filters.substring_after,
+        "substringBeforeLast": filters.substring_before_last,
+        "substringAfterLast": filters.substring_after_last,
+        "startsWith": filters.starts_with,
+        "endsWith": filters.ends_with,
+        "replace": filters.pebble_replace(env.filters["replace"]),
+        "split": filters.split,
+        "escapeChar": filters.escape_char,
+        "urlencode": filters.urlencode,
+        "urldecode": filters.urldecode,
+        "base64encode": filters.base64encode,
+        "base64decode": filters.base64decode,
+        "sha1": filters.sha1,
+        "sha256": filters.sha256,
+        "sha512": filters.sha512,
+        "md5": filters.md5,
+        "nindent": filters.nindent,
+        "length": filters.length,
+        "sort": filters.sort,
+        "rsort": filters.rsort,
+        "reverse": filters.reverse,
+        "merge": filters.merge,
+        "slice": filters.pebble_slice,
+        "chunk": filters.chunk,
+        "distinct": filters.distinct,
+        "flatten": filters.flatten,
+    }
+    # Named apart from Jinja's filters so that the size checks written for
+    # Jinja's signatures (replace, slice...) do not apply to ours.
     env.filters.update(
-        json=_to_json,
-        toJson=_to_json,
-        date=_date,
-        dateAdd=_date_add,
-        keys=_keys,
-        number=_number,
-        slugify=_slugify,
-        default=_default,
-        d=_default,
+        {name: bounded_filter(f"kestra.{name}", f) for name, f in kestra_filters.items()}
     )
-    env.tests.update(null=lambda value: value is None)
+    env.tests.update(
+        null=filters.is_null,
+        empty=filters.is_empty,
+        map=filters.is_map,
+        json=filters.is_json,
+    )
     return env
 
 
@@ -245,10 +305,34 @@ def _from_yaml(value: str) -> object:
 
 
 @pass_context
-def _render_again(context: Context, value: object) -> object:
-    if not isinstance(value, str):
-        return value
-    return render(value, context.get_all(), env=context.environment)
+def _render_again(context: Context, value: object, recursive: bool = True) -> object:
+    """Kestra's ``render``: render again until nothing changes (once if not ``recursive``).
+
+    Every round spends from the caller's budget, so a template that keeps
+    producing new templates stops at the render's time or size bound.
+    """
+    rendered = value
+    while isinstance(rendered, str) and is_templated(rendered):
+        again = render(rendered, context.get_all(), env=context.environment)
+        if again == rendered or not recursive:
+            return again
+        rendered = again
+    return rendered
+
+
+@pass_context
+def _render_once(context: Context, value: object) -> object:
+    return _render_again(context, value, recursive=False)
+
+
+@pass_context
+def _print_context(context: Context) -> dict[str, Any]:
+    """The variables a template sees (Kestra's ``printContext``), without functions or internals."""
+    return {
+        name: value
+        for name, value in context.get_all().items()
+        if not name.startswith("__") and not callable(value)
+    }
 
 
 @pass_context
@@ -270,16 +354,6 @@ def _secret(context: Context, key: str) -> str:
 
 def _keys(value: Mapping[Any, Any]) -> list[Any]:
     return list(value.keys())
-
-
-def _number(value: object) -> int | float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return value
-    text = str(value).strip()
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
 
 
 def _slugify(value: object) -> str:
@@ -473,6 +547,20 @@ def _date(
 ) -> str:
     zone = _zone(timeZone)
     return _format(_to_datetime(value, zone, existingFormat).astimezone(zone), format)
+
+
+def _timestamp(
+    value: object,
+    timeZone: str | None = None,  # noqa: N803 - Kestra's argument name
+    existingFormat: str | None = None,  # noqa: N803 - Kestra's argument name
+    *,
+    scale: int,
+) -> int:
+    """Epoch time of a date in seconds, or milli-, micro- or nanoseconds by ``scale``."""
+    when = _to_datetime(value, _zone(timeZone), existingFormat)
+    delta = when - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    micros = (delta.days * 86_400 + delta.seconds) * 10**6 + delta.microseconds
+    return micros * scale // 10**6
 
 
 def _add_months(when: _D, months: int) -> _D:

@@ -15,6 +15,14 @@ Precedence follows Pebble (and so Kestra) rather than JavaScript:
 * ``c ? a : b`` is the loosest construct (below Jinja's ``a if c else b``)
   and associates to the right; only the chosen branch is evaluated.
 
+Every binary operator follows Pebble's precedence table (``CoreExtension``),
+not Jinja's: ``or`` 10, ``and`` 15, ``is``/``is not``/``contains`` 20,
+comparisons and ``equals`` 30, ``+ -`` 40, ``* / %`` 60, ``|`` 100, ``~`` 110,
+``..`` 120. So ``'a' ~ b | upper`` upper-cases the whole concatenation and
+``not`` negates only its operand (``not a == b`` is ``(not a) == b``), as in
+Kestra. Jinja's own ``in``, ``not in``, ``//`` and ``**`` keep working, at the
+level of comparisons, ``*`` and just above it.
+
 Jinja offers no public hook for new operators, so three internals are used,
 each isolated in one place below: the lexer's rule table (``Lexer.rules`` and
 its ``_Rule`` tuples), ``Environment.lexer`` (a property we override) and
@@ -39,7 +47,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from jinja2 import nodes, pass_context
-from jinja2.compiler import CodeGenerator, Frame, optimizeconst
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.lexer import (
     TOKEN_BLOCK_BEGIN,
     TOKEN_LINESTATEMENT_BEGIN,
@@ -76,8 +84,41 @@ if TYPE_CHECKING:
 NULL_COALESCE: Final = "??"
 UNDEFINED_COALESCE: Final = "???"
 TERNARY: Final = "?"
+RANGE: Final = ".."
 # Longest first so that "???" is not read as "??" followed by "?".
-_PEBBLE_OPERATORS: Final = (UNDEFINED_COALESCE, NULL_COALESCE, TERNARY)
+_PEBBLE_OPERATORS: Final = (UNDEFINED_COALESCE, NULL_COALESCE, TERNARY, RANGE)
+_COALESCE: Final = (NULL_COALESCE, UNDEFINED_COALESCE)
+# Pebble's binary operators by Jinja token type (or keyword), with Pebble's
+# precedence; all associate to the left. Jinja's ``in``, ``//`` and ``**``,
+# which Pebble lacks, sit next to their closest Pebble relatives.
+_PRECEDENCE: Final = {
+    "or": 10,
+    "and": 15,
+    "is": 20,
+    "contains": 20,
+    **dict.fromkeys(("eq", "ne", "lt", "lteq", "gt", "gteq", "equals", "in", "not in"), 30),
+    **dict.fromkeys(("add", "sub"), 40),
+    **dict.fromkeys(("mul", "div", "floordiv", "mod"), 60),
+    "pow": 70,
+    "pipe": 100,
+    "tilde": 110,
+    **dict.fromkeys((RANGE, NULL_COALESCE, UNDEFINED_COALESCE), 120),
+}
+_KEYWORD_OPERATORS: Final = frozenset({"or", "and", "is", "contains", "equals", "in"})
+_COMPARE: Final = {"equals": "eq", "not in": "notin"}
+_ARITHMETIC: Final[dict[str, type[nodes.BinExpr]]] = {
+    "add": nodes.Add,
+    "sub": nodes.Sub,
+    "mul": nodes.Mul,
+    "div": nodes.Div,
+    "floordiv": nodes.FloorDiv,
+    "mod": nodes.Mod,
+    "pow": nodes.Pow,
+}
+# Pebble's upper-case literals, next to Jinja's true/false/none.
+_LITERALS: Final = {"null": None, "NULL": None, "NONE": None, "TRUE": True, "FALSE": False}
+# Words that end a test: ``x is defined and y`` gives ``defined`` no argument.
+_NOT_AN_ARGUMENT: Final = frozenset({*_KEYWORD_OPERATORS, "not", "if", "else"})
 _OPERATOR_RE: Final = re.compile(
     "|".join(re.escape(op) for op in _PEBBLE_OPERATORS) + "|" + operator_re.pattern
 )
@@ -131,23 +172,109 @@ class PebbleParser(Parser):
         no = self.parse_expression(with_condexpr)
         return nodes.CondExpr(test, yes, no, lineno=lineno)
 
-    def parse_unary(self, with_filter: bool = True) -> nodes.Expr:
-        """Parse an operand with its ``??``/``???`` tail, then its filters."""
-        node = self._parse_coalesce(super().parse_unary(with_filter=False))
-        if with_filter:
-            node = self.parse_filter_expr(node)
-            # ``a | f ?? b`` coalesces the filtered value, as in Pebble.
-            while self.stream.current.type in (NULL_COALESCE, UNDEFINED_COALESCE):
-                node = self.parse_filter_expr(self._parse_coalesce(node))
-        return node
+    def parse_or(self) -> nodes.Expr:
+        """Parse every binary operator by Pebble's precedence (Jinja enters here)."""
+        return self._parse_binary(0)
 
     def parse_primary(self, with_namespace: bool = False) -> nodes.Expr:
-        """Read Pebble's ``null`` literal as ``None``."""
+        """Read Pebble's ``null`` (and upper-case ``NULL``, ``TRUE``...) literals."""
         token = self.stream.current
-        if token.type == "name" and token.value == "null":
+        if token.type == "name" and token.value in _LITERALS:
             next(self.stream)
-            return nodes.Const(None, lineno=token.lineno)
+            return nodes.Const(_LITERALS[token.value], lineno=token.lineno)
         return super().parse_primary(with_namespace)
+
+    def _parse_operand(self) -> nodes.Expr:
+        """A primary with its postfix (``.a``, ``[b]``, ``(c)``), or a unary operator on one.
+
+        Pebble gives ``not``, ``-`` and ``+`` precedence 500: they take only the
+        operand that follows, never a binary expression.
+        """
+        token = self.stream.current
+        if token.test("name:not"):
+            next(self.stream)
+            return nodes.Not(self._parse_operand(), lineno=token.lineno)
+        return super().parse_unary(with_filter=False)
+
+    def _binary_operator(self) -> str | None:
+        token = self.stream.current
+        if token.type == "name":
+            if token.value in _KEYWORD_OPERATORS:
+                return str(token.value)
+            if token.value == "not" and self.stream.look().test("name:in"):
+                return "not in"
+            return None
+        return token.type if token.type in _PRECEDENCE else None
+
+    def _parse_binary(self, min_precedence: int) -> nodes.Expr:
+        """Precedence climbing, as Pebble's ``ExpressionParser.parseExpression``."""
+        left = self._parse_operand()
+        while (operator := self._binary_operator()) is not None:
+            precedence = _PRECEDENCE[operator]
+            if precedence < min_precedence:
+                break
+            left = self._parse_right(operator, left, precedence + 1)
+        return left
+
+    def _parse_right(self, operator: str, left: nodes.Expr, tighter: int) -> nodes.Expr:
+        """Parse what follows ``operator`` and combine it with ``left``."""
+        lineno = self.stream.current.lineno
+        node: nodes.Expr
+        if operator == "pipe":
+            return self.parse_filter(left)  # type: ignore[return-value]  # never None here
+        if operator == "is":
+            return self._parse_test(left)
+        if operator in _COALESCE:
+            return self._parse_coalesce(left, tighter)
+        next(self.stream)
+        if operator == "not in":
+            next(self.stream)
+        right = self._parse_binary(tighter)
+        if operator in {"or", "and"}:
+            node = (nodes.Or if operator == "or" else nodes.And)(left, right)
+        elif operator == "contains":
+            node = _call(contains, left, right)
+        elif operator == RANGE:
+            node = _call(inclusive_range, left, right)
+        elif operator == "tilde":
+            # A call, which Jinja never folds at compile time: folding would print
+            # null as "None". ``join_text`` prints parts as the output does.
+            target = nodes.EnvironmentAttribute("join_text")
+            node = nodes.Call(target, [left, right], [], None, None)
+        elif operator in _ARITHMETIC:
+            node = _ARITHMETIC[operator](left, right)
+        else:
+            node = nodes.Compare(left, [nodes.Operand(_COMPARE.get(operator, operator), right)])
+        node.set_lineno(lineno)
+        return node
+
+    def _parse_test(self, node: nodes.Expr) -> nodes.Expr:
+        """``x is [not] name`` or ``x is [not] name(args)``, as Pebble reads a test.
+
+        ``defined`` looks a missing ``a.b.c`` chain up safely, so ``outputs.t.value
+        is defined`` is false (not an error) when task ``t`` has no outputs.
+        """
+        token = next(self.stream)
+        negated = self.stream.skip_if("name:not")
+        name = self.stream.expect("name").value
+        args: list[nodes.Expr] = []
+        kwargs: list[nodes.Keyword] = []
+        dyn_args = dyn_kwargs = None
+        current = self.stream.current
+        if current.type == "lparen":
+            args, kwargs, dyn_args, dyn_kwargs = self.parse_call_args()
+        elif current.type in {"string", "integer", "float", "lbracket", "lbrace"} or (
+            current.type == "name" and current.value not in _NOT_AN_ARGUMENT
+        ):
+            args = [self.parse_postfix(self.parse_primary())]  # Jinja's ``is divisibleby 3``
+        if name == "defined" and (chain := _split_chain(node)) is not None:
+            root, kinds, keys = chain
+            node = _call(lookup_or_undefined, root, nodes.Const(kinds), *keys)
+        test: nodes.Expr = nodes.Test(
+            node, name, args, kwargs, dyn_args, dyn_kwargs, lineno=token.lineno
+        )
+        test.set_lineno(token.lineno)
+        return nodes.Not(test, lineno=token.lineno) if negated else test
 
     def parse_for(self) -> nodes.For:
         """Parse a for loop whose iterations count against the render's budget."""
@@ -176,15 +303,14 @@ class PebbleParser(Parser):
                 first.node.set_lineno(first.lineno)
         return result
 
-    def _parse_coalesce(self, left: nodes.Expr) -> nodes.Expr:
+    def _parse_coalesce(self, left: nodes.Expr, tighter: int) -> nodes.Expr:
+        """``a ?? b ??? c``: one node for the run, so every operand but the last is safe."""
         lineno = self.stream.current.lineno
         operands = [left]
         operators: list[str] = []
-        while self.stream.current.type in (NULL_COALESCE, UNDEFINED_COALESCE):
+        while self.stream.current.type in _COALESCE:
             operators.append(next(self.stream).type)
-            operands.append(super().parse_unary(with_filter=False))
-        if not operators:
-            return left
+            operands.append(self._parse_binary(tighter))
         node = build_coalesce(operands, operators)
         node.set_lineno(lineno)
         return node
@@ -261,7 +387,57 @@ def unbox(boxed: _Box) -> object:
 _KEEP: Final = {NULL_COALESCE: keep_if_not_null, UNDEFINED_COALESCE: keep_if_defined}
 
 
+def _require_defined(value: object) -> None:
+    if isinstance(value, Undefined):
+        str(value)  # StrictUndefined raises here, naming the variable
+
+
+def contains(container: object, item: object) -> bool:
+    """Pebble's ``contains``: a substring, a list item (or all of a list's items), a map key.
+
+    A null container contains nothing, as in Pebble.
+    """
+    _require_defined(container)
+    _require_defined(item)
+    check_time()
+    if container is None:
+        return False
+    if isinstance(container, str):
+        return (item if isinstance(item, str) else str(item)) in container
+    if isinstance(container, Mapping):
+        try:
+            return item in container
+        except TypeError:  # an unhashable item is no key
+            return False
+    if isinstance(container, list | tuple | set | frozenset):
+        wanted = item if isinstance(item, list | tuple | set | frozenset) else (item,)
+        for one in wanted:
+            check_time()  # each lookup walks the list: bound the product
+            if one not in container:
+                return False
+        return True
+    raise TypeError(
+        f"'contains' needs a string, a list or a map on its left, not {type(container).__name__}"
+    )
+
+
+def inclusive_range(start: int, end: int) -> list[int]:
+    """Pebble's ``start..end``: both ends included, counting down when ``start > end``."""
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in (start, end)):
+        raise TypeError("'..' needs two integers")
+    numbers = bounded_range(start, end + 1) if start <= end else bounded_range(start, end - 1, -1)
+    return list(numbers)  # Pebble gives a list, which prints as one
+
+
 # -- AST construction ----------------------------------------------------------
+
+
+def _java_divide(left: int, right: int) -> int | float:
+    """Pebble divides two integers as Java longs: the quotient truncated toward zero."""
+    if isinstance(left, bool) or isinstance(right, bool) or right == 0:
+        return left / right  # Python's error for a zero, or its float for booleans
+    quotient = abs(left) // abs(right)
+    return quotient if (left < 0) == (right < 0) else -quotient
 
 
 def _call(func: Callable[..., object], *args: nodes.Expr) -> nodes.Call:
@@ -320,17 +496,19 @@ def build_coalesce(operands: list[nodes.Expr], operators: list[str]) -> nodes.Ex
 class PebbleCodeGenerator(CodeGenerator):
     """Jinja's code generator, routing ``~`` and list, tuple and map literals through checks."""
 
-    @optimizeconst
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:  # noqa: N802 - Jinja's name
-        """Compile ``a ~ b`` to a join that refuses a too-large result before building it."""
+        """Compile ``a ~ b`` to a join that refuses a too-large result before building it.
+
+        Never folded at compile time: Jinja's folding would print ``null`` as "None".
+        """
         if frame.eval_ctx.volatile or frame.eval_ctx.autoescape:
             super().visit_Concat(node, frame)
             return
-        self.write("environment.join_text((")
+        self.write("environment.join_text(")
         for arg in node.nodes:
             self.visit(arg, frame)
             self.write(", ")
-        self.write("))")
+        self.write(")")
 
     def visit_List(self, node: nodes.List, frame: Frame) -> None:  # noqa: N802 - Jinja's name
         """Measure a list literal: ``[a, a]`` doubles ``a``, and so on, exponentially."""
@@ -373,7 +551,8 @@ class PebbleEnvironment(ImmutableSandboxedEnvironment):
     # ``+``, ``*`` and ``%`` can repeat or pad text; ``*`` and ``**`` grow integers.
     # Intercepted operators are also never folded at compile time, so a
     # constant expression is bounded like any other.
-    intercepted_binops = frozenset({"+", "*", "**", "%"})
+    # ``/`` is intercepted to divide integers as Pebble (Java) does.
+    intercepted_binops = frozenset({"+", "*", "**", "%", "/"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -430,6 +609,8 @@ class PebbleEnvironment(ImmutableSandboxedEnvironment):
         """Apply a binary operator, refusing results past the size bounds before computing them."""
         check_time()
         check_binop(operator, left, right)
+        if operator == "/" and isinstance(left, int) and isinstance(right, int):
+            return _java_divide(left, right)
         return check_result(super().call_binop(context, operator, left, right))
 
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
@@ -438,10 +619,13 @@ class PebbleEnvironment(ImmutableSandboxedEnvironment):
         check_method_call(obj, args, kwargs)
         return check_result(super().call(context, obj, *args, **kwargs), [*args, *kwargs.values()])
 
-    def join_text(self, parts: tuple[object, ...]) -> str:
+    def join_text(self, *parts: object) -> str:
         """``a ~ b ~ ...``: refused when the result would pass MAX_TEXT_SIZE."""
         check_time()
-        texts = [str(part) for part in parts]
+        # Print each part as the template output would (null as nothing, true as
+        # "true"), since Pebble's ``~`` skips null and prints Java's forms.
+        finalize = self.finalize if callable(self.finalize) else None
+        texts = [str(finalize(part) if finalize is not None else part) for part in parts]
         refuse_text(sum(len(text) for text in texts))
         return check_result("".join(texts))  # type: ignore[no-any-return]
 
