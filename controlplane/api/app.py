@@ -23,6 +23,7 @@ from controlplane.api.routes import (
     namespaces,
     secrets,
     tokens,
+    whoami,
 )
 from controlplane.runners.sandbox import Sandbox
 from controlplane.services.access import ensure_admin_token
@@ -115,6 +116,7 @@ def create_app(
     app.include_router(gitops.router)
     app.include_router(audit.router)
     app.include_router(tokens.router)
+    app.include_router(whoami.router)
     app.include_router(metrics_router)
     install_ui(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -110,10 +110,11 @@ class ApiTokenResource(TerraformObject):
     NAME = "api_token"
     DESCRIPTION = "A Flowplane API token with a role and namespace scopes."
     FIELDS = API_TOKEN_FIELDS
+    SERVER_TRACKED = True
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         """The role is one of four words and expires_at an RFC 3339 time with an offset."""
-        del type_name
+        super().validate(diags, type_name, config)
         role = config.get("role")
         if isinstance(role, str) and role not in _ROLES:
             diags.add_error(

@@ -11,11 +11,15 @@ times per command, mostly for calls that never reach the server; so only
 
 from __future__ import annotations
 
+import random
+import threading
+import time
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from controlplane.terraform_provider import tflog
 from controlplane.terraform_provider.errors import ApiError, Problem
 
 ORIGIN_HEADER = {"X-Flowplane-Origin": "terraform"}
@@ -25,6 +29,13 @@ _FORBIDDEN = 403
 _CONFLICT = 409
 _PRECONDITION_FAILED = 412
 _INVALID = 422
+# Answers from a proxy or a restarting server: the request may be sent again.
+_RETRY_STATUSES = frozenset({502, 503, 504})
+# Methods whose repetition cannot do more than the first call did (RFC 9110 9.2.2).
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+ATTEMPTS = 4
+_BACKOFF_BASE = 0.2
+_BACKOFF_CAP = 2.0
 
 
 class FlowplaneClient:
@@ -45,12 +56,57 @@ class FlowplaneClient:
             # means configurations written today keep working then.
             headers["Authorization"] = f"Bearer {token}"
         self._timeout = timeout
+        self._stopping = threading.Event()
+        self.identity: dict[str, Any] | None = None
         self._http = httpx.Client(
             base_url=self.endpoint, headers=headers, timeout=timeout, transport=transport
         )
         # Terraform validates a resource, then plans it, in the same provider
         # process: one /validate call per distinct content is enough.
         self._validations: dict[str, dict[str, Any]] = {}
+
+    # -- the server ----------------------------------------------------------
+
+    def whoami(self) -> dict[str, Any]:
+        """Check that the endpoint is a Flowplane server that accepts the token.
+
+        Until this succeeded, no 404 is taken to mean "deleted": a mistyped
+        endpoint answers 404 to everything, and Terraform would drop every
+        resource from state.
+        """
+        path = "/api/v1/whoami"
+        response = self._send("GET", path)
+        if response.status_code in {_UNAUTHORIZED, _FORBIDDEN}:
+            raise _error_from(response)
+        body: Any = None
+        if response.is_success:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+        if not isinstance(body, dict) or body.get("product") != "flowplane":
+            raise ApiError(
+                f"{self.endpoint} is not a Flowplane server",
+                f"GET {response.request.url} answered HTTP {response.status_code}"
+                f"{'' if response.is_success else ' ' + response.reason_phrase}, not "
+                "Flowplane's identity. Set the provider's endpoint (or FLOWPLANE_ENDPOINT) to "
+                "the server's base URL, such as http://127.0.0.1:8080, with no path after it. "
+                "Nothing was read or changed.",
+                response.status_code,
+            )
+        self.identity = body
+        return body
+
+    @property
+    def server_id(self) -> str | None:
+        """The checked server's id, or None before ``whoami`` succeeded."""
+        if self.identity is None:
+            return None
+        return str(self.identity.get("server_id"))
+
+    def stop(self) -> None:
+        """Terraform asked to stop: requests already sent finish, no new one starts."""
+        self._stopping.set()
 
     # -- flows ---------------------------------------------------------------
 
@@ -76,7 +132,8 @@ class FlowplaneClient:
     def validate_flow(self, content: str) -> dict[str, Any]:
         """``{valid, namespace, id, spec_sha256, problems}`` without storing anything."""
         if content not in self._validations:
-            body = self._json("POST", "/api/v1/flows/validate", {"content": content})
+            # Validation stores nothing, so a retried POST is safe.
+            body = self._json("POST", "/api/v1/flows/validate", {"content": content}, safe=True)
             self._validations[content] = body
         return self._validations[content]
 
@@ -157,6 +214,14 @@ class FlowplaneClient:
     def _get(self, path: str) -> dict[str, Any] | None:
         response = self._send("GET", path)
         if response.status_code == _NOT_FOUND:
+            if self.identity is None:
+                # Never "deleted" on the word of a server we have not identified.
+                raise ApiError(
+                    f"GET {path} answered 404 from a server not identified as Flowplane",
+                    "The provider did not check the endpoint (GET /api/v1/whoami), so a 404 "
+                    "is not taken to mean the object was deleted.",
+                    _NOT_FOUND,
+                )
             return None
         return self._body(response)
 
@@ -171,10 +236,69 @@ class FlowplaneClient:
         path: str,
         body: dict[str, Any],
         headers: dict[str, str] | None = None,
+        *,
+        safe: bool = False,
     ) -> dict[str, Any]:
-        return self._body(self._send(method, path, json=body, headers=headers))
+        return self._body(self._send(method, path, json=body, headers=headers, safe=safe))
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        safe: bool = False,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send, retrying where repeating the request cannot do harm.
+
+        Retried: connection errors and 502/503/504, with jittered exponential
+        backoff, for idempotent methods, for a write that carries If-Match (a
+        repeat after a success is refused with 412, never applied twice) and
+        for requests marked ``safe``. Once Terraform asked to stop, nothing new
+        is sent and no retry waits.
+        """
+        retryable = safe or method in _IDEMPOTENT or "If-Match" in (headers or {})
+        attempt = 1
+        while True:
+            if self._stopping.is_set():
+                raise ApiError(
+                    f"{method} {path} was not sent: Terraform asked the provider to stop",
+                    "Run the command again to finish.",
+                )
+            started = time.monotonic()
+            try:
+                response = self._once(method, path, headers=headers, **kwargs)
+            except ApiError as exc:
+                tflog.debug(
+                    "flowplane request failed",
+                    method=method,
+                    path=path,
+                    attempt=attempt,
+                    error=exc.summary,
+                )
+                if not retryable or attempt >= ATTEMPTS or exc.status is not None:
+                    raise
+            else:
+                tflog.debug(
+                    "flowplane request",
+                    method=method,
+                    path=path,
+                    status=response.status_code,
+                    attempt=attempt,
+                    seconds=round(time.monotonic() - started, 3),
+                )
+                if (
+                    response.status_code not in _RETRY_STATUSES
+                    or not retryable
+                    or attempt >= ATTEMPTS
+                ):
+                    return response
+            if self._stopping.wait(_backoff(attempt)):
+                continue  # the loop head reports the stop
+            attempt += 1
+
+    def _once(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             return self._http.request(method, path, **kwargs)
         except httpx.ConnectError as exc:
@@ -186,6 +310,8 @@ class FlowplaneClient:
             raise ApiError(
                 f"Flowplane at {self.endpoint} did not answer within {self._timeout:g} s",
                 f"{method} {path} timed out; raise the provider's timeout if the server is slow.",
+                # A status marks it as not retried: the server may have done the work.
+                status=0,
             ) from None
         except httpx.HTTPError as exc:
             raise ApiError(f"{method} {self.endpoint}{path} failed: {exc}") from None
@@ -202,6 +328,12 @@ class FlowplaneClient:
                 body.setdefault("etag", etag)
             return body
         raise _error_from(response)
+
+
+def _backoff(attempt: int) -> float:
+    """Full jitter: a random wait up to an exponentially growing, capped bound."""
+    bound = min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1))
+    return random.uniform(bound / 2, bound)  # noqa: S311 - jitter, not cryptography
 
 
 def _seg(value: str) -> str:

@@ -32,13 +32,19 @@ class Problem:
         )
 
     def render(self) -> str:
-        """``file:line:col: path: message``, the way the server and CLI print it."""
+        """``file:line:col: path: message``, the way the server and CLI print it.
+
+        Without a file or a line (a request body, not a flow source), there is
+        no place to name: just ``path: message``.
+        """
+        field_path = f"{self.path}: " if self.path else ""
+        if self.file is None and self.line is None:
+            return f"{field_path}{self.message}"
         where = [self.file or "<flow>"]
         if self.line is not None:
             where.append(str(self.line))
             if self.column is not None:
                 where.append(str(self.column))
-        field_path = f"{self.path}: " if self.path else ""
         return f"{':'.join(where)}: {field_path}{self.message}"
 
 

@@ -43,14 +43,7 @@ class FlowResource(TerraformObject):
     NAME = "flow"
     DESCRIPTION = "A Kestra-compatible flow stored in Flowplane."
     FIELDS = FLOW_FIELDS
-
-    def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
-        """Nothing here: the server checks the content in ``modify_plan``.
-
-        Terraform calls this first on an unconfigured provider, with no server
-        to ask; and ``modify_plan`` knows the prior state, so it asks the server
-        only about content that changed.
-        """
+    SERVER_TRACKED = True
 
     def plan(self, ctx: Context, current: State | None, planned: State) -> State:
         """`tf`'s hook, left as is: ``PlanningServicer`` calls ``modify_plan`` instead."""

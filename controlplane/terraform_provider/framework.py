@@ -10,10 +10,15 @@ protocols; `tf` calls them by duck typing, which is all it needs.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
+from controlplane.terraform_provider import protocol
+
+# Before any `tf` module loads its own tfplugin6 classes: ours add write_only.
+protocol.install()
 _tf_schema = importlib.import_module("tf.schema")
 _tf_types = importlib.import_module("tf.types")
 _tf_utils = importlib.import_module("tf.utils")
@@ -93,10 +98,20 @@ class Field:
     computed: bool = False
     sensitive: bool = False
     requires_replace: bool = False
+    write_only: bool = False
+    # Plan-time checks of a known value: (summary, detail) when the server would refuse it.
+    validators: tuple[Callable[[object], tuple[str, str] | None], ...] = ()
+
+    def problems(self, value: object) -> list[tuple[str, str]]:
+        """What the validators find wrong with ``value``; nothing for unset or unknown values."""
+        if unknown_or_none(value):
+            return []
+        return [p for check in self.validators if (p := check(value)) is not None]
 
     def to_tf(self) -> object:
-        """The matching `tf.schema.Attribute`."""
-        return _tf_schema.Attribute(
+        """The matching `tf.schema.Attribute` (write-only ones set the protocol flag)."""
+        klass = _WriteOnlyAttribute if self.write_only else _tf_schema.Attribute
+        return klass(
             self.name,
             self.kind.to_tf(),
             description=self.description,
@@ -106,6 +121,15 @@ class Field:
             sensitive=self.sensitive,
             requires_replace=self.requires_replace,
         )
+
+
+class _WriteOnlyAttribute(_tf_schema.Attribute):  # type: ignore[misc,name-defined]
+    """`tf`'s attribute, marked ``write_only`` in the schema Terraform receives."""
+
+    def to_pb(self) -> Any:
+        message = super().to_pb()
+        message.write_only = True
+        return message
 
 
 def build_schema(fields: tuple[Field, ...], description: str) -> object:

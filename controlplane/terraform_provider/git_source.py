@@ -21,13 +21,13 @@ from typing import Any
 from controlplane.terraform_provider.framework import (
     UNKNOWN,
     Context,
-    Diagnostics,
     Field,
     Kind,
     State,
 )
 from controlplane.terraform_provider.objects import TerraformObject
 from controlplane.terraform_provider.reporting import reporting
+from controlplane.terraform_provider.validators import SOURCE_ID, git_url, in_range, one_of
 
 _APPROVAL_POLICIES = ("auto", "approval")
 # Attributes the API accepts in a PUT; every other attribute is the server's.
@@ -56,8 +56,16 @@ GIT_SOURCE_FIELDS = (
         "origin `git:<id>`. Changing it replaces the source.",
         required=True,
         requires_replace=True,
+        validators=(SOURCE_ID,),
     ),
-    Field("url", Kind.STRING, "Repository URL: `https://`, `ssh` or `file://`.", required=True),
+    Field(
+        "url",
+        Kind.STRING,
+        "Repository URL: `https://`, `http://`, `ssh://`, `git://`, `file://` or "
+        "`git@host:path`; checked at plan time.",
+        required=True,
+        validators=(git_url,),
+    ),
     Field("branch", Kind.STRING, f"Branch to follow. {_DEFAULTED}", optional=True, computed=True),
     Field(
         "flows_path",
@@ -79,6 +87,7 @@ GIT_SOURCE_FIELDS = (
         f"Seconds between polls of the branch (5 to 86400). {_DEFAULTED}",
         optional=True,
         computed=True,
+        validators=(in_range("poll_interval_seconds", 5, 86_400),),
     ),
     Field(
         "webhook_secret",
@@ -94,6 +103,7 @@ GIT_SOURCE_FIELDS = (
         f"`auto` applies each plan at once; `approval` waits for reviews. {_DEFAULTED}",
         optional=True,
         computed=True,
+        validators=(one_of("approval", _APPROVAL_POLICIES),),
     ),
     Field(
         "required_approvals",
@@ -101,6 +111,7 @@ GIT_SOURCE_FIELDS = (
         f"Approvals a plan needs under the `approval` policy (1 to 10). {_DEFAULTED}",
         optional=True,
         computed=True,
+        validators=(in_range("required_approvals", 1, 10),),
     ),
     Field(
         "prune",
@@ -173,17 +184,7 @@ class GitSourceResource(TerraformObject):
     NAME = "git_source"
     DESCRIPTION = "A Git repository whose flows Flowplane keeps active."
     FIELDS = GIT_SOURCE_FIELDS
-
-    def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
-        """The approval policy is one of two words; the server checks the rest."""
-        del type_name
-        approval = config.get("approval")
-        if isinstance(approval, str) and approval not in _APPROVAL_POLICIES:
-            diags.add_error(
-                "approval must be auto or approval",
-                f"Got {approval!r}.",
-                path=["approval"],
-            )
+    SERVER_TRACKED = True
 
     def plan(self, ctx: Context, current: State | None, planned: State) -> State:
         """`tf`'s hook, left as is: ``PlanningServicer`` calls ``modify_plan`` instead."""

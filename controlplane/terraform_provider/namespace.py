@@ -30,14 +30,15 @@ class NamespaceResource(TerraformObject):
     NAME = "namespace"
     DESCRIPTION = "A Flowplane namespace and its metadata."
     FIELDS = NAMESPACE_FIELDS
+    SERVER_TRACKED = True
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         """Each ``allowed_namespaces`` entry is a namespace name or glob, as the API requires.
 
-        The name itself is left to the server, which refuses a bad one on write.
-        Entries unknown until apply are skipped; the server checks them then.
+        The name is checked by its field's validator. Entries unknown until
+        apply are skipped; the server checks them then.
         """
-        del type_name
+        super().validate(diags, type_name, config)
         allowed = config.get("allowed_namespaces")
         if not isinstance(allowed, list):
             return

@@ -15,15 +15,24 @@ calling it. Flowplane needs more:
 
 ``PlanningServicer`` wraps `tf`'s ``ProviderServicer``: after `tf` has planned,
 it calls the resource's ``modify_plan(ctx, prior, planned, config)`` when the
-resource has one, then derives replacements. Every other call goes to `tf`
-untouched.
+resource has one, then derives replacements.
+
+It also keeps the **server id** in each resource's private state (bytes
+Terraform stores beside the state and hands back, never shown): a plan made
+against one server is refused at apply when the endpoint now answers with
+another server id, and so is a read of state written against another server,
+which would otherwise see every object as deleted. ``StopProvider`` reaches
+the provider (``FlowplaneProvider.stop``) instead of ending the process.
+Every other call goes to `tf` untouched.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 from typing import Any
 
+from controlplane.terraform_provider import lifecycle
 from controlplane.terraform_provider.framework import Field, State, new_diagnostics
 
 _tf_provider: Any = importlib.import_module("tf.provider")
@@ -47,8 +56,120 @@ class PlanningServicer:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
+    def StopProvider(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
+        """Stop gracefully: requests already sent finish and are recorded."""
+        del request, context
+        self._app.stop()
+        return _pb.StopProvider.Response()
+
+    def ReadResource(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
+        """`tf`'s read, refused when the state belongs to another server."""
+        current = _tf_utils.read_dynamic_value(request.current_state)
+        error = self._other_server(request.private, "read", current)
+        if error is not None:
+            return _pb.ReadResource.Response(diagnostics=[error], new_state=request.current_state)
+        response = self._inner.ReadResource(request, context)
+        self._finish_state(request.type_name, response.new_state)
+        response.private = self._private(request.private)
+        return response
+
+    def ApplyResourceChange(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
+        """`tf`'s apply with write-only values from the configuration, never returned."""
+        prior = _tf_utils.read_dynamic_value(request.prior_state)
+        error = self._other_server(request.planned_private, "apply", prior)
+        if error is not None:
+            return _pb.ApplyResourceChange.Response(
+                diagnostics=[error], new_state=request.prior_state
+            )
+        write_only = self._write_only(request.type_name)
+        planned = _tf_utils.read_dynamic_value(request.planned_state)
+        if write_only and planned is not None:
+            # Terraform plans write-only attributes as null; their values are
+            # only in the configuration, which `tf` does not pass on.
+            config = _tf_utils.read_dynamic_value(request.config) or {}
+            request = _copy(request)
+            planned.update({name: config.get(name) for name in write_only})
+            request.planned_state.CopyFrom(_tf_utils.to_dynamic_value(planned))
+        response = self._inner.ApplyResourceChange(request, context)
+        self._finish_state(request.type_name, response.new_state)
+        response.private = self._private(request.planned_private)
+        return response
+
+    def ImportResourceState(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
+        """`tf`'s import, with the server id recorded."""
+        response = self._inner.ImportResourceState(request, context)
+        for imported in response.imported_resources:
+            self._finish_state(request.type_name, imported.state)
+            imported.private = self._private(b"")
+        return response
+
     def PlanResourceChange(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
         """`tf`'s plan, then the resource's ``modify_plan`` and the replacement check."""
+        prior = _tf_utils.read_dynamic_value(request.prior_state)
+        error = self._other_server(request.prior_private, "plan", prior)
+        if error is not None:
+            return _pb.PlanResourceChange.Response(diagnostics=[error])
+        response = self._plan(request, context)
+        self._finish_state(request.type_name, response.planned_state)
+        response.planned_private = self._private(request.prior_private)
+        return response
+
+    def _write_only(self, type_name: str) -> list[str]:
+        klass = self._resources.get(type_name)
+        return [f.name for f in getattr(klass, "FIELDS", ()) if f.write_only]
+
+    def _finish_state(self, type_name: str, value: Any) -> None:
+        """Null the write-only attributes and record the server id, in place.
+
+        Terraform refuses a write-only attribute that is not null in a plan or
+        a state, so this runs on every state the provider hands back.
+        """
+        klass = self._resources.get(type_name)
+        state = _tf_utils.read_dynamic_value(value)
+        if klass is None or not isinstance(state, dict):
+            return
+        for name in self._write_only(type_name):
+            state[name] = None
+        if getattr(klass, "SERVER_TRACKED", False):
+            client = self._app.client
+            server = None if client is None else client.server_id
+            state["server_id"] = server if server is not None else state.get("server_id")
+        value.CopyFrom(_tf_utils.to_dynamic_value(state))
+
+    def _other_server(self, private: bytes, action: str, state: State | None) -> Any:
+        """An error when the object was recorded against a server other than the endpoint's.
+
+        The record is the private state, else the ``server_id`` attribute.
+        """
+        recorded = server_id_of(private)
+        if recorded is None and isinstance(state, dict):
+            value = state.get("server_id")
+            recorded = value if isinstance(value, str) else None
+        client = self._app.client
+        current = None if client is None else client.server_id
+        if recorded is None or current is None or recorded == current:
+            return None
+        where = "" if client is None else f" at {client.endpoint}"
+        return _pb.Diagnostic(
+            severity=_pb.Diagnostic.ERROR,
+            summary=f"refusing to {action}: the Flowplane server changed",
+            detail=(
+                f"This object was recorded against server {recorded}, but the endpoint{where} "
+                f"now answers as server {current}. Nothing was changed. Point the provider "
+                "back at the original server; if the move is intended, run `terraform plan` "
+                "again (after `terraform state rm` for objects that do not exist there)."
+            ),
+        )
+
+    def _private(self, previous: bytes) -> bytes:
+        """Private state naming the current server; ``previous`` when it is unknown."""
+        client = self._app.client
+        current = None if client is None else client.server_id
+        if current is None:
+            return previous
+        return json.dumps({"server_id": current}).encode()
+
+    def _plan(self, request: Any, context: Any) -> Any:
         response = self._inner.PlanResourceChange(request, context)
         if any(d.severity == _pb.Diagnostic.ERROR for d in response.diagnostics):
             return response
@@ -74,6 +195,25 @@ class PlanningServicer:
         return response
 
 
+def _copy(message: Any) -> Any:
+    """A copy of a protobuf message, so the caller's stays as Terraform sent it."""
+    duplicate = type(message)()
+    duplicate.CopyFrom(message)
+    return duplicate
+
+
+def server_id_of(private: bytes) -> str | None:
+    """The server id recorded in a resource's private state, if any."""
+    if not private:
+        return None
+    try:
+        data = json.loads(private)
+    except ValueError:
+        return None
+    value = data.get("server_id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def replaced_attributes(fields: tuple[Field, ...], prior: State, planned: State) -> list[str]:
     """Attributes that force replacement and whose planned value differs from the prior."""
     return [
@@ -93,4 +233,5 @@ def serve(provider: Any, argv: list[str] | None = None) -> None:
     # pointing that name at the wrapper is how the wrapper gets in without
     # copying run_provider (which also owns the TLS handshake and dev mode).
     _tf_provider.ProviderServicer = PlanningServicer
+    lifecycle.install()
     importlib.import_module("tf.runner").run_provider(provider, argv)

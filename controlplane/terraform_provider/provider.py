@@ -29,6 +29,7 @@ from controlplane.terraform_provider.framework import (
 )
 from controlplane.terraform_provider.git_source import GitSourceResource
 from controlplane.terraform_provider.namespace import NamespaceResource
+from controlplane.terraform_provider.reporting import reporting
 from controlplane.terraform_provider.secret import NamespaceSecretResource
 
 if TYPE_CHECKING:
@@ -121,7 +122,18 @@ class FlowplaneProvider:
         # Imported here: httpx is slow to import and most provider starts never need it.
         from controlplane.terraform_provider.client import FlowplaneClient  # noqa: PLC0415
 
-        self.client = FlowplaneClient(endpoint, token if isinstance(token, str) else None, seconds)
+        client = FlowplaneClient(endpoint, token if isinstance(token, str) else None, seconds)
+        # One check for the whole run: a wrong endpoint or a refused token is
+        # one error here, not one per resource, and Terraform stops before any
+        # read could take a 404 for a deletion.
+        with reporting(diags, "configure the Flowplane provider", ["endpoint"]):
+            client.whoami()
+            self.client = client
+
+    def stop(self) -> None:
+        """Terraform asked to stop (Ctrl-C): let sent requests finish, start no new one."""
+        if self.client is not None:
+            self.client.stop()
 
     def get_resources(self) -> list[type[Any]]:
         """The managed resource types."""

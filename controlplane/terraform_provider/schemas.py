@@ -12,6 +12,7 @@ from typing import Any
 
 from controlplane.domain.fields import NAMESPACE_PATTERN
 from controlplane.terraform_provider.framework import Field, Kind, State
+from controlplane.terraform_provider.validators import FLOW_ID, NAMESPACE_NAME, SECRET_KEY, named
 
 _NAME = "Dotted namespace name, e.g. `platform.ops`."
 _DESCRIPTION = "Free text shown in the Flowplane UI."
@@ -52,6 +53,7 @@ NAMESPACE_FIELDS = (
         f"{_NAME} Changing it replaces the namespace.",
         required=True,
         requires_replace=True,
+        validators=(named("name", NAMESPACE_NAME),),
     ),
     Field("description", Kind.STRING, _DESCRIPTION, optional=True),
     Field("labels", Kind.STRING_MAP, _LABELS, optional=True),
@@ -78,6 +80,7 @@ FLOW_FIELDS = (
         optional=True,
         computed=True,
         requires_replace=True,
+        validators=(NAMESPACE_NAME,),
     ),
     Field(
         "flow_id",
@@ -86,6 +89,7 @@ FLOW_FIELDS = (
         optional=True,
         computed=True,
         requires_replace=True,
+        validators=(FLOW_ID,),
     ),
     Field("content", Kind.STRING, _CONTENT, required=True),
     Field("revision", Kind.NUMBER, _REVISION, computed=True),
@@ -150,6 +154,7 @@ SECRET_FIELDS = (
         f"{_NAME} Changing it replaces the secret.",
         required=True,
         requires_replace=True,
+        validators=(NAMESPACE_NAME,),
     ),
     Field(
         "key",
@@ -157,14 +162,31 @@ SECRET_FIELDS = (
         "The secret's key, e.g. `DB_PASSWORD`. Changing it replaces the secret.",
         required=True,
         requires_replace=True,
+        validators=(SECRET_KEY,),
     ),
     Field(
         "value",
         Kind.STRING,
-        "The secret value. Sensitive: redacted in plans, but stored in Terraform state. "
-        "The server never returns it.",
-        required=True,
+        "The secret value. Sensitive: redacted in plans, but **stored in Terraform state** "
+        "and plan files. Prefer `value_wo`. The server never returns it.",
+        optional=True,
         sensitive=True,
+    ),
+    Field(
+        "value_wo",
+        Kind.STRING,
+        "The secret value, write-only (Terraform 1.11+): sent to the server, never stored "
+        "in state or plan files. Terraform cannot see a change of it: bump "
+        "`value_wo_version` to write a new value. Set either `value` or `value_wo`.",
+        optional=True,
+        sensitive=True,
+        write_only=True,
+    ),
+    Field(
+        "value_wo_version",
+        Kind.NUMBER,
+        "Any number; changing it writes `value_wo` again (rotation). Stored in state.",
+        optional=True,
     ),
     Field("description", Kind.STRING, _DESCRIPTION, optional=True),
     Field(
@@ -177,7 +199,7 @@ SECRET_FIELDS = (
 )
 
 
-def secret_state(body: dict[str, Any], value: str | None) -> State:
+def secret_state(body: dict[str, Any], value: str | None, wo_version: float | None = None) -> State:
     """Terraform state from the API's secret metadata; the value comes from Terraform.
 
     ``value`` is None when Terraform does not know the value the server holds
@@ -190,6 +212,8 @@ def secret_state(body: dict[str, Any], value: str | None) -> State:
         "namespace": namespace,
         "key": key,
         "value": value,
+        "value_wo": None,
+        "value_wo_version": wo_version,
         "description": body.get("description"),
         "version": body["version"],
     }

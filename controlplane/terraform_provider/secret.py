@@ -36,9 +36,31 @@ class NamespaceSecretResource(TerraformObject):
     NAME = "namespace_secret"
     DESCRIPTION = "A namespace secret; the server never returns its value."
     FIELDS = SECRET_FIELDS
+    SERVER_TRACKED = True
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
-        """Nothing to check beyond the schema: the server validates keys on write."""
+        """The fields' checks; then exactly one of ``value`` and ``value_wo``."""
+        super().validate(diags, type_name, config)
+        value, value_wo = config.get("value"), config.get("value_wo")
+        if value is None and value_wo is None:
+            diags.add_error(
+                "Set value_wo (or value)",
+                "value_wo is write-only and never stored in state; value is stored in state.",
+                path=["value_wo"],
+            )
+        elif value is not None and value_wo is not None:
+            diags.add_error(
+                "Set only one of value and value_wo",
+                "They are two ways to give the value.",
+                path=["value"],
+            )
+        elif value_wo is not None and config.get("value_wo_version") is None:
+            diags.add_error(
+                "value_wo needs value_wo_version",
+                "Terraform cannot see a write-only value change; bump value_wo_version "
+                "(e.g. 1, then 2) to write a new one.",
+                path=["value_wo_version"],
+            )
 
     def plan(self, ctx: Context, current: State | None, planned: State) -> State:
         """`tf`'s hook, left as is: ``PlanningServicer`` calls ``modify_plan`` instead."""
@@ -54,7 +76,8 @@ class NamespaceSecretResource(TerraformObject):
         known = isinstance(namespace, str) and isinstance(key, str)
         planned = {**planned, "id": f"{namespace}/{key}" if known else UNKNOWN}
         if prior is None or any(
-            planned.get(name) != prior.get(name) for name in ("value", "description")
+            planned.get(name) != prior.get(name)
+            for name in ("value", "description", "value_wo_version")
         ):
             # The server decides: the same value again keeps the version.
             planned["version"] = UNKNOWN
@@ -75,7 +98,7 @@ class NamespaceSecretResource(TerraformObject):
             if body is None:
                 return None
             value = current.get("value") if body["version"] == current.get("version") else None
-            return secret_state(body, value)
+            return secret_state(body, value, current.get("value_wo_version"))
         return current
 
     def update(self, ctx: Context, current: State, planned: State) -> State | None:
@@ -119,8 +142,10 @@ class NamespaceSecretResource(TerraformObject):
         return old
 
     def _put(self, planned: State) -> State:
-        value: str = planned["value"]
+        # value_wo is in ``planned`` only during apply: PlanningServicer puts
+        # it there from the configuration and nulls it in what is returned.
+        value: str = planned.get("value") or planned["value_wo"]
         body = self.provider.require_client().put_secret(
             planned["namespace"], planned["key"], value, planned.get("description")
         )
-        return secret_state(body, value)
+        return secret_state(body, planned.get("value"), planned.get("value_wo_version"))

@@ -13,52 +13,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
-from tf_harness import ADMIN_TOKEN, FlowplaneServer, Workspace, free_port
+from tf_harness import FlowplaneServer, Workspace, running_server
 
-from controlplane.api import create_app
-from controlplane.settings import Settings
-from controlplane.terraform_provider.overrides import environment, write_cli_config
+from controlplane.terraform_provider.overrides import write_cli_config
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowplaneServer]:
-    data = tmp_path_factory.mktemp("flowplane")
-    # Settings read FLOWPLANE_ADMIN_TOKEN as a real server does; every request of
-    # the provider and of the tests then carries it. The Git poller stays off: the
-    # sources created here point at no repository.
-    with environment(FLOWPLANE_ADMIN_TOKEN=ADMIN_TOKEN):
-        settings = Settings(
-            data_dir=data, database_url=f"sqlite:///{data}/fp.db", poll_sources=False
-        )
-    # data_dir also holds the server's secrets identity: keep it in the temp folder.
-    app = create_app(settings)
-    port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the Flowplane server did not start"
-        time.sleep(0.05)
-    live = FlowplaneServer(url, app.state.engine)
-    yield live
-    live.http.close()
-    uv.should_exit = True
-    thread.join(10)
+    with running_server(tmp_path_factory.mktemp("flowplane")) as live:
+        yield live
 
 
 @pytest.fixture(scope="session")

@@ -192,7 +192,7 @@ def test_bad_approval_policy_fails_validation(workspace):
     workspace.write(source_hcl("tf-bad", '  approval = "sometimes"\n'))
     plan = workspace.plan()
     assert plan.code == 1
-    assert "approval must be auto or approval" in plan.stderr
+    assert "approval must be one of `auto`, `approval`" in plan.stderr
 
 
 def git(repo, *args):

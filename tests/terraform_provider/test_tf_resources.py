@@ -6,6 +6,7 @@ Each test uses its own namespaces, so they share the module's server safely.
 from __future__ import annotations
 
 import json
+import re
 
 from controlplane.services.flows import Provenance, put_flow
 
@@ -106,7 +107,7 @@ def test_namespace_attributes_update_and_rename_replaces(workspace, server):
     workspace.write('resource "flowplane_namespace" "team" {\n  name = "tf.team3"\n}\n')
     renamed = workspace.plan()
     assert "flowplane_namespace.team must be replaced" in renamed.stdout
-    assert '~ name = "tf.team2" -> "tf.team3" # forces replacement' in renamed.stdout
+    assert re.search(r'~ name += "tf.team2" -> "tf.team3" # forces replacement', renamed.stdout)
     workspace.apply()
     assert server.namespace("tf.team2") is None
     assert server.namespace("tf.team3") is not None

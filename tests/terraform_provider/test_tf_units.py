@@ -105,12 +105,19 @@ def test_replaced_attributes_follow_the_plan():
 
 def test_problem_renders_like_the_cli():
     assert Problem("bad", "tasks[0]", 4, 5).render() == "<flow>:4:5: tasks[0]: bad"
-    assert Problem("empty").render() == "<flow>: empty"
+    assert Problem("empty").render() == "empty"
+    assert Problem("too big", "poll_interval_seconds").render() == "poll_interval_seconds: too big"
     assert Problem("x", "id", 2, None, "a.yaml").render() == "a.yaml:2: id: x"
 
 
+IDENTITY = {"product": "flowplane", "server_id": "fps_unit", "version": "0"}
+
+
 def _client(handler) -> FlowplaneClient:
-    return FlowplaneClient("http://flowplane.test/", "tok", 5, httpx.MockTransport(handler))
+    """A client whose server was identified, as configure_provider leaves it."""
+    client = FlowplaneClient("http://flowplane.test/", "tok", 5, httpx.MockTransport(handler))
+    client.identity = IDENTITY
+    return client
 
 
 def _error(status: int, body: dict):
@@ -223,6 +230,7 @@ def test_provider_configuration(monkeypatch):
     assert provider.client is None
 
     monkeypatch.setenv("FLOWPLANE_ENDPOINT", "http://from-env:8080/")
+    monkeypatch.setattr(FlowplaneClient, "whoami", lambda _self: IDENTITY)
     ok = new_diagnostics()
     provider.configure_provider(ok, {"endpoint": None, "api_token": None, "timeout": 3})
     assert not ok.has_errors()

