@@ -6,7 +6,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator
 
-from controlplane.domain.conditions import Condition, Expression
+from controlplane.domain.conditions import Condition, misplaced
 from controlplane.domain.fields import DynDuration, State, StrictModel, Text
 
 _PREFIX = "io.kestra.plugin.core.trigger."
@@ -28,6 +28,15 @@ class _TriggerBase(StrictModel):
     @classmethod
     def _canonical(cls, value: str) -> str:
         return _PREFIX + cls.KIND if value in TRIGGER_NAMES else value
+
+    @field_validator("conditions")
+    @classmethod
+    def _conditions_fit(cls, value: list[Condition] | None) -> list[Condition] | None:
+        # Refused here rather than skipped when evaluated, as Kestra would do silently.
+        problem = misplaced(value or [], cls.KIND)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 def _refuse(name: str, kind: str, instead: str) -> Any:
@@ -60,10 +69,7 @@ class Schedule(_TriggerBase):
     recoverMissedSchedules: Literal["ALL", "LAST", "NONE"] | None = None  # noqa: N815
     lateMaximumDelay: DynDuration | None = None  # noqa: N815
 
-    # The scheduler fires on the cron alone, and backfills are started through the API.
-    _no_conditions = _refuse(
-        "conditions", "Schedule", "Flowplane's conditions test an upstream execution"
-    )
+    # Backfills are started through the API.
     _no_backfill = _refuse(
         "backfill",
         "Schedule",
@@ -78,17 +84,6 @@ class Webhook(_TriggerBase):
     key: Annotated[Text, Field(min_length=1, max_length=256)]
 
     _no_stop_after = _refuse("stopAfter", "Webhook", "only a Schedule trigger stops")
-
-    @field_validator("conditions")
-    @classmethod
-    def _expressions_only(cls, value: list[Condition] | None) -> list[Condition] | None:
-        # A webhook has no upstream execution: only an expression on the request applies.
-        if value and any(not isinstance(c, Expression) for c in value):
-            raise ValueError(
-                "conditions on a Webhook trigger may only be ExpressionCondition: "
-                "the others test an upstream execution"
-            )
-        return value
 
 
 class PreconditionFilter(StrictModel):

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from controlplane.domain import expressions
-from controlplane.domain.conditions import Expression
+from controlplane.domain.conditions import Expression, expression_holds
 from controlplane.domain.fields import InputType, State
 from controlplane.domain.inputs import resolve_inputs
 from controlplane.domain.spec import Flow, labels_as_dict
@@ -257,7 +257,7 @@ def _conditions_hold(trigger: Webhook, payload: Mapping[str, Any]) -> bool:
                 raise ConflictError(
                     f"webhook {trigger.id}: its condition could not be evaluated: {exc}"
                 ) from exc
-            if rendered.strip().lower() not in {"true", "1"}:
+            if not expression_holds(rendered):
                 return False
     return True
 

@@ -1,15 +1,19 @@
 """Flow triggers: start downstream flows when an upstream execution ends.
 
-Supported conditions: ExecutionFlow, ExecutionNamespace, ExecutionStatus,
-ExecutionLabels and ExpressionCondition on the ending execution, plus the
-trigger's own ``states``. ``preconditions`` (upstream ``flows`` and ``where``
-groups, within a ``timeWindow``) and MultipleCondition gather upstream ends
-across executions and fire once the whole set is met in one window.
+Every condition of ``controlplane.domain.conditions`` applies, tested against
+the ending execution (``Upstream``) plus the trigger's own ``states``. The
+date conditions read ``trigger.date``, the moment the upstream run ended
+(Kestra gives a Flow trigger no date; Flowplane does, so their default
+``date`` works), or any ``date`` template over ``trigger`` and ``execution``.
+``preconditions`` (upstream ``flows`` and ``where`` groups, within a
+``timeWindow``) and MultipleCondition gather upstream ends across executions
+and fire once the whole set is met in one window.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import time as dt_time
@@ -21,7 +25,7 @@ from sqlmodel import Session
 
 from controlplane.domain import conditions as cond
 from controlplane.domain import expressions
-from controlplane.domain.conditions import window_bounds
+from controlplane.domain.conditions import ConditionContext, Upstream, window_bounds
 from controlplane.domain.durations import parse_duration
 from controlplane.domain.fields import State
 from controlplane.domain.spec import labels_as_dict
@@ -32,9 +36,9 @@ from controlplane.services.executions import create_execution, get_execution
 from controlplane.services.namespaces import ensure_namespace_allowed
 from controlplane.services.revisions import stored_spec
 from controlplane.store import kv
-from controlplane.store.db import transaction
+from controlplane.store.db import as_utc, transaction
 from controlplane.store.flows import FlowFilter, list_active
-from controlplane.store.tables import ExecutionRow, utcnow
+from controlplane.store.tables import ExecutionRow, TaskRunRow, utcnow
 
 log = get_logger(__name__)
 
@@ -58,12 +62,10 @@ def fire_flow_triggers(engine: Engine, upstream: ExecutionRow) -> list[str]:
         "state": upstream.state,
         "outputs": upstream.outputs,
     }
+    task_runs = get_execution(engine, upstream.id).task_runs
     # Kestra renders trigger inputs against the upstream run's task outputs.
-    task_outputs = {
-        run.task_id: run.outputs
-        for run in get_execution(engine, upstream.id).task_runs
-        if run.value_key == ""
-    }
+    task_outputs = {run.task_id: run.outputs for run in task_runs if run.value_key == ""}
+    context = _condition_context(upstream, event, task_runs)
     started: list[str] = []
     for namespace, flow_id, source in candidates:
         for trigger in stored_spec(source).triggers or []:
@@ -73,7 +75,7 @@ def fire_flow_triggers(engine: Engine, upstream: ExecutionRow) -> list[str]:
             # logged against the listener, and the other listeners still fire.
             try:
                 created = _fire_one(
-                    engine, namespace, flow_id, trigger, upstream, event, task_outputs
+                    engine, namespace, flow_id, trigger, upstream, event, task_outputs, context
                 )
             except (SQLAlchemyError, StoreError):
                 raise
@@ -91,6 +93,42 @@ def fire_flow_triggers(engine: Engine, upstream: ExecutionRow) -> list[str]:
     return started
 
 
+def _condition_context(
+    upstream: ExecutionRow, event: dict[str, Any], task_runs: Sequence[TaskRunRow]
+) -> ConditionContext:
+    """What a listener's conditions see of the upstream end.
+
+    Each attempt before a task run's last one failed (that is what made it
+    retry), so a run of ``attempt`` n had n - 1 FAILED attempts, then its state.
+    """
+    ended = as_utc(upstream.ended_at) if upstream.ended_at else utcnow()
+    retried = tuple(
+        (*(State.FAILED,) * (run.attempt - 1), State(run.state))
+        for run in task_runs
+        if run.attempt > 1
+    )
+    execution = {
+        "id": upstream.id,
+        "namespace": upstream.namespace,
+        "flowId": upstream.flow_id,
+        "state": upstream.state,
+        "labels": upstream.labels,
+        "outputs": upstream.outputs,
+        "startDate": as_utc(upstream.created_at).isoformat(),
+        "endDate": ended.isoformat(),
+    }
+    return ConditionContext(
+        variables={"trigger": {**event, "date": ended.isoformat()}, "execution": execution},
+        upstream=Upstream(
+            namespace=upstream.namespace,
+            flow_id=upstream.flow_id,
+            state=State(upstream.state),
+            labels=upstream.labels,
+            retried=retried,
+        ),
+    )
+
+
 def _fire_one(  # noqa: PLR0917 - the listener, its trigger, and the upstream end
     engine: Engine,
     namespace: str,
@@ -99,9 +137,10 @@ def _fire_one(  # noqa: PLR0917 - the listener, its trigger, and the upstream en
     upstream: ExecutionRow,
     event: dict[str, Any],
     task_outputs: dict[str, Any],
+    context: ConditionContext,
 ) -> str | None:
     """The id of the execution ``trigger`` starts for this upstream end, or None."""
-    if not _matches(engine, namespace, flow_id, trigger, upstream, event):
+    if not _matches(engine, namespace, flow_id, trigger, upstream, context):
         return None
     if namespace != upstream.namespace:
         # A listener reads the upstream run's outputs: its namespace must allow that.
@@ -130,7 +169,7 @@ def _matches(  # noqa: PLR0917 - the downstream flow's identity, its trigger and
     flow_id: str,
     trigger: FlowTrigger,
     upstream: ExecutionRow,
-    event: dict[str, Any],
+    context: ConditionContext,
 ) -> bool:
     """Whether this upstream end fires the trigger.
 
@@ -143,9 +182,9 @@ def _matches(  # noqa: PLR0917 - the downstream flow's identity, its trigger and
     if state not in set(trigger.states or _DEFAULT_STATES):
         return False
     simple = [c for c in trigger.conditions or [] if not isinstance(c, cond.Multiple)]
-    if not all(_condition_holds(c, upstream, event) for c in simple):
+    if cond.first_failing(simple, context) is not None:
         return False
-    gathered = _requirement_sets(trigger, upstream, event)
+    gathered = _requirement_sets(trigger, upstream, context)
     return all(
         _window_complete(engine, namespace, flow_id, trigger.id, requirement)
         for requirement in gathered
@@ -168,15 +207,16 @@ class _Requirements:
 
 
 def _requirement_sets(
-    trigger: FlowTrigger, upstream: ExecutionRow, event: dict[str, Any]
+    trigger: FlowTrigger, upstream: ExecutionRow, context: ConditionContext
 ) -> list[_Requirements]:
+    event = context.variables["trigger"]
     sets: list[_Requirements] = []
     for index, condition in enumerate(trigger.conditions or []):
         if isinstance(condition, cond.Multiple):
             met = {
                 name
                 for name, sub in condition.conditions.items()
-                if _condition_holds(sub, upstream, event)
+                if cond.condition_holds(sub, context, f"conditions[{index}].conditions.{name}")
             }
             sets.append(
                 _Requirements(
@@ -309,27 +349,3 @@ def _compare(flt: PreconditionFilter, subject: str) -> bool:  # noqa: PLR0911 - 
     if flt.type in {"IN", "NOT_IN"}:
         return (subject in listed) == (flt.type == "IN")
     return bool(subject) == (flt.type == "IS_NOT_NULL")
-
-
-def _condition_holds(  # noqa: PLR0911 - one return per condition type
-    condition: Any, upstream: ExecutionRow, event: dict[str, Any]
-) -> bool:
-    if isinstance(condition, cond.ExecutionFlow):
-        return (condition.namespace, condition.flowId) == (upstream.namespace, upstream.flow_id)
-    if isinstance(condition, cond.ExecutionNamespace):
-        if condition.prefix or condition.comparison == "PREFIX":
-            return upstream.namespace.startswith(condition.namespace)
-        return upstream.namespace == condition.namespace
-    if isinstance(condition, cond.ExecutionStatus):
-        state = State(upstream.state)
-        return (condition.in_ is None or state in condition.in_) and state not in (
-            condition.notIn or []
-        )
-    if isinstance(condition, cond.Expression):
-        rendered = expressions.render(condition.expression, {"trigger": event})
-        return rendered.strip().lower() in {"true", "1"}
-    if isinstance(condition, cond.ExecutionLabels):
-        wanted = labels_as_dict(condition.labels)
-        return all(str(upstream.labels.get(k)) == str(v) for k, v in wanted.items())
-    log.warning("flow_trigger_unsupported", condition=type(condition).__name__)
-    return False

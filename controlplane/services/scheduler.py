@@ -12,7 +12,12 @@ trigger carries on. The tick runs on a ``BackgroundLoop``, which survives
 errors that break a whole tick (the database is down).
 
 ``lateMaximumDelay`` skips, with a log line, a time older than ``now`` minus
-the delay. ``stopAfter`` disables a trigger once one of its runs of the live
+the delay. ``conditions`` are tested at each due time, with ``trigger.date``
+(and ``next``, ``previous``) in the trigger's time zone as in Kestra: a time
+whose conditions fail, or cannot be evaluated, is skipped with a log line, and
+the newest such time is kept in the namespace's key-value table under a
+``schedule-skip:`` key (never a valid user key), so no scheduler evaluates it
+again. ``stopAfter`` disables a trigger once one of its runs of the live
 revision is in a listed state; the state is derived from ``trigger_fires``
 joined to ``executions``, so it is durable, and a new revision re-arms it.
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -29,14 +35,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from controlplane.domain import expressions
+from controlplane.domain.conditions import ConditionContext, first_failing
 from controlplane.domain.durations import parse_duration
 from controlplane.domain.triggers import Schedule
-from controlplane.errors import StoreError
+from controlplane.errors import EvaluationError, StoreError
 from controlplane.logging import get_logger
 from controlplane.services.executions import fire_schedule
 from controlplane.services.loop import MAX_BACKOFF_SECONDS, BackgroundLoop
 from controlplane.services.revisions import stored_spec
-from controlplane.store.db import as_utc
+from controlplane.store import kv
+from controlplane.store.db import as_utc, transaction
 from controlplane.store.flows import FlowFilter, list_active
 from controlplane.store.tables import ExecutionRow, FlowRevisionRow, TriggerFireRow, utcnow
 
@@ -70,6 +78,23 @@ def due_times(
     if policy == "NONE":
         return [t for t in times[-1:] if (now - t).total_seconds() <= 60]  # noqa: PLR2004
     return times
+
+
+def schedule_variables(trigger: Schedule, moment: datetime) -> dict[str, Any]:
+    """What a Schedule's conditions see at ``moment``: Kestra's ``trigger`` (and ``schedule``).
+
+    ``date``, ``next`` and ``previous`` are the cron times around ``moment``,
+    in the trigger's time zone, so a date condition tests the local day.
+    """
+    local = moment.astimezone(ZoneInfo(trigger.timezone))
+    following = croniter(trigger.cron, local, second_at_beginning=True).get_next(datetime)
+    preceding = croniter(trigger.cron, local, second_at_beginning=True).get_prev(datetime)
+    dates = {
+        "date": local.isoformat(),
+        "next": following.isoformat(),
+        "previous": preceding.isoformat(),
+    }
+    return {"trigger": dates, "schedule": dates}
 
 
 def late_limit(trigger: Schedule) -> timedelta | None:
@@ -149,7 +174,71 @@ class Scheduler:
         if skipped_until is not None and skipped_until > after:
             after = skipped_until
         times = self._drop_late(key, trigger, due_times(trigger, after, now), now)
-        return sum(self.fire(revision, trigger, moment) for moment in times)
+        fired = 0
+        skipped: datetime | None = None
+        for moment in times:
+            if not self._conditions_hold(revision, trigger, moment):
+                skipped = moment
+                continue
+            if skipped is not None:
+                # Recorded before the next fire, so a failing fire never strands it.
+                self._record_skip(revision, trigger, skipped)
+                skipped = None
+            fired += self.fire(revision, trigger, moment)
+        if skipped is not None:
+            self._record_skip(revision, trigger, skipped)
+        return fired
+
+    def _conditions_hold(
+        self, revision: FlowRevisionRow, trigger: Schedule, moment: datetime
+    ) -> bool:
+        """Whether the trigger's conditions allow ``moment``; a refusal is logged.
+
+        A condition that cannot be evaluated (a broken template) skips the time
+        too, loudly: retrying could never succeed, and Kestra likewise gives
+        up on that date (it records a FAILED execution for it).
+        """
+        if not trigger.conditions:
+            return True
+        flow = f"{revision.namespace}/{revision.flow_id}"
+        variables = {
+            **schedule_variables(trigger, moment),
+            "flow": {
+                "id": revision.flow_id,
+                "namespace": revision.namespace,
+                "revision": revision.revision,
+            },
+        }
+        try:
+            failing = first_failing(trigger.conditions, ConditionContext(variables))
+        except EvaluationError as exc:
+            log.warning(
+                "schedule_condition_failed",
+                flow=flow,
+                trigger=trigger.id,
+                date=moment.isoformat(),
+                error=str(exc),
+            )
+            return False
+        if failing is None:
+            return True
+        log.info(
+            "schedule_skipped_by_condition",
+            flow=flow,
+            trigger=trigger.id,
+            date=variables["trigger"]["date"],
+            condition=f"conditions[{failing}] ({trigger.conditions[failing].NAME})",
+        )
+        return False
+
+    def _record_skip(self, revision: FlowRevisionRow, trigger: Schedule, moment: datetime) -> None:
+        """Keep ``moment`` as the newest skipped time, so no scheduler tries it again."""
+        key = _skip_key(revision.flow_id, trigger.id)
+        with transaction(self.engine) as session:
+            entry = kv.get_entry(session, revision.namespace, key)
+            known = _skipped_at(entry.value if entry else None)
+            if known is None or moment > known:
+                kv.put_entry(session, revision.namespace, key, {"until": moment.isoformat()})
 
     def _drop_late(
         self, key: _TriggerKey, trigger: Schedule, times: list[datetime], now: datetime
@@ -208,6 +297,7 @@ class Scheduler:
         return True
 
     def _last_fire(self, revision: FlowRevisionRow, trigger: Schedule) -> datetime:
+        """The newest time fired or skipped by conditions, or when the revision went live."""
         with Session(self.engine) as session:
             last = session.exec(
                 select(func.max(TriggerFireRow.scheduled_at)).where(
@@ -216,8 +306,12 @@ class Scheduler:
                     col(TriggerFireRow.trigger_id) == trigger.id,
                 )
             ).one()
-        start = as_utc(revision.created_at)
-        return max(as_utc(last), start) if last is not None else start
+            entry = kv.get_entry(
+                session, revision.namespace, _skip_key(revision.flow_id, trigger.id)
+            )
+            skipped = _skipped_at(entry.value if entry else None)
+        marks = [as_utc(mark) for mark in (revision.created_at, last, skipped) if mark is not None]
+        return max(marks)
 
     def fire(self, revision: FlowRevisionRow, trigger: Schedule, moment: datetime) -> int:
         """Fire one time (1), or find it fired already (0); raise when it is neither."""
@@ -259,3 +353,17 @@ class Scheduler:
             failures=failures,
             retry_in=delay,
         )
+
+
+def _skip_key(flow_id: str, trigger_id: str) -> str:
+    return f"schedule-skip:{flow_id}:{trigger_id}"
+
+
+def _skipped_at(value: Any) -> datetime | None:
+    """The time a ``schedule-skip:`` entry holds; None for a missing or foreign value."""
+    if not isinstance(value, dict) or not isinstance(value.get("until"), str):
+        return None
+    try:
+        return as_utc(datetime.fromisoformat(value["until"]))
+    except ValueError:
+        return None
