@@ -324,25 +324,49 @@ app.add_typer(audit_app, name="audit")
 @audit_app.command("verify")
 def audit_verify(
     database_url: Annotated[str | None, typer.Option(help="The server's database URL")] = None,
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option(help="Exported checkpoints (GET /api/v1/audit/checkpoints) to check too"),
+    ] = None,
 ) -> None:
-    """Check the audit hash chain; exit 1 and name the first broken event if it fails."""
+    """Check the hash chain and its signed checkpoints; exit 1 naming the first problem.
+
+    Checkpoints are checked with the key derived from the server's identity in
+    its data directory; without that file only the chain's links are checked.
+    """
+    import json  # noqa: PLC0415
+
     from sqlmodel import Session  # noqa: PLC0415
 
+    from controlplane.services.secrets import IDENTITY_FILE, load_keyring  # noqa: PLC0415
     from controlplane.settings import Settings  # noqa: PLC0415
-    from controlplane.store.audit import verify_chain  # noqa: PLC0415
+    from controlplane.store.audit import signer_from_identity, verify_chain  # noqa: PLC0415
     from controlplane.store.db import create_engine  # noqa: PLC0415
 
     settings = Settings(**({"database_url": database_url} if database_url else {}))  # type: ignore[arg-type]
+    data_dir = settings.data_dir.resolve()
+    signer = None
+    if (data_dir / IDENTITY_FILE).exists():
+        signer = signer_from_identity(str(load_keyring(data_dir).identity))
+    else:
+        err.print(f"no server identity in {data_dir}: checkpoints are not checked")
+    exported = json.loads(checkpoints.read_text()) if checkpoints else []
     engine = create_engine(settings.resolved_database_url())
     try:
         with Session(engine) as session:
-            report = verify_chain(session)
+            report = verify_chain(session, signer, exported=exported)
     finally:
         engine.dispose()
     if report.valid:
-        out.print(f"audit chain valid: {report.events} events")
+        anchored = (
+            f", anchored by {report.checkpoints} checkpoints (newest at event {report.anchored_at})"
+            if report.checkpoints
+            else ", no checkpoint yet"
+        )
+        out.print(f"audit chain valid: {report.events} events{anchored if signer else ''}")
         return
-    err.print(f"audit chain broken at event {report.first_broken}: {report.reason}")
+    where = f" at event {report.first_broken}" if report.first_broken is not None else ""
+    err.print(f"audit chain broken{where}: {report.reason}")
     raise typer.Exit(1)
 
 

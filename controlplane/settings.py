@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     )
     proxy_user_header: str = "Remote-User"
     proxy_groups_header: str = "Remote-Groups"
+    proxy_email_header: str = "Remote-Email"
     proxy_group_roles: dict[str, str] = Field(
         default_factory=dict,
         description='Proxy group → role, e.g. {"flowplane-reviewers": "reviewer"}',

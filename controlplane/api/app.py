@@ -20,6 +20,8 @@ from controlplane.api.routes import (
     flows,
     gitops,
     health,
+    kv,
+    namespace_files,
     namespaces,
     secrets,
     tokens,
@@ -27,13 +29,15 @@ from controlplane.api.routes import (
 )
 from controlplane.runners.sandbox import Sandbox
 from controlplane.services.access import ensure_admin_token
+from controlplane.services.gitops.plans import recover_plans
 from controlplane.services.gitops.poller import Poller
-from controlplane.services.loop import STALE_FLOOR_SECONDS, LoopRegistry
+from controlplane.services.loop import STALE_FLOOR_SECONDS, BackgroundLoop, LoopRegistry
 from controlplane.services.scheduler import Scheduler
 from controlplane.services.sealing import register_recipient
-from controlplane.services.secrets import load_keyring
+from controlplane.services.secrets import Keyring, load_keyring
 from controlplane.services.worker.worker import Worker
 from controlplane.settings import Settings
+from controlplane.store.audit import checkpoint_if_due, signer_from_identity
 from controlplane.store.db import create_engine, migrate
 from controlplane.ui import install_ui
 
@@ -49,11 +53,8 @@ def create_app(
     """
     settings = settings or Settings()
     owns_engine = engine is None
-    if engine is None:
-        if settings.database_url is None:
-            settings.prepare()
-        engine = create_engine(settings.resolved_database_url())
-    app_engine = engine
+    app_engine = engine if engine is not None else _make_engine(settings)
+    engine = app_engine
 
     embedded = [
         Worker(
@@ -65,11 +66,7 @@ def create_app(
         for _ in range(settings.workers if workers is None else workers)
     ]
 
-    scheduler = Scheduler(app_engine) if settings.scheduler else None
-    poller = (
-        Poller(app_engine, settings.data_dir.resolve() / "git") if settings.poll_sources else None
-    )
-    background = [b for b in (scheduler, poller) if b is not None]
+    background = _background(app_engine, settings)
     loops = LoopRegistry()
     for service in background:
         loops.add(service.loop)
@@ -81,7 +78,9 @@ def create_app(
             _watch_worker(loops, worker, settings.lease_seconds)
         for service in background:
             service.start()
+        anchor.start()
         yield
+        anchor.stop(5)
         for service in background:
             service.stop()
         for worker in embedded:
@@ -94,6 +93,10 @@ def create_app(
     # Any process may now seal SECRET inputs to this server's key.
     keyring = load_keyring(settings.data_dir.resolve())
     register_recipient(engine, keyring)
+    # An apply a crash interrupted is finished, or failed with its reason, before serving.
+    recover_plans(engine)
+    anchor = _audit_anchor(app_engine, keyring)
+    loops.add(anchor)
     app = FastAPI(
         title="Flowplane",
         version=__version__,
@@ -107,49 +110,66 @@ def create_app(
     app.state.loops = loops
     app.state.workers = embedded
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(namespaces.router)
-    app.include_router(secrets.router)
-    app.include_router(secrets.recipient_router)
-    app.include_router(flows.router)
-    app.include_router(executions.router)
-    app.include_router(gitops.router)
-    app.include_router(audit.router)
-    app.include_router(tokens.router)
-    app.include_router(whoami.router)
-    app.include_router(metrics_router)
+    for router in _ROUTERS:
+        app.include_router(router)
     install_ui(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)
     return app
 
 
+_ROUTERS = (
+    health.router,
+    namespaces.router,
+    secrets.router,
+    secrets.recipient_router,
+    kv.router,
+    namespace_files.router,
+    flows.router,
+    executions.router,
+    gitops.router,
+    audit.router,
+    tokens.router,
+    whoami.router,
+    metrics_router,
+)
+
+
+def _make_engine(settings: Settings) -> Engine:
+    """The engine ``settings`` name (SQLite in the data directory by default)."""
+    if settings.database_url is None:
+        settings.prepare()
+    return create_engine(settings.resolved_database_url())
+
+
 def _watch_worker(loops: LoopRegistry, worker: Worker, lease_seconds: float) -> None:
     """Let readiness see an embedded worker die or hang.
 
-    ``Worker.is_alive()`` and ``Worker.last_tick`` may not exist yet: until
-    they do, liveness falls back to the worker's thread and staleness is not
-    checked (a run in hand may take long; the worker's heartbeat, which
-    renews the lease every third of it, is what keeps ``last_tick`` fresh).
+    A run in hand may take long: the worker's heartbeat, which renews the
+    lease every third of it, is what keeps ``last_tick`` fresh meanwhile.
     """
-    thread_alive = getattr(worker, "is_alive", None)
-
-    def is_alive() -> bool:
-        if callable(thread_alive):
-            return bool(thread_alive())
-        thread = getattr(worker, "_thread", None)
-        return thread is not None and bool(thread.is_alive())
-
-    def last_tick() -> float | None:
-        value = getattr(worker, "last_tick", None)
-        return float(value) if isinstance(value, int | float) else None
-
-    has_tick = hasattr(worker, "last_tick")
     loops.watch(
         f"worker:{worker.worker_id}",
-        is_alive,
-        last_tick if has_tick else None,
+        worker.is_alive,
+        lambda: worker.last_tick,
         max_age=max(3 * lease_seconds, STALE_FLOOR_SECONDS),
+    )
+
+
+def _background(engine: Engine, settings: Settings) -> list[Scheduler | Poller]:
+    """The scheduler and the Git poller, as the settings ask."""
+    scheduler = Scheduler(engine) if settings.scheduler else None
+    poller = Poller(engine, settings.data_dir.resolve() / "git") if settings.poll_sources else None
+    return [b for b in (scheduler, poller) if b is not None]
+
+
+def _audit_anchor(engine: Engine, keyring: Keyring) -> BackgroundLoop:
+    """The loop that signs the audit chain's head now and then (docs/access.md)."""
+    signer = signer_from_identity(str(keyring.identity))
+    return BackgroundLoop(
+        "audit-checkpoint",
+        60.0,
+        lambda: checkpoint_if_due(engine, signer, every=timedelta(minutes=10)),
     )
 
 

@@ -13,6 +13,11 @@ the plan invalid; the changes are still listed so a reviewer sees the intent.
 
 Secrets are compared by opaque version hashes the caller supplies, never by
 value, and neither the plan nor its text carries more than their keys.
+
+A plan never promises what apply will not do. Without prune, a flow (or
+secret) the commit dropped stays live: it is ``orphan`` (shown once, in its
+own section), not "remove". A flow another origin owns is a problem, or an
+explicit ``take_over`` when the source's policy allows it, never an "add".
 """
 
 from __future__ import annotations
@@ -93,6 +98,14 @@ class Action(StrEnum):
     CHANGE = "change"
     REMOVE = "remove"
     UNCHANGED = "unchanged"
+    # Dropped from the commit but left live because the source does not prune.
+    ORPHAN = "orphan"
+    # Owned by another origin (terraform, api, another source) and taken over.
+    TAKE_OVER = "take_over"
+
+
+# Actions apply performs; ORPHAN and UNCHANGED leave the flow as it is.
+WRITING_ACTIONS = frozenset({Action.ADD, Action.CHANGE, Action.REMOVE, Action.TAKE_OVER})
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +116,7 @@ class FlowChange:
     ``None`` otherwise. ``path``, ``source``, ``spec`` and ``spec_sha256``
     describe the desired flow (what apply writes) and are ``None`` for a remove.
     ``cosmetic`` means the sources differ but the normalized specs are equal.
+    ``owner`` is the origin a ``take_over`` takes the flow from.
     """
 
     namespace: str
@@ -117,6 +131,7 @@ class FlowChange:
     source: str | None = field(default=None, repr=False)
     spec_sha256: str | None = None
     spec: Mapping[str, Any] | None = field(default=None, repr=False)
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +145,8 @@ class Plan:
     changes: tuple[FlowChange, ...]
     secret_changes: tuple[SecretChange, ...]
     problems: tuple[Problem, ...]
+    # Secrets the commit dropped that stay stored because the source does not prune.
+    orphaned_secrets: tuple[SecretChange, ...] = ()
 
     @property
     def valid(self) -> bool:
@@ -140,14 +157,20 @@ class Plan:
     def has_changes(self) -> bool:
         """True when applying would change at least one flow or secret."""
         return bool(self.secret_changes) or any(
-            change.action is not Action.UNCHANGED for change in self.changes
+            change.action in WRITING_ACTIONS for change in self.changes
         )
 
     @property
     def summary(self) -> dict[str, int]:
-        """How many flows each action applies to, every action present."""
+        """How many flows each action applies to: every action, ``orphan``/``take_over`` if any."""
         counts = Counter(change.action for change in self.changes)
-        return {action.value: counts[action] for action in Action}
+        # The two newer actions appear only when present, so summaries stay as they were.
+        optional = {Action.ORPHAN, Action.TAKE_OVER}
+        return {
+            action.value: counts[action]
+            for action in Action
+            if action not in optional or counts[action]
+        }
 
     def find(self, namespace: str, flow_id: str) -> FlowChange | None:
         """The change of one flow, or ``None`` when the plan does not mention it."""
@@ -173,6 +196,9 @@ def compute_plan(
     known_secrets: Mapping[str, Collection[str]] | None = None,
     secrets_path: str = "secrets/",
     trust_unchanged: bool = False,
+    prune: bool = True,
+    foreign_owners: Mapping[FlowKey, str] | None = None,
+    take_over: bool = False,
 ) -> Plan:
     """Plan the move from ``active`` to ``desired``; pure and deterministic.
 
@@ -188,6 +214,11 @@ def compute_plan(
     That is sound as long as validation and normalization have not changed
     since the live revision was written, so it is off by default.
 
+    Without ``prune``, flows and secrets the commit dropped are ``orphan``
+    (flows) or listed in ``orphaned_secrets``, never removed. ``foreign_owners``
+    maps the live flows other origins own to that origin: a desired flow among
+    them is a ``take_over`` when ``take_over`` is true, else a problem.
+
     Raises ``ValueError`` when ``active`` holds the same flow twice.
     """
     live: dict[FlowKey, ActiveFlow] = {}
@@ -197,18 +228,26 @@ def compute_plan(
             raise ValueError(f"the active set holds {key[0]}/{key[1]} twice")
         live[key] = flow
     planner = _Planner(live, flows_path, trust_unchanged=trust_unchanged)
+    planner.prune = prune
+    planner.foreign = dict(foreign_owners or {})
+    planner.take_over = take_over
     for file in sorted(desired, key=lambda f: f.path):
         planner.load(file)
+    planner.check_owners()
     planner.check_references(
         desired_secrets or {},
         known=set(known_flows),
         stored_secrets=known_secrets,
         secrets_path=secrets_path,
     )
+    secret_changes = diff_secrets(active_secrets or {}, desired_secrets or {})
+    kept = tuple(s for s in secret_changes if prune or s.action is not SecretAction.REMOVE)
+    orphaned = tuple(s for s in secret_changes if not prune and s.action is SecretAction.REMOVE)
     return Plan(
         changes=tuple(planner.changes()),
-        secret_changes=diff_secrets(active_secrets or {}, desired_secrets or {}),
+        secret_changes=kept,
         problems=tuple(sorted(planner.problems, key=_problem_order)),
+        orphaned_secrets=orphaned,
     )
 
 
@@ -248,6 +287,22 @@ class _Planner:
         self.flows: dict[FlowKey, _DesiredFlow] = {}
         # Flows whose file is broken: neither "removed" nor a missing subflow target.
         self.broken: set[FlowKey] = set()
+        self.prune = True
+        self.take_over = False
+        self.foreign: dict[FlowKey, str] = {}
+
+    def check_owners(self) -> None:
+        """A desired flow another origin owns is a problem unless the policy takes it over."""
+        if self.take_over:
+            return
+        for key, flow in self.flows.items():
+            owner = self.foreign.get(key)
+            if owner is not None and key not in self.live:
+                message = (
+                    f"flow {key[0]}/{key[1]} is owned by {owner}; this source does not take "
+                    "over flows (set take_over on the source, or remove the file)"
+                )
+                self.problems.append(flow.problem(message, ("id",)))
 
     def load(self, file: DesiredFile) -> None:
         layout = self._layout(file.path)
@@ -352,13 +407,14 @@ class _Planner:
         for key in sorted(self.flows.keys() | self.live.keys()):
             flow, current = self.flows.get(key), self.live.get(key)
             if flow is not None:
-                yield _flow_change(flow, current)
+                owner = self.foreign.get(key) if current is None else None
+                yield _flow_change(flow, current, owner)
             elif current is not None and key not in self.broken:
                 label = f"{current.namespace}/{current.flow_id} (revision {current.revision})"
                 yield FlowChange(
                     current.namespace,
                     current.flow_id,
-                    Action.REMOVE,
+                    Action.REMOVE if self.prune else Action.ORPHAN,
                     from_revision=current.revision,
                     text_diff=unified_diff(
                         current.source, "", before_label=label, after_label="/dev/null"
@@ -366,7 +422,9 @@ class _Planner:
                 )
 
 
-def _flow_change(flow: _DesiredFlow, current: ActiveFlow | None) -> FlowChange:
+def _flow_change(
+    flow: _DesiredFlow, current: ActiveFlow | None, owner: str | None = None
+) -> FlowChange:
     def change(action: Action, **details: Any) -> FlowChange:
         return FlowChange(
             flow.namespace,
@@ -383,6 +441,8 @@ def _flow_change(flow: _DesiredFlow, current: ActiveFlow | None) -> FlowChange:
         diff = unified_diff(
             "", flow.file.source, before_label="/dev/null", after_label=flow.file.path
         )
+        if owner is not None:
+            return change(Action.TAKE_OVER, text_diff=diff, owner=owner)
         return change(Action.ADD, to_revision=1, text_diff=diff)
     same_spec = flow.spec_sha256 == current.spec_sha256
     if same_spec and flow.file.source == current.source:
@@ -501,7 +561,7 @@ def render_plan_text(plan: Plan, *, show_diff: bool = False) -> str:
         lines.extend(problem.render() for problem in plan.problems)
         lines.append("")
     for change in plan.changes:
-        if change.action is not Action.UNCHANGED:
+        if change.action in WRITING_ACTIONS:
             lines.extend(_render_change(change, show_diff=show_diff))
     lines.extend(
         _SECRET_LINES[secret.action].format(f"{secret.namespace}/{secret.key}")
@@ -509,11 +569,27 @@ def render_plan_text(plan: Plan, *, show_diff: bool = False) -> str:
     )
     if not plan.has_changes:
         lines.append("No changes.")
+    orphans = [c for c in plan.changes if c.action is Action.ORPHAN]
+    if orphans or plan.orphaned_secrets:
+        # Their own section, once: apply leaves these live, so they are not changes.
+        lines.append("")
+        lines.append("Orphaned (prune is off): dropped from the commit, left live as they are")
+        lines.extend(
+            f"  {c.namespace}/{c.flow_id}  revision {c.from_revision}  orphaned (prune is off)"
+            for c in orphans
+        )
+        lines.extend(
+            f"  secret {s.namespace}/{s.key}  orphaned (prune is off)"
+            for s in plan.orphaned_secrets
+        )
     counts = plan.summary
+    taken = f"{counts['take_over']} to take over, " if counts.get("take_over") else ""
+    orphaned = len(orphans) + len(plan.orphaned_secrets)
     lines.append(
         f"Plan: {counts['add']} to add, {counts['change']} to change, "
-        f"{counts['remove']} to remove, {counts['unchanged']} unchanged; "
+        f"{counts['remove']} to remove, {taken}{counts['unchanged']} unchanged; "
         f"{_plural(len(plan.secret_changes), 'secret')} changed"
+        + (f"; {orphaned} orphaned (prune is off)" if orphaned else "")
     )
     return "\n".join(lines) + "\n"
 
@@ -522,6 +598,8 @@ def _render_change(change: FlowChange, *, show_diff: bool) -> Iterator[str]:
     name = f"{change.namespace}/{change.flow_id}"
     if change.action is Action.ADD:
         yield f"+ add {name}  {change.path}"
+    elif change.action is Action.TAKE_OVER:
+        yield f"! take over {name} from {change.owner}  {change.path}"
     elif change.action is Action.REMOVE:
         yield f"- remove {name}  revision {change.from_revision}"
     else:

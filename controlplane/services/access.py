@@ -3,6 +3,11 @@
 A token's secret is shown once at creation; the store keeps only its sha256.
 Tokens are high-entropy random strings, so a plain hash (no salt, no
 stretching) is enough to make a stolen database useless for signing in.
+
+A token never makes a token wider than itself: the new role is at most the
+creator's, and every new namespace pattern lies inside one of the creator's.
+A token may carry verified identities (e-mail addresses an admin vouches
+for); four-eyes review compares them, with the name, to commit authors.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ _RANK = {role: rank for rank, role in enumerate(ROLES)}
 TOKEN_PREFIX = "fpt_"  # noqa: S105 - a public prefix that makes leaked tokens greppable
 ADMIN_TOKEN_NAME = "admin"  # noqa: S105 - a name, not a secret
 ALL_NAMESPACES = ("*",)
+# The header a forward-auth proxy (Authelia, oauth2-proxy) puts the user's e-mail in.
+PROXY_EMAIL_HEADER = "Remote-Email"
 
 log = get_logger(__name__)
 
@@ -52,6 +59,8 @@ class Principal:
     scopes: tuple[str, ...]
     token_id: str | None
     via: str  # "token" | "proxy"
+    # Verified e-mail addresses (set by an admin on the token, or the proxy's header).
+    identities: tuple[str, ...] = ()
 
     @property
     def actor(self) -> str:
@@ -74,6 +83,25 @@ class Principal:
                 f"namespace {namespace!r} is outside it"
             )
 
+    def can_see_any(self, namespaces: Collection[str]) -> bool:
+        """Whether one namespace is in scope; data naming none needs an unscoped principal."""
+        if not namespaces:
+            return self.unscoped
+        return any(self.can_see(namespace) for namespace in namespaces)
+
+    def check_all(self, namespaces: Collection[str], what: str) -> None:
+        """403 unless every namespace is in scope (an empty set needs an unscoped principal)."""
+        if not namespaces and not self.unscoped:
+            raise ForbiddenError(f"{what} names no namespace; it needs a token scoped to '*'")
+        for namespace in sorted(namespaces):
+            self.check_namespace(namespace)
+
+    def covers(self, role: str, scopes: Collection[str]) -> bool:
+        """Whether a token of ``role`` and ``scopes`` is no wider than this principal."""
+        if role not in _RANK or _RANK[role] > _RANK[self.role]:
+            return False
+        return all(any(pattern_within(p, mine) for mine in self.scopes) for p in scopes)
+
     def can_see_all(self, namespaces: Collection[str]) -> bool:
         """Whether every namespace is in scope; data naming none needs an unscoped principal."""
         if not namespaces:
@@ -84,6 +112,26 @@ class Principal:
     def unscoped(self) -> bool:
         """True when the principal sees every namespace (needed for cross-namespace data)."""
         return "*" in self.scopes
+
+
+def pattern_within(pattern: str, scope: str) -> bool:
+    """Whether every namespace ``pattern`` matches is also matched by ``scope``.
+
+    Decided conservatively: ``*`` covers everything; otherwise the patterns
+    are equal, or ``scope`` is ``prefix*`` with no other wildcard and
+    ``pattern`` starts with that prefix. Anything else is not covered.
+    """
+    if scope in {"*", pattern}:
+        return True
+    prefix = scope[:-1]
+    if not scope.endswith("*") or any(c in prefix for c in "*?["):
+        return False
+    return pattern.startswith(prefix)
+
+
+def normalize_email(value: str) -> str:
+    """An identity as stored and compared: trimmed and case-folded."""
+    return value.strip().casefold()
 
 
 def parse_role(value: str) -> Role:
@@ -104,6 +152,7 @@ def _principal(row: ApiTokenRow) -> Principal:
         scopes=tuple(row.scopes) or ALL_NAMESPACES,
         token_id=row.id,
         via="token",
+        identities=tuple(row.identities or ()),
     )
 
 
@@ -165,7 +214,18 @@ def principal_from_proxy(
     if not roles:
         raise UnauthorizedError(f"proxy user {user!r} is in no group mapped to a role")
     best = max(roles, key=_RANK.__getitem__)
-    return Principal(name=user, role=best, scopes=ALL_NAMESPACES, token_id=None, via="proxy")
+    # The proxy's e-mail header, when sent, is the identity: it is what Git records.
+    header = str(getattr(settings, "proxy_email_header", PROXY_EMAIL_HEADER))
+    email = headers.get(header.lower(), "").strip()
+    identity = normalize_email(email) if email else user
+    return Principal(
+        name=identity,
+        role=best,
+        scopes=ALL_NAMESPACES,
+        token_id=None,
+        via="proxy",
+        identities=(identity,) if email else (),
+    )
 
 
 def _validate_scopes(scopes: Sequence[str]) -> list[str]:
@@ -178,12 +238,22 @@ def _validate_scopes(scopes: Sequence[str]) -> list[str]:
     return cleaned
 
 
+def _validate_identities(identities: Sequence[str]) -> list[str]:
+    cleaned = sorted({normalize_email(i) for i in identities})
+    for identity in cleaned:
+        local, at, domain = identity.partition("@")
+        if not (local and at and domain) or any(c.isspace() for c in identity):
+            raise InvalidRequestError(f"identity {identity!r} is not an e-mail address")
+    return cleaned
+
+
 def _token_summary(row: ApiTokenRow) -> dict[str, object]:
     return {
         "id": row.id,
         "name": row.name,
         "role": row.role,
         "namespaces": row.scopes,
+        "identities": row.identities,
         "expires_at": row.expires_at.isoformat() if row.expires_at else None,
     }
 
@@ -196,22 +266,37 @@ def create_token(
     scopes: Sequence[str] = ALL_NAMESPACES,
     expires_at: datetime | None = None,
     actor: str,
+    creator: Principal | None = None,
+    identities: Sequence[str] = (),
 ) -> tuple[ApiTokenRow, str]:
-    """Create a token; returns the row and the secret, which is never retrievable again."""
+    """Create a token; returns the row and the secret, which is never retrievable again.
+
+    ``creator`` (the caller) must cover the new token's role and scopes: 403
+    before anything is written otherwise. ``identities`` are verified e-mails.
+    """
     if expires_at is not None and as_utc(expires_at) <= utcnow():
         raise InvalidRequestError("expires_at is in the past")
+    role = parse_role(role)
+    cleaned = _validate_scopes(scopes)
+    if creator is not None and not creator.covers(role, cleaned):
+        raise ForbiddenError(
+            f"{creator.name!r} is {creator.role} scoped to {list(creator.scopes)}; "
+            f"it cannot make a {role} token for {cleaned}, which is wider"
+        )
+    verified = _validate_identities(identities)
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with transaction(engine) as session:
         _refuse_duplicate_name(session, name)
         row = _insert_token(
             session,
             name=name,
-            role=parse_role(role),
-            scopes=_validate_scopes(scopes),
+            role=role,
+            scopes=cleaned,
             digest=_digest(secret),
             # Stored in UTC: SQLite keeps no offset, and reads assume UTC.
             expires_at=as_utc(expires_at).astimezone(UTC) if expires_at else None,
             actor=actor,
+            identities=verified,
         )
     return row, secret
 
@@ -225,6 +310,7 @@ def _insert_token(
     digest: str,
     expires_at: datetime | None,
     actor: str,
+    identities: Sequence[str] = (),
 ) -> ApiTokenRow:
     """Add a token row and its audit event in the caller's transaction."""
     row = ApiTokenRow(
@@ -235,6 +321,7 @@ def _insert_token(
         secret_sha256=digest,
         expires_at=expires_at,
         created_by=actor,
+        identities=list(identities),
     )
     session.add(row)
     record_event(
@@ -257,31 +344,41 @@ def _refuse_duplicate_name(session: Session, name: str) -> None:
         raise ConflictError(f"a live token named {name!r} already exists ({live.id})")
 
 
-def list_tokens(engine: Engine) -> Sequence[ApiTokenRow]:
-    """Live tokens, oldest first."""
+def list_tokens(engine: Engine, viewer: Principal | None = None) -> Sequence[ApiTokenRow]:
+    """Live tokens, oldest first; a ``viewer`` sees only tokens no wider than itself."""
     with Session(engine) as session:
-        return session.exec(
+        rows = session.exec(
             select(ApiTokenRow)
             .where(col(ApiTokenRow.revoked_at).is_(None))
             .order_by(col(ApiTokenRow.created_at))
         ).all()
+    return [r for r in rows if viewer is None or viewer.covers(r.role, r.scopes)]
 
 
-def get_token(engine: Engine, token_id: str) -> ApiTokenRow:
-    """A live token by id; 404 once revoked, so Terraform drops it from state."""
+def get_token(engine: Engine, token_id: str, viewer: Principal | None = None) -> ApiTokenRow:
+    """A live token by id; 404 once revoked (so Terraform drops it), or wider than ``viewer``."""
     with Session(engine) as session:
         row = session.get(ApiTokenRow, token_id)
         if row is None or row.revoked_at is not None:
             raise NotFoundError(f"token {token_id!r} not found")
+        if viewer is not None and not viewer.covers(row.role, row.scopes):
+            raise ForbiddenError(f"token {token_id!r} is wider than {viewer.name!r}")
         return row
 
 
-def revoke_token(engine: Engine, token_id: str, *, actor: str) -> None:
-    """Revoke a token: it stops working at once. The row stays for the audit trail."""
+def revoke_token(
+    engine: Engine, token_id: str, *, actor: str, revoker: Principal | None = None
+) -> None:
+    """Revoke a token: it stops working at once. The row stays for the audit trail.
+
+    A ``revoker`` may revoke only tokens no wider than itself (403 otherwise).
+    """
     with transaction(engine) as session:
         row = session.get(ApiTokenRow, token_id)
         if row is None or row.revoked_at is not None:
             raise NotFoundError(f"token {token_id!r} not found")
+        if revoker is not None and not revoker.covers(row.role, row.scopes):
+            raise ForbiddenError(f"token {token_id!r} is wider than {revoker.name!r}")
         row.revoked_at = utcnow()
         session.add(row)
         record_event(

@@ -1,18 +1,37 @@
-"""The audit log: an append-only hash chain of every mutation."""
+"""The audit log: an append-only hash chain of every mutation, anchored by signed checkpoints.
+
+The chain alone shows that no event was edited, inserted or removed *before*
+the last one: each hash covers the previous. It cannot show that the last
+events were deleted (truncation), nor that the whole chain was recomputed
+(rewrite). A checkpoint closes both: it signs the head's position, hash and
+event count with the server's key (ed25519, from the ``cryptography``
+package, derived from the server's age identity, so no new key file to keep).
+Verification then needs the event a checkpoint names to be there, with that
+hash: a truncated or rewritten chain no longer matches. An exported
+checkpoint, kept elsewhere, catches even an attacker who also deletes the
+checkpoints table.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import text
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import func, text
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from controlplane.store.tables import AuditEventRow, utcnow
+from controlplane.store.db import as_utc, transaction
+from controlplane.store.tables import AuditCheckpointRow, AuditEventRow, utcnow
 
 GENESIS = "0" * 64
 # Any constant: PostgreSQL advisory lock that serializes appends, so two
@@ -93,16 +112,167 @@ def record_event(
 
 @dataclass(frozen=True)
 class ChainReport:
-    """The result of checking the chain."""
+    """The result of checking the chain (and its checkpoints, when a key was given)."""
 
     valid: bool
     events: int
     first_broken: int | None = None
     reason: str = ""
+    checkpoints: int = 0
+    anchored_at: int | None = None  # position of the newest checkpoint that matched
+    problems: tuple[str, ...] = field(default_factory=tuple)
 
 
-def verify_chain(session: Session) -> ChainReport:
-    """Recompute every hash in order; name the first event that does not fit."""
+ALGORITHM = "ed25519"
+_KDF_INFO = b"flowplane audit checkpoint v1"
+
+
+@dataclass(frozen=True)
+class Signer:
+    """The server's checkpoint key; ``key_id`` is the hex of its public key."""
+
+    private: Ed25519PrivateKey
+
+    @property
+    def public(self) -> Ed25519PublicKey:
+        """The key that checks signatures."""
+        return self.private.public_key()
+
+    @property
+    def key_id(self) -> str:
+        """The public key, hex: recorded on each checkpoint."""
+        raw = self.public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return raw.hex()
+
+
+def signer_from_identity(identity: str) -> Signer:
+    """The checkpoint key derived (HKDF-SHA256) from the server's age identity string.
+
+    Whoever holds the identity file can sign and check; the database alone cannot.
+    """
+    seed = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_KDF_INFO).derive(
+        identity.strip().encode()
+    )
+    return Signer(Ed25519PrivateKey.from_private_bytes(seed))
+
+
+def _statement(position: int, head_hash: str, events: int) -> bytes:
+    body = {"position": position, "head_hash": head_hash, "events": events}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def write_checkpoint(session: Session, signer: Signer) -> AuditCheckpointRow:
+    """Sign the chain's head now, in the caller's transaction."""
+    last = session.exec(
+        select(AuditEventRow).order_by(col(AuditEventRow.pk).desc()).limit(1)
+    ).first()
+    count = int(session.exec(select(func.count()).select_from(AuditEventRow)).one())
+    position, head = (last.pk or 0, last.hash) if last else (0, GENESIS)
+    signature = signer.private.sign(_statement(position, head, count)).hex()
+    row = AuditCheckpointRow(
+        position=position,
+        head_hash=head,
+        events=count,
+        algorithm=ALGORITHM,
+        key_id=signer.key_id,
+        signature=signature,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def checkpoint_if_due(engine: Engine, signer: Signer, *, every: timedelta) -> bool:
+    """Write a checkpoint when the chain grew since the last one and ``every`` has passed."""
+    with transaction(engine) as session:
+        latest = session.exec(
+            select(AuditCheckpointRow).order_by(col(AuditCheckpointRow.pk).desc()).limit(1)
+        ).first()
+        last = session.exec(
+            select(AuditEventRow).order_by(col(AuditEventRow.pk).desc()).limit(1)
+        ).first()
+        if last is None or (latest is not None and latest.position == last.pk):
+            return False
+        if latest is not None and utcnow() - as_utc(latest.at) < every:
+            return False
+        write_checkpoint(session, signer)
+        return True
+
+
+def checkpoint_dict(row: AuditCheckpointRow) -> dict[str, Any]:
+    """The exported form of a checkpoint (keep it outside the database)."""
+    return {
+        "at": as_utc(row.at).isoformat(),
+        "position": row.position,
+        "head_hash": row.head_hash,
+        "events": row.events,
+        "algorithm": row.algorithm,
+        "key_id": row.key_id,
+        "signature": row.signature,
+    }
+
+
+def list_checkpoints(session: Session) -> list[dict[str, Any]]:
+    """Every checkpoint, oldest first, in the exported form."""
+    rows = session.exec(select(AuditCheckpointRow).order_by(col(AuditCheckpointRow.pk))).all()
+    return [checkpoint_dict(r) for r in rows]
+
+
+def _check_checkpoint(
+    point: Mapping[str, Any], by_position: Mapping[int, AuditEventRow], signer: Signer
+) -> str | None:
+    """Why a checkpoint does not hold for this chain, or None when it does."""
+    position, head, events = int(point["position"]), str(point["head_hash"]), int(point["events"])
+    if point.get("key_id") != signer.key_id:
+        return f"checkpoint at event {position} was signed by another key"
+    try:
+        signature = bytes.fromhex(str(point["signature"]))
+        signer.public.verify(signature, _statement(position, head, events))
+    except (InvalidSignature, ValueError):
+        return f"checkpoint at event {position} has a bad signature (forged or edited)"
+    row = by_position.get(position)
+    if position and row is None:
+        return f"truncated: checkpoint names event {position}, which is gone"
+    if row is not None and row.hash != head:
+        return f"rewritten: event {position} no longer has the hash its checkpoint signed"
+    if sum(1 for pk in by_position if pk <= position) != events:
+        return f"events up to {position} were removed or added since its checkpoint"
+    return None
+
+
+def verify_chain(
+    session: Session,
+    signer: Signer | None = None,
+    *,
+    exported: Iterable[Mapping[str, Any]] = (),
+) -> ChainReport:
+    """Recompute every hash in order; name the first event that does not fit.
+
+    With ``signer``, every stored checkpoint (and every ``exported`` one) must
+    be signed by it and match the chain: that detects truncation and rewrites.
+    """
+    report = _verify_links(session)
+    if signer is None or not report.valid:
+        return report
+    rows = session.exec(select(AuditEventRow)).all()
+    by_position = {r.pk or 0: r for r in rows}
+    points = [*list_checkpoints(session), *exported]
+    problems = [p for p in (_check_checkpoint(c, by_position, signer) for c in points) if p]
+    anchored = max((int(c["position"]) for c in points), default=None)
+    if problems:
+        return ChainReport(
+            valid=False,
+            events=report.events,
+            reason=problems[0],
+            checkpoints=len(points),
+            problems=tuple(problems),
+        )
+    return ChainReport(
+        valid=True, events=report.events, checkpoints=len(points), anchored_at=anchored
+    )
+
+
+def _verify_links(session: Session) -> ChainReport:
     rows: Sequence[AuditEventRow] = session.exec(
         select(AuditEventRow).order_by(col(AuditEventRow.pk))
     ).all()

@@ -205,10 +205,18 @@ class GitSourceRow(SQLModel, table=True):
     webhook_secret: str | None = Field(default=None, max_length=500)
     # Write-only: the webhook signing secret, age-encrypted to the server identity.
     webhook_secret_ciphertext: bytes | None = Field(default=None)
+    # Write-only: ``user:password`` taken out of an https URL, sealed like the webhook secret.
+    url_credentials_ciphertext: bytes | None = Field(default=None)
     approval: str = Field(default="auto", max_length=20)
     required_approvals: int = Field(default=1)
     prune: bool = Field(default=False)
     self_heal: bool = Field(default=False)
+    # Policy for a flow another origin (another source, terraform, api) owns:
+    # false makes it a plan problem, true an explicit ``take_over`` action.
+    take_over: bool = Field(default=False)
+    # The namespaces its flows live in (and its latest plan names): scoped
+    # tokens see a source only through these.
+    namespaces: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     last_commit: str | None = Field(default=None, max_length=64)
     version: int = Field(default=1)
     created_at: datetime = _timestamp()
@@ -260,6 +268,20 @@ class PlanRow(SQLModel, table=True):
     secret_payload: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False)
     )
+    # Who asked for the plan (a token, "git" for the poller, "webhook"); the
+    # commit's author is a separate field.
+    created_by: str | None = Field(default=None, max_length=200)
+    # Why a plan failed or was superseded (stale, crashed apply, conflict).
+    status_reason: str | None = Field(default=None, sa_type=Text)
+    # Authors and committers (name, email) of every commit in base..target:
+    # none of them may approve (four-eyes).
+    commit_identities: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    # "namespace/flow_id" -> [live revision, owner origin] or None, for every
+    # flow the plan touches, as seen when it was computed; apply refuses a plan
+    # whose basis moved (stale).
+    basis: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
 class ApprovalRow(SQLModel, table=True):
@@ -345,6 +367,39 @@ class ApiTokenRow(SQLModel, table=True):
     created_at: datetime = _timestamp()
     created_by: str | None = Field(default=None, max_length=200)
     revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    # Verified e-mail addresses of the person holding the token, set by an
+    # admin; four-eyes review compares them with commit authors and committers.
+    identities: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class UiSessionRow(SQLModel, table=True):
+    """A signed-in UI session; signing out ends it here, so a copied cookie stops working."""
+
+    __tablename__ = "ui_sessions"
+
+    id: str = Field(primary_key=True, max_length=64)
+    token_id: str = Field(max_length=40, index=True)
+    created_at: datetime = _timestamp()
+    ended_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class AuditCheckpointRow(SQLModel, table=True):
+    """A signed statement of the audit chain's head: its position, hash and length.
+
+    Deleting the last events, or rewriting the chain, no longer matches the
+    latest checkpoint, whose signature only the server's key can make.
+    """
+
+    __tablename__ = "audit_checkpoints"
+
+    pk: int | None = Field(default=None, primary_key=True)
+    at: datetime = _timestamp()
+    position: int  # pk of the head event (0: the chain was empty)
+    head_hash: str = Field(max_length=64)
+    events: int
+    algorithm: str = Field(max_length=20)
+    key_id: str = Field(max_length=100)
+    signature: str = Field(max_length=200)
 
 
 class KvEntryRow(SQLModel, table=True):

@@ -10,9 +10,11 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controlplane.api.errors import status_for
 from controlplane.errors import FlowplaneError, UnauthorizedError
@@ -24,6 +26,41 @@ from controlplane.ui.session import check_csrf, session_key
 STATIC = Path(__file__).parent / "static"
 SESSION_COOKIE = "flowplane_session"
 SESSION_HOURS = 12
+# Scripts only from the UI itself (htmx); inline style attributes are used by
+# the run timeline, so styles allow them. No framing, no plugins, no foreign forms.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+class SecurityHeaders:
+    """Adds ``SECURITY_HEADERS`` to every UI response (pages, errors, redirects, static files)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; add the headers to the response start."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def build_ui(host: FastAPI, settings: Settings) -> FastAPI:
@@ -45,6 +82,8 @@ def build_ui(host: FastAPI, settings: Settings) -> FastAPI:
     ui.add_exception_handler(UnauthorizedError, _signed_out)
     ui.add_exception_handler(FlowplaneError, _error_page)
     ui.add_exception_handler(HTTPException, _error_page)
+    # Outermost, so error pages and redirects carry the headers too.
+    ui.add_middleware(SecurityHeaders)
     return ui
 
 

@@ -1,4 +1,7 @@
-"""The UI session: a signed cookie holding a token id (never a secret) and a CSRF token.
+"""The UI session: a signed cookie holding a session id, a token id (never a secret), a CSRF token.
+
+The session id names a row in ``ui_sessions``; signing out ends that row, so a
+copied cookie stops working at once even though its signature is still good.
 
 Starlette's ``SessionMiddleware`` signs the cookie with itsdangerous and always
 marks it HttpOnly; we ask for ``SameSite=Lax``. The signing key comes from
@@ -15,15 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
+from sqlalchemy import Engine
 from starlette.exceptions import HTTPException
 
 from controlplane.settings import Settings
+from controlplane.store.db import transaction
+from controlplane.store.tables import UiSessionRow, utcnow
 
 KEY_FILE = "ui-session.key"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 _TOKEN_ID = "token_id"  # noqa: S105 - a session key name, not a secret
 _CSRF = "csrf"
+_SESSION_ID = "sid"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -57,21 +64,44 @@ def _read_key(path: Path) -> str:
     return key
 
 
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.host.engine
+    return engine
+
+
 def signed_in_token_id(request: Request) -> str | None:
-    """The token id the session was signed in with, if any."""
+    """The token id the session was signed in with, if its server-side session is still live."""
     value = request.session.get(_TOKEN_ID)
-    return value if isinstance(value, str) else None
+    session_id = request.session.get(_SESSION_ID)
+    if not isinstance(value, str) or not isinstance(session_id, str):
+        return None
+    with transaction(_engine(request)) as db:
+        row = db.get(UiSessionRow, session_id)
+        if row is None or row.ended_at is not None or row.token_id != value:
+            return None
+    return value
 
 
 def sign_in(request: Request, token_id: str) -> None:
     """Remember ``token_id``; a fresh CSRF token is issued so a pre-login one cannot be reused."""
     request.session.clear()
+    session_id = secrets.token_urlsafe(32)
+    with transaction(_engine(request)) as db:
+        db.add(UiSessionRow(id=session_id, token_id=token_id))
+    request.session[_SESSION_ID] = session_id
     request.session[_TOKEN_ID] = token_id
     request.session[_CSRF] = secrets.token_urlsafe(32)
 
 
 def sign_out(request: Request) -> None:
-    """Forget everything the session held."""
+    """End the session on the server, then forget everything the cookie held."""
+    session_id = request.session.get(_SESSION_ID)
+    if isinstance(session_id, str):
+        with transaction(_engine(request)) as db:
+            row = db.get(UiSessionRow, session_id)
+            if row is not None and row.ended_at is None:
+                row.ended_at = utcnow()
+                db.add(row)
     request.session.clear()
 
 

@@ -44,6 +44,9 @@ def test_mutations_are_chained_and_tampering_is_named(client, engine: Engine) ->
         "events": total,
         "first_broken": None,
         "reason": "",
+        "checkpoints": 0,
+        "anchored_at": None,
+        "problems": [],
     }
     url = str(engine.url.render_as_string(hide_password=False))
     assert CliRunner().invoke(app, ["audit", "verify", "--database-url", url]).exit_code == 0

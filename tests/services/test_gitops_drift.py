@@ -67,7 +67,7 @@ def test_drift_is_reported_and_self_heal_plans_the_corrections(
     assert {c["flow_id"]: c["action"] for c in healed["changes"]} == {
         "a": "change",
         "b": "add",
-        "c": "add",
+        "c": "take_over",
         "d": "unchanged",
     }
     assert client.get("/api/v1/sources/flows/drift").json()["items"] == []

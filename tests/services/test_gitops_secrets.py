@@ -157,10 +157,11 @@ def test_a_secret_from_git_reaches_a_task_and_leaks_nowhere(
     assert {c["action"] for c in again["secret_changes"]} == {"unchanged"}
     commit_secrets(repo, sealed(tmp_path, {"DB_PASSWORD": DB_PASSWORD + "-2"}), "rotate")
     rotated = call("POST", "/api/v1/sources/flows/sync").json()
+    # Without prune the dropped key stays stored: it is orphaned, not "removed".
     assert [(c["key"], c["action"]) for c in rotated["secret_changes"]] == [
-        ("API_KEY", "remove"),
         ("DB_PASSWORD", "change"),
     ]
+    assert "secret platform.ops/API_KEY  orphaned (prune is off)" in rotated["text"]
 
     everything = "\n".join(call.bodies) + everything_stored(engine)
     everything += json.dumps(call("GET", "/api/v1/plans").json())
@@ -178,10 +179,8 @@ def test_prune_decides_whether_dropped_keys_are_deleted(
     assert client.post("/api/v1/sources/flows/sync").json()["status"] == "applied"
     commit_secrets(repo, sealed(tmp_path, {"A": "1"}), "drop B")
     kept = client.post("/api/v1/sources/flows/sync").json()
-    assert [(c["key"], c["action"]) for c in kept["secret_changes"]] == [
-        ("A", "unchanged"),
-        ("B", "remove"),
-    ]
+    assert [(c["key"], c["action"]) for c in kept["secret_changes"]] == [("A", "unchanged")]
+    assert "secret platform.ops/B  orphaned (prune is off)" in kept["text"]
     keys = [s["key"] for s in client.get("/api/v1/namespaces/platform.ops/secrets").json()]
     assert keys == ["A", "B"]
     client.put("/api/v1/sources/flows", json={"url": f"file://{repo}", "prune": True})

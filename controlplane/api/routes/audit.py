@@ -1,19 +1,27 @@
-"""``/api/v1/audit``: the tamper-evident log of every mutation."""
+"""``/api/v1/audit``: the tamper-evident log of every mutation, and its signed checkpoints."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
-from controlplane.api.auth import Viewer, check_unscoped
-from controlplane.api.deps import EngineDep, PageDep
+from controlplane.api.auth import Admin, Viewer, check_unscoped
+from controlplane.api.deps import EngineDep, PageDep, get_keyring
 from controlplane.api.limits import Text
-from controlplane.store.audit import verify_chain
-from controlplane.store.db import as_utc
+from controlplane.api.schemas import ErrorBody
+from controlplane.store.audit import (
+    Signer,
+    checkpoint_dict,
+    list_checkpoints,
+    signer_from_identity,
+    verify_chain,
+    write_checkpoint,
+)
+from controlplane.store.db import as_utc, transaction
 from controlplane.store.tables import AuditEventRow
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -34,12 +42,31 @@ class AuditEvent(BaseModel):
 
 
 class ChainStatus(BaseModel):
-    """The result of verifying the hash chain."""
+    """The result of verifying the hash chain and its signed checkpoints."""
 
     valid: bool
     events: int
     first_broken: int | None
     reason: str
+    checkpoints: int = Field(description="Signed checkpoints checked against the chain")
+    anchored_at: int | None = Field(description="Position of the newest checkpoint; null: none")
+    problems: list[str]
+
+
+class Checkpoint(BaseModel):
+    """A signed statement of the chain's head; export it and keep it elsewhere."""
+
+    at: datetime
+    position: int
+    head_hash: str
+    events: int
+    algorithm: str
+    key_id: str = Field(description="The server's ed25519 public key, hex")
+    signature: str
+
+
+def _signer(request: Request) -> Signer:
+    return signer_from_identity(str(get_keyring(request).identity))
 
 
 @router.get("", response_model=list[AuditEvent])
@@ -81,14 +108,43 @@ def list_events(
 
 
 @router.get("/verify", response_model=ChainStatus)
-def verify(engine: EngineDep, principal: Viewer) -> ChainStatus:
-    """Recompute the chain; name the first event that was changed or removed."""
+def verify(request: Request, engine: EngineDep, principal: Viewer) -> ChainStatus:
+    """Recompute the chain and check every signed checkpoint against it.
+
+    An edited or removed event breaks the chain; deleted last events
+    (truncation) or a recomputed chain (rewrite) no longer match a checkpoint.
+    """
     check_unscoped(principal, "the audit log")
     with Session(engine) as session:
-        report = verify_chain(session)
+        report = verify_chain(session, _signer(request))
     return ChainStatus(
         valid=report.valid,
         events=report.events,
         first_broken=report.first_broken,
         reason=report.reason,
+        checkpoints=report.checkpoints,
+        anchored_at=report.anchored_at,
+        problems=list(report.problems),
     )
+
+
+@router.get("/checkpoints", response_model=list[Checkpoint])
+def export_checkpoints(engine: EngineDep, principal: Viewer) -> list[Checkpoint]:
+    """Every signed checkpoint, oldest first: export them and keep them outside the database."""
+    check_unscoped(principal, "the audit log")
+    with Session(engine) as session:
+        return [Checkpoint(**c) for c in list_checkpoints(session)]
+
+
+@router.post(
+    "/checkpoints",
+    response_model=Checkpoint,
+    status_code=201,
+    responses={code: {"model": ErrorBody} for code in (401, 403)},
+)
+def make_checkpoint(request: Request, engine: EngineDep, principal: Admin) -> Checkpoint:
+    """Sign the chain's head now (the server also does so periodically)."""
+    check_unscoped(principal, "the audit log")
+    with transaction(engine) as session:
+        row = write_checkpoint(session, _signer(request))
+        return Checkpoint(**checkpoint_dict(row))

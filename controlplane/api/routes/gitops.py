@@ -1,4 +1,12 @@
-"""``/api/v1/sources`` and ``/api/v1/plans``: Git sources, their plans and reviews."""
+"""``/api/v1/sources`` and ``/api/v1/plans``: Git sources, their plans and reviews.
+
+Authorize before acting: every route checks the caller against every
+namespace the operation touches before anything is written. A source belongs
+to the namespaces its flows live in; a scoped token sees a source when one of
+them is in its scopes, and syncs or rolls it back only when all of them (and
+all the plan touches) are. Changing a source's definition needs a token
+scoped to ``*``: the poller acts on it later, for no caller.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +25,11 @@ from controlplane.api.auth import (
     Reviewer,
     Viewer,
     check_unscoped,
-    require,
 )
 from controlplane.api.deps import EngineDep, IfMatch, SettingsDep, get_keyring
 from controlplane.api.limits import Text
 from controlplane.api.schemas import ErrorBody, WriteModel
-from controlplane.errors import InvalidRequestError, NotFoundError
+from controlplane.errors import ForbiddenError, InvalidRequestError, NotFoundError
 from controlplane.services.access import ALL_NAMESPACES, Principal
 from controlplane.services.gitops import drift, plans, sources, webhooks
 from controlplane.store.db import as_utc
@@ -49,13 +56,36 @@ class SourceWrite(WriteModel):
     required_approvals: Annotated[int, Field(ge=1, le=10)] = 1
     prune: bool = False
     self_heal: bool = False
+    take_over: bool = Field(
+        default=False,
+        description="A flow another origin owns: false makes it a plan problem, "
+        "true an explicit take_over action in the plan",
+    )
+
+
+class SourcePatch(WriteModel):
+    """Some fields of a Git source; the others keep their values."""
+
+    url: Annotated[str | None, Field(min_length=1)] = None
+    branch: str | None = None
+    flows_path: str | None = None
+    secrets_path: str | None = None
+    poll_interval_seconds: Annotated[int | None, Field(ge=5, le=86_400)] = None
+    webhook_secret: str | None = Field(default=None, description="null removes the secret")
+    approval: Literal["auto", "approval"] | None = None
+    required_approvals: Annotated[int | None, Field(ge=1, le=10)] = None
+    prune: bool | None = None
+    self_heal: bool | None = None
+    take_over: bool | None = None
 
 
 class SourcePublic(BaseModel):
-    """A Git source as the API shows it (no webhook secret)."""
+    """A Git source as the API shows it (no webhook secret, no URL credentials)."""
 
     id: str
-    url: str
+    url: str = Field(description="Without credentials: those are sealed, never shown")
+    has_url_credentials: bool
+    namespaces: list[str] = Field(description="The namespaces its flows live in")
     branch: str
     flows_path: str
     secrets_path: str
@@ -65,6 +95,7 @@ class SourcePublic(BaseModel):
     required_approvals: int
     prune: bool
     self_heal: bool
+    take_over: bool
     last_commit: str | None
     version: int
 
@@ -72,9 +103,22 @@ class SourcePublic(BaseModel):
     def of(cls, row: GitSourceRow) -> SourcePublic:
         """Build from a stored source."""
         data = row.model_dump(
-            exclude={"webhook_secret", "webhook_secret_ciphertext", "created_at", "updated_at"}
+            exclude={
+                "webhook_secret",
+                "webhook_secret_ciphertext",
+                "url_credentials_ciphertext",
+                "created_at",
+                "updated_at",
+                "deleted_at",
+                "url",
+            }
         )
-        return cls(**data, has_webhook_secret=sources.has_webhook_secret(row))
+        return cls(
+            **data,
+            url=sources.display_url(row.url),
+            has_url_credentials=row.url_credentials_ciphertext is not None,
+            has_webhook_secret=sources.has_webhook_secret(row),
+        )
 
 
 class ApprovalPublic(BaseModel):
@@ -94,6 +138,23 @@ class SecretChangePublic(BaseModel):
     action: Literal["add", "change", "remove", "unchanged"]
 
 
+class ProgressPublic(BaseModel):
+    """How far the review is: approvals so far out of those required."""
+
+    required: int
+    approvals: int
+
+
+class CommitIdentityPublic(BaseModel):
+    """The author and committer of one commit the plan brings."""
+
+    sha: str
+    author: str
+    author_email: str
+    committer: str
+    committer_email: str
+
+
 class PlanPublic(BaseModel):
     """A plan, its changes and problems, and its reviews."""
 
@@ -101,6 +162,8 @@ class PlanPublic(BaseModel):
     source_id: str
     kind: str = Field(description="sync, heal (self_heal), rollback or local (--watch)")
     requested_by: str | None = Field(description="Who asked for a rollback")
+    created_by: str | None = Field(description="Who asked for the plan (git: the poller)")
+    status_reason: str | None = Field(description="Why it failed or was superseded")
     base_commit: str | None
     target_commit: str
     author: str | None
@@ -115,10 +178,15 @@ class PlanPublic(BaseModel):
     created_at: datetime
     decided_at: datetime | None
     approvals: list[ApprovalPublic]
+    progress: ProgressPublic
+    commits: list[CommitIdentityPublic] = Field(
+        description="Every commit the plan brings; none of their authors or committers "
+        "may approve it"
+    )
 
     @classmethod
-    def of(cls, row: PlanRow, approvals: list[ApprovalRow]) -> PlanPublic:
-        """Build from a stored plan and its approvals."""
+    def of(cls, row: PlanRow, approvals: list[ApprovalRow], required: int = 1) -> PlanPublic:
+        """Build from a stored plan, its approvals and the approvals its source requires."""
         return cls(
             **row.model_dump(
                 exclude={
@@ -127,8 +195,15 @@ class PlanPublic(BaseModel):
                     "decided_at",
                     "dedup_key",
                     "secret_payload",  # sealed values are for apply alone
+                    "basis",
+                    "commit_identities",
                 }
             ),
+            progress=ProgressPublic(
+                required=required,
+                approvals=sum(1 for a in approvals if a.decision == "approve"),
+            ),
+            commits=[CommitIdentityPublic(**c) for c in row.commit_identities],
             created_at=as_utc(row.created_at),
             decided_at=as_utc(row.decided_at) if row.decided_at else None,
             approvals=[
@@ -162,7 +237,26 @@ def _plan_public(engine: Any, plan_id: str, principal: Principal) -> PlanPublic:
         approvals = session.exec(
             select(ApprovalRow).where(col(ApprovalRow.plan_id) == plan_id)
         ).all()
-        return PlanPublic.of(row, list(approvals))
+        source = session.get(GitSourceRow, row.source_id)
+        required = source.required_approvals if source is not None else 1
+        return PlanPublic.of(row, list(approvals), required)
+
+
+def _visible_source(engine: Any, source_id: str, principal: Principal) -> GitSourceRow:
+    """The source, or 403 when none of its namespaces is in the caller's scopes."""
+    row = sources.get_source(engine, source_id)
+    if not principal.can_see_any(row.namespaces):
+        raise ForbiddenError(
+            f"Git source {source_id} serves namespaces outside {principal.name!r}'s scopes"
+        )
+    return row
+
+
+def _authorizer(principal: Principal, what: str) -> plans.Authorize:
+    def authorize(namespaces: Any) -> None:
+        principal.check_all(set(namespaces), what)
+
+    return authorize
 
 
 @router.put(
@@ -179,7 +273,15 @@ def put_source(
     response: Response,
     if_match: IfMatch = None,
 ) -> SourcePublic:
-    """Create or replace a Git source; its webhook secret is stored encrypted."""
+    """Create or **replace the whole** Git source.
+
+    Every field left out takes its default (``approval: auto``, no webhook
+    secret, ...), even when the source had another value: use PATCH to change
+    some fields. The ``Flowplane-Defaulted`` header names the fields that took
+    their default. Credentials in the URL (``https://user:token@host/...``) are
+    taken out of it and stored encrypted like the webhook secret, never shown.
+    """
+    check_unscoped(principal, "a Git source")
     if body.url.startswith(plans.LOCAL_SCHEME):
         raise InvalidRequestError("local: sources are made by `flowplane server --watch DIR`")
     row, created = sources.put_source(
@@ -189,27 +291,62 @@ def put_source(
         if_match=if_match,
         actor=principal.actor,
         keyring=get_keyring(request),
+        sent=body.model_fields_set,
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    response.headers["ETag"] = sources.source_etag(row)
+    defaulted = sorted(set(SourceWrite.model_fields) - body.model_fields_set)
+    if defaulted:
+        response.headers["Flowplane-Defaulted"] = ", ".join(defaulted)
+    return SourcePublic.of(row)
+
+
+@router.patch("/sources/{source_id}", response_model=SourcePublic, responses=_ERRORS)
+def patch_source(
+    request: Request,
+    engine: EngineDep,
+    principal: Admin,
+    source_id: SourceId,
+    body: SourcePatch,
+    response: Response,
+    if_match: IfMatch = None,
+) -> SourcePublic:
+    """Change only the fields sent; the others keep theirs. ``webhook_secret: null`` removes it."""
+    check_unscoped(principal, "a Git source")
+    changes = body.model_dump(exclude_unset=True)
+    nulls = sorted(k for k, v in changes.items() if v is None and k != "webhook_secret")
+    if nulls:
+        raise InvalidRequestError(f"only webhook_secret may be null; not {nulls}")
+    if str(changes.get("url", "")).startswith(plans.LOCAL_SCHEME):
+        raise InvalidRequestError("local: sources are made by `flowplane server --watch DIR`")
+    row = sources.patch_source(
+        engine,
+        source_id,
+        changes,
+        actor=principal.actor,
+        keyring=get_keyring(request),
+        if_match=if_match,
+    )
     response.headers["ETag"] = sources.source_etag(row)
     return SourcePublic.of(row)
 
 
-@router.get("/sources", response_model=list[SourcePublic], dependencies=[require("viewer")])
-def list_sources(engine: EngineDep) -> list[SourcePublic]:
-    """Every Git source."""
-    return [SourcePublic.of(r) for r in sources.list_sources(engine)]
+@router.get("/sources", response_model=list[SourcePublic])
+def list_sources(engine: EngineDep, principal: Viewer) -> list[SourcePublic]:
+    """The Git sources serving a namespace in the caller's scopes (every one for ``*``)."""
+    return [
+        SourcePublic.of(r)
+        for r in sources.list_sources(engine)
+        if principal.can_see_any(r.namespaces)
+    ]
 
 
-@router.get(
-    "/sources/{source_id}",
-    response_model=SourcePublic,
-    responses=_ERRORS,
-    dependencies=[require("viewer")],
-)
-def get_source(engine: EngineDep, source_id: SourceId, response: Response) -> SourcePublic:
+@router.get("/sources/{source_id}", response_model=SourcePublic, responses=_ERRORS)
+def get_source(
+    engine: EngineDep, principal: Viewer, source_id: SourceId, response: Response
+) -> SourcePublic:
     """One Git source."""
-    row = sources.get_source(engine, source_id)
+    row = _visible_source(engine, source_id, principal)
     response.headers["ETag"] = sources.source_etag(row)
     return SourcePublic.of(row)
 
@@ -219,6 +356,7 @@ def delete_source(
     engine: EngineDep, principal: Admin, source_id: SourceId, if_match: IfMatch = None
 ) -> Response:
     """Stop syncing a source. Its flows stay active and are released to other writers."""
+    check_unscoped(principal, "a Git source")
     sources.delete_source(engine, source_id, actor=principal.actor, if_match=if_match)
     return Response(status_code=204)
 
@@ -231,9 +369,19 @@ def sync_source(
     settings: SettingsDep,
     source_id: SourceId,
 ) -> PlanPublic:
-    """Read the branch now and plan it (applied at once under the ``auto`` policy)."""
+    """Read the branch now and plan it (applied at once under the ``auto`` policy).
+
+    403 before anything is stored unless every namespace the source serves and
+    the plan touches is in the caller's scopes.
+    """
+    _visible_source(engine, source_id, principal)
     plan = plans.sync_source(
-        engine, source_id, settings.data_dir.resolve() / "git", keyring=get_keyring(request)
+        engine,
+        source_id,
+        settings.data_dir.resolve() / "git",
+        keyring=get_keyring(request),
+        actor=principal.actor,
+        authorize=_authorizer(principal, "this sync"),
     )
     return _plan_public(engine, plan.id, principal)
 
@@ -259,15 +407,23 @@ class DriftPublic(BaseModel):
     items: list[DriftItemPublic]
 
 
-@router.get(
-    "/sources/{source_id}/drift",
-    response_model=DriftPublic,
-    responses=_ERRORS,
-    dependencies=[require("viewer")],
-)
-def source_drift(engine: EngineDep, settings: SettingsDep, source_id: SourceId) -> DriftPublic:
-    """Compare the tree of the last applied commit with the flows live now."""
-    report = drift.source_drift(engine, source_id, settings.data_dir.resolve() / "git")
+@router.get("/sources/{source_id}/drift", response_model=DriftPublic, responses=_ERRORS)
+def source_drift(
+    request: Request,
+    engine: EngineDep,
+    principal: Viewer,
+    settings: SettingsDep,
+    source_id: SourceId,
+) -> DriftPublic:
+    """Compare the tree of the last applied commit with the flows live now (in-scope flows only)."""
+    _visible_source(engine, source_id, principal)
+    report = drift.source_drift(
+        engine,
+        source_id,
+        settings.data_dir.resolve() / "git",
+        keyring=get_keyring(request),
+        visible=principal.can_see,
+    )
     return DriftPublic(
         source_id=report.source_id,
         commit=report.commit,
@@ -292,7 +448,11 @@ def rollback_source(
     source_id: SourceId,
     body: RollbackRequest,
 ) -> PlanPublic:
-    """Plan an older commit's tree through the approval policy; its requester cannot approve."""
+    """Plan an older commit's tree through the approval policy; its requester cannot approve.
+
+    403 before anything is stored unless every namespace the rollback touches is in scope.
+    """
+    _visible_source(engine, source_id, principal)
     plan = plans.rollback_source(
         engine,
         source_id,
@@ -300,6 +460,7 @@ def rollback_source(
         settings.data_dir.resolve() / "git",
         actor=principal.actor,
         keyring=get_keyring(request),
+        authorize=_authorizer(principal, "this rollback"),
     )
     return _plan_public(engine, plan.id, principal)
 
@@ -368,7 +529,14 @@ def _review(
     engine: Any, plan_id: str, principal: Principal, body: Decision, *, approve: bool
 ) -> PlanPublic:
     _plan_public(engine, plan_id, principal)  # 404 / 403 before anything changes
-    plans.decide_plan(engine, plan_id, actor=principal.actor, approve=approve, comment=body.comment)
+    plans.decide_plan(
+        engine,
+        plan_id,
+        actor=principal.actor,
+        approve=approve,
+        comment=body.comment,
+        identities=principal.identities,
+    )
     return _plan_public(engine, plan_id, principal)
 
 
@@ -376,7 +544,7 @@ def _review(
 def approve_plan(
     engine: EngineDep, principal: Reviewer, plan_id: PlanId, body: Decision
 ) -> PlanPublic:
-    """Approve; the commit's author cannot. Enough approvals apply the plan atomically."""
+    """Approve; no author or committer of the plan's commits can. Enough approvals apply it."""
     return _review(engine, plan_id, principal, body, approve=True)
 
 

@@ -9,6 +9,7 @@ they would be, for any source.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from controlplane.domain.plan import Action, compute_plan
-from controlplane.services.gitops.plans import active_sets, is_local, read_source, source_origin
-from controlplane.services.gitops.repository import read_snapshot
+from controlplane.services.gitops.lifecycle import active_sets, is_local, source_origin
 from controlplane.services.gitops.sources import get_source
+from controlplane.services.gitops.sync import read_source, read_source_at
+from controlplane.services.secrets import Keyring
 from controlplane.store import flows as flow_store
 
 CHANGED, DELETED, UNOWNED, EXTRA = "changed", "deleted", "unowned", "extra"
@@ -56,22 +58,26 @@ class DriftReport:
         return bool(self.items)
 
 
-def source_drift(engine: Engine, source_id: str, cache_root: Path) -> DriftReport:
-    """Compare the tree of the source's last applied commit with the flows live now."""
+def source_drift(
+    engine: Engine,
+    source_id: str,
+    cache_root: Path,
+    *,
+    keyring: Keyring | None = None,
+    visible: Callable[[str], bool] | None = None,
+) -> DriftReport:
+    """Compare the tree of the source's last applied commit with the flows live now.
+
+    ``visible`` (a caller's scope check) keeps only the items of namespaces it
+    accepts: a scoped token never learns the names of other teams' flows.
+    """
     source = get_source(engine, source_id)
     if source.last_commit is None:
         return DriftReport(source_id, None, source.self_heal, ())
     if is_local(source):
         snapshot = read_source(source, cache_root)
     else:
-        snapshot = read_snapshot(
-            source.url,
-            source.branch,
-            cache_root / source_id,
-            source.flows_path,
-            source.secrets_path,
-            at=source.last_commit,
-        )
+        snapshot = read_source_at(source, cache_root, source.last_commit, keyring)
     origin = source_origin(source)
     items: list[DriftItem] = []
     with Session(engine) as session:
@@ -124,4 +130,6 @@ def source_drift(engine: Engine, source_id: str, cache_root: Path) -> DriftRepor
                         change.from_revision,
                     )
                 )
+    if visible is not None:
+        items = [item for item in items if visible(item.namespace)]
     return DriftReport(source_id, source.last_commit, source.self_heal, tuple(items))

@@ -95,5 +95,5 @@ def handle_push(
     except StoreError:
         return WebhookOutcome("duplicate", f"delivery {delivery} was already handled")
     return WebhookOutcome(
-        "planned", plan=sync_source(engine, source_id, cache_root, keyring=keyring)
+        "planned", plan=sync_source(engine, source_id, cache_root, keyring=keyring, actor="webhook")
     )

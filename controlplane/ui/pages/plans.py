@@ -54,8 +54,10 @@ def _plan_page(
         "secret_changes": queries.secret_changes(plan),
         "approvals": approvals,
         "can_review": principal.has_role("reviewer") and plan.status == "pending",
-        "own_commit": principal.actor in {plan.author, plan.author_email},
-        "already_decided": any(a.actor == principal.actor for a in approvals),
+        "own_commit": plan_service.writer_match(plan, principal.actor, principal.identities)
+        is not None,
+        "already_decided": any(a.actor.casefold() == principal.actor.casefold() for a in approvals),
+        "progress": plan_service.review_progress(engine_of(request), plan.id),
         "error": error,
         "comment": comment,
     }
@@ -79,6 +81,7 @@ def _decide(
             actor=principal.actor,
             approve=approve,
             comment=comment.strip() or None,
+            identities=principal.identities,
         )
     except (ForbiddenError, ConflictError) as exc:
         # Four-eyes and "already decided" come from the service; show them on the page.

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
-from controlplane.errors import ConflictError, InvalidRequestError
+from controlplane.errors import ConflictError, ForbiddenError, InvalidRequestError
 from controlplane.services import access
-from controlplane.services.access import ROLES
+from controlplane.services.access import ROLES, Principal
 from controlplane.ui.identity import Admin, engine_of
 from controlplane.ui.rendering import page
 
@@ -19,6 +19,7 @@ router = APIRouter()
 
 def _tokens_page(
     request: Request,
+    principal: Principal,
     *,
     created: tuple[str, str] | None = None,
     error: str | None = None,
@@ -26,7 +27,7 @@ def _tokens_page(
 ) -> Response:
     context = {
         "nav": "tokens",
-        "tokens": access.list_tokens(engine_of(request)),
+        "tokens": access.list_tokens(engine_of(request), principal),
         "roles": ROLES,
         "created": created,
         "error": error,
@@ -40,8 +41,7 @@ def _tokens_page(
 @router.get("/tokens")
 def tokens_page(request: Request, principal: Admin) -> Response:
     """Live tokens with their role, scopes and expiry; never a secret."""
-    del principal
-    return _tokens_page(request)
+    return _tokens_page(request, principal)
 
 
 @router.post("/tokens")
@@ -68,18 +68,20 @@ def create_token(
             scopes=[s.strip() for s in namespaces.split(",") if s.strip()],
             expires_at=expires_at,
             actor=principal.actor,
+            creator=principal,
         )
     except ValueError:
-        return _tokens_page(request, error="expiry must be a date (YYYY-MM-DD)", status_code=400)
-    except (InvalidRequestError, ConflictError) as exc:
-        code = 409 if isinstance(exc, ConflictError) else 400
-        return _tokens_page(request, error=str(exc), status_code=code)
-    return _tokens_page(request, created=(row.name, secret), status_code=201)
+        error = "expiry must be a date (YYYY-MM-DD)"
+        return _tokens_page(request, principal, error=error, status_code=400)
+    except (InvalidRequestError, ConflictError, ForbiddenError) as exc:
+        code = {ConflictError: 409, ForbiddenError: 403}.get(type(exc), 400)
+        return _tokens_page(request, principal, error=str(exc), status_code=code)
+    return _tokens_page(request, principal, created=(row.name, secret), status_code=201)
 
 
 @router.post("/tokens/{token_id}/revoke")
 def revoke_token(request: Request, principal: Admin, token_id: str) -> Response:
     """Revoke a token; it stops working at once, including any UI session signed in with it."""
-    access.revoke_token(engine_of(request), token_id, actor=principal.actor)
+    access.revoke_token(engine_of(request), token_id, actor=principal.actor, revoker=principal)
     base = str(request.scope.get("root_path", "")).rstrip("/")
     return RedirectResponse(f"{base}/tokens", status_code=303)
