@@ -20,6 +20,8 @@ class to an HTTP status in one table (``controlplane.api.errors``)::
     ├── EvaluationError           a task property could not be evaluated at run time
     ├── PreconditionFailedError   If-Match did not match the current ETag (412)
     ├── SourceUnavailableError    a Git remote could not be read (502)
+    ├── SandboxError              scripts cannot run under the configured isolation
+    │                             (defined in runners/sandbox.py, beside its only user)
     └── StoreError                the database failed underneath us (503)
 """
 

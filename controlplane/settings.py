@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         default="auto",
         description="Script isolation: auto (bubblewrap if present), bwrap, setuid, or off",
     )
+    sandbox_cpu_seconds: int | None = Field(
+        default=3600, ge=1, description="CPU seconds one script may use (None: no limit)"
+    )
+    sandbox_memory_mb: int | None = Field(
+        default=4096, ge=16, description="Address space one script may map, in MiB"
+    )
+    sandbox_network: bool = Field(default=True, description="Whether scripts reach the network")
     work_dir: Path | None = Field(
         default=None,
         description="Root of task working directories; never inside data_dir (default: tmp)",

@@ -1,8 +1,9 @@
-"""Run a script task as a subprocess in a temporary working directory."""
+"""Run a script task as a subprocess in its working directory, with only the env it is given."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import threading
 from collections.abc import Callable, Mapping
@@ -11,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from controlplane.runners.outputs import parse_output_line
+
+# A shell reports a child killed by signal N as exit code 128 + N.
+_SHELL_SIGNAL_BASE = 128
 
 
 @dataclass
@@ -22,6 +26,15 @@ class ProcessResult:
     timed_out: bool = False
     killed: bool = False
 
+    @property
+    def signal(self) -> int | None:
+        """The signal that ended the script, if one did (seen directly or through a shell)."""
+        if self.exit_code < 0:
+            return -self.exit_code
+        if _SHELL_SIGNAL_BASE < self.exit_code < _SHELL_SIGNAL_BASE + signal.NSIG:
+            return self.exit_code - _SHELL_SIGNAL_BASE
+        return None
+
 
 def run_process(  # noqa: C901 - exit, timeout and stop are handled in one wait loop
     argv: list[str],
@@ -31,21 +44,30 @@ def run_process(  # noqa: C901 - exit, timeout and stop are handled in one wait 
     on_line: Callable[[str, str], None],
     timeout: float | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    user: int | None = None,
+    group: int | None = None,
 ) -> ProcessResult:
     """Run ``argv``, streaming each stdout/stderr line to ``on_line(level, text)``.
 
+    ``env`` is the whole environment: nothing of the server's own is added, as
+    it holds the admin token and database URL. ``user`` and ``group`` switch the
+    child to that uid/gid (with no supplementary groups) before it executes.
     The process is killed (with its process group) on timeout or when
     ``should_stop`` turns true; the caller learns which from the result.
     """
     process = subprocess.Popen(  # noqa: S603 - argv comes from the flow author, by design
         argv,
         cwd=cwd,
-        env={**os.environ, **env},
+        env=dict(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
         text=True,
         errors="replace",
         start_new_session=True,
+        user=user,
+        group=group,
+        extra_groups=[] if user is not None else None,
     )
     result = ProcessResult(exit_code=-1)
 
@@ -78,12 +100,15 @@ def run_process(  # noqa: C901 - exit, timeout and stop are handled in one wait 
                 result.killed = True
             else:
                 continue
-            os.killpg(process.pid, 9)
+            # The group holds bwrap (whose death takes its PID namespace with it,
+            # --die-with-parent) or, unsandboxed, the shell and its children.
+            os.killpg(process.pid, signal.SIGKILL)
             result.exit_code = process.wait()
             break
-    for reader in readers:
+    for reader, stream in zip(readers, (process.stdout, process.stderr), strict=True):
         reader.join(timeout=5)
-    for stream in (process.stdout, process.stderr):
-        if stream is not None:
+        # A process that left the group (setsid) may still hold the pipe; closing it
+        # under its blocked reader would deadlock on the buffer's lock, so leave it.
+        if stream is not None and not reader.is_alive():
             stream.close()
     return result

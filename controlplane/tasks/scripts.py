@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
-import sys
-from pathlib import PurePosixPath
+import signal
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from controlplane.domain.durations import parse_duration
 from controlplane.domain.tasktypes import scripts
 from controlplane.runners import kubernetes
-from controlplane.runners.process import run_process
+from controlplane.runners.process import ProcessResult, run_process
+from controlplane.runners.sandbox import Sandbox, SandboxError
 from controlplane.tasks.context import RunContext, TaskFailedError
 
 _ScriptTask = (
@@ -19,25 +21,28 @@ _ScriptTask = (
 )
 
 
-def _argv(task: _ScriptTask, run: RunContext) -> list[str]:
+def _argv(task: _ScriptTask, run: RunContext, python: str) -> tuple[list[str], Path | None]:
+    """The command line, and the script file it runs (written here) if any."""
     before = [str(run.render(c)) for c in task.beforeCommands or []]
+    script: Path | None = None
     if isinstance(task, scripts.ShellScript | scripts.PythonScript):
         suffix = ".py" if isinstance(task, scripts.PythonScript) else ".sh"
         script = run.working_dir / f"script{suffix}"
         script.write_text(str(run.render(task.script)), encoding="utf-8")
-        runner = sys.executable if isinstance(task, scripts.PythonScript) else "/bin/sh"
+        runner = python if isinstance(task, scripts.PythonScript) else "/bin/sh"
         body = [f"{runner} {script.name}"]
     else:
         body = [str(run.render(c)) for c in task.commands]
         if isinstance(task, scripts.PythonCommands):
             # `python` in a command means the worker's interpreter, not whatever is on PATH.
             body = [
-                c.replace("python ", f"{sys.executable} ", 1) if c.startswith("python ") else c
+                c.replace("python ", f"{python} ", 1) if c.startswith("python ") else c
                 for c in body
             ]
     interpreter = [str(run.render(p)) for p in task.interpreter or ["/bin/sh", "-c"]]
-    joiner = "\nset -e\n" if task.failFast is True else "\n"
-    return [*interpreter, joiner.join([*before, *body])]
+    # `set -e` goes first, so the very first failing command stops the script.
+    prefix = "set -e\n" if task.failFast is True else ""
+    return [*interpreter, prefix + "\n".join([*before, *body])], script
 
 
 def run_script(task: _ScriptTask, run: RunContext) -> dict[str, Any]:
@@ -45,15 +50,7 @@ def run_script(task: _ScriptTask, run: RunContext) -> dict[str, Any]:
     timeout = _seconds(run.render(task.timeout)) if task.timeout else None
     if isinstance(task.taskRunner, scripts.KubernetesRunner):
         return _run_in_pod(task, task.taskRunner, run, timeout)
-    _write_input_files(task, run)
-    result = run_process(
-        _argv(task, run),
-        cwd=run.working_dir,
-        env={k: str(run.render(v)) for k, v in task.env.items()},
-        on_line=run.log,
-        timeout=timeout,
-        should_stop=run.should_stop,
-    )
+    result = _run_sandboxed(task, run, timeout)
     if result.timed_out:
         raise TaskFailedError(f"timed out after {task.timeout}")
     if result.killed:
@@ -63,33 +60,96 @@ def run_script(task: _ScriptTask, run: RunContext) -> dict[str, Any]:
     if files:
         outputs["outputFiles"] = files
     if result.exit_code != 0:
-        raise TaskFailedError(f"command exited with code {result.exit_code}")
+        raise TaskFailedError(_exit_message(result, run.sandbox))
     return outputs
 
 
-def _write_input_files(task: _ScriptTask, run: RunContext) -> None:
+def _run_sandboxed(task: _ScriptTask, run: RunContext, timeout: float | None) -> ProcessResult:
+    """Start the script under the worker's sandbox policy (docs/security.md)."""
+    sandbox = run.sandbox
+    try:
+        mode = sandbox.effective_mode()
+        if isinstance(task, scripts.PythonCommands | scripts.PythonScript):
+            sandbox.check_python(mode)
+        if mode == "off":
+            run.log("WARN", "the script sandbox is off: this script runs as the server's user")
+        sandbox.prepare(run.working_dir, mode)
+        for written in _write_input_files(task, run):
+            sandbox.give(written, mode)
+        argv, script = _argv(task, run, str(sandbox.python))
+        if script is not None:
+            sandbox.give(script, mode)
+        env = {k: str(run.render(v)) for k, v in task.env.items()}
+        launch = sandbox.launch(argv, cwd=run.working_dir, env=env, mode=mode)
+    except SandboxError as exc:
+        raise TaskFailedError(str(exc)) from None
+    return run_process(
+        launch.argv,
+        cwd=run.working_dir,
+        env=launch.env,
+        on_line=run.log,
+        timeout=timeout,
+        should_stop=run.should_stop,
+        user=launch.user,
+        group=launch.group,
+    )
+
+
+def _exit_message(result: ProcessResult, sandbox: Sandbox) -> str:
+    """Name the sandbox limit a signal most likely comes from."""
+    message = f"command exited with code {result.exit_code}"
+    if result.signal == signal.SIGXCPU or (
+        result.signal == signal.SIGKILL and sandbox.cpu_seconds is not None
+    ):
+        name = signal.Signals(result.signal).name
+        message += (
+            f" (killed by {name}; the sandbox limits CPU time to {sandbox.cpu_seconds} s "
+            "per process)"
+        )
+    return message
+
+
+def _write_input_files(task: _ScriptTask, run: RunContext) -> list[Path]:
     files = task.inputFiles if isinstance(task.inputFiles, dict) else {}
+    written = []
     for name, content in files.items():
         target = (run.working_dir / name).resolve()
         if run.working_dir.resolve() not in target.parents:
             raise TaskFailedError(f"input file {name!r} points outside the working directory")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(str(run.render(content)), encoding="utf-8")
+        written.append(target)
+    return written
 
 
 def _collect_output_files(task: _ScriptTask, run: RunContext) -> dict[str, str]:
-    """Copy matching files into the run's store; outputs map their names to stored paths."""
+    """Copy matching files into the run's store; outputs map their names to stored paths.
+
+    The server copies as its own user what the script left, so a symlink (to the
+    age identity, say) or a path that resolves outside the directory is skipped.
+    """
     found: dict[str, str] = {}
+    root = run.working_dir.resolve()
     store = run.working_dir.parent / "output-files" / task.id
     for pattern in task.outputFiles or []:
         for path in sorted(run.working_dir.glob(str(run.render(pattern)))):
+            if path.is_symlink() or not path.resolve().is_relative_to(root):
+                run.log("WARN", f"output file {path.name!r} is a link; it was not collected")
+                continue
             if path.is_file():
                 name = str(path.relative_to(run.working_dir))
                 destination = store / name
                 destination.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, destination)
+                _copy_regular_file(path, destination)
                 found[name] = str(destination)
     return found
+
+
+def _copy_regular_file(source: Path, destination: Path) -> None:
+    # O_NOFOLLOW: a link swapped in after the check above is refused, not followed.
+    descriptor = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(descriptor, "rb") as reader, destination.open("wb") as writer:
+        shutil.copyfileobj(reader, writer)
 
 
 # Linux caps one argument at 128 KiB (MAX_ARG_STRLEN); the pod's script is one argument.
@@ -156,8 +216,8 @@ def _pod_command(task: _ScriptTask, run: RunContext) -> list[str]:
         body = [str(run.render(c)) for c in task.commands]
     writes = [_write_file_line(name, str(run.render(content))) for name, content in files.items()]
     interpreter = [str(run.render(p)) for p in task.interpreter or ["/bin/sh", "-c"]]
-    joiner = "\nset -e\n" if task.failFast is True else "\n"
-    script = "\n".join(writes) + ("\n" if writes else "") + joiner.join([*before, *body])
+    prefix = "set -e\n" if task.failFast is True else ""
+    script = "\n".join(writes) + ("\n" if writes else "") + prefix + "\n".join([*before, *body])
     if len(script.encode()) > _MAX_POD_SCRIPT_BYTES:
         raise TaskFailedError(
             f"the pod's script with its input files is over {_MAX_POD_SCRIPT_BYTES // 1024} KiB; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -52,14 +53,20 @@ def write_files(directory: Path, files: Any) -> list[str]:
 def collect_files(directory: Path, patterns: list[str], store: Path) -> dict[str, str]:
     """Copy files matching the glob ``patterns`` into ``store``; map their names to copies."""
     found: dict[str, str] = {}
+    root = directory.resolve()
     for pattern in patterns:
         for path in sorted(directory.glob(pattern)):
-            if path.is_file():
-                name = str(path.relative_to(directory))
-                destination = store / name
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, destination)
-                found[name] = str(destination)
+            # A script may plant a link to a server file (the age identity): the
+            # worker copies as root, so links and paths leaving the directory are skipped.
+            if path.is_symlink() or not path.resolve().is_relative_to(root) or not path.is_file():
+                continue
+            name = str(path.relative_to(directory))
+            destination = store / name
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as reader, destination.open("wb") as writer:
+                shutil.copyfileobj(reader, writer)
+            found[name] = str(destination)
     return found
 
 

@@ -500,11 +500,6 @@ def test_script_properties(client: TestClient) -> None:
     assert Path(collected).read_text(encoding="utf-8").strip() == "from scripts"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tasks/scripts.py joins commands with 'set -e' between them, so the first "
-    "command runs before it (fix sent to the owner of tasks/scripts.py)",
-)
 def test_fail_fast_stops_at_the_first_command(client: TestClient) -> None:
     put_flow(
         client,

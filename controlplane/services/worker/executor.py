@@ -9,6 +9,7 @@ dead worker is run again as a new attempt.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 import time
@@ -496,6 +497,7 @@ class Executor:
         try:
             if task.inputFiles is not None:
                 write_files(shared, self._render(task.inputFiles, task, frame, row, "inputFiles"))
+                self._hand_over(shared)
         except (TaskFailedError, expressions.RenderError, ValueError, OSError) as exc:
             self._log(row, "ERROR", f"inputFiles: {exc}")
             return State.FAILED
@@ -507,6 +509,7 @@ class Executor:
                 else None
             )
             _restore_cache(cache, shared, ttl)
+            self._hand_over(shared)
         state = self.run_list(list(task.tasks), child)
         if cache is not None and task.cache is not None and state != State.FAILED:
             patterns = [
@@ -521,6 +524,21 @@ class Executor:
             found = collect_files(shared, patterns, self.work_dir / row.id / "output-files")
             row.outputs = {**row.outputs, "outputFiles": found}
         return state
+
+    def _hand_over(self, shared: Path) -> None:
+        """Give files the worker wrote into a shared directory to the sandbox user.
+
+        Scripts run unprivileged (docs/security.md): a restored cache file or an
+        input file left owned by the server could be read but not rewritten.
+        Links are never followed, so a planted symlink cannot redirect a chown.
+        """
+        try:
+            mode = self.sandbox.effective_mode()
+        except FlowplaneError:
+            return  # no script can run here anyway; the script task says why
+        for root, dirs, files in os.walk(shared, followlinks=False):
+            for name in [*dirs, *files]:
+                self.sandbox.give(Path(root) / name, mode)
 
     def _cache_dir(self, task: TaskBase) -> Path:
         """Where a WorkingDirectory's ``cache`` lives between executions of this flow."""
