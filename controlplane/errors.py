@@ -19,6 +19,7 @@ class to an HTTP status in one table (``controlplane.api.errors``)::
     │   └── IllegalTransitionError   a state change the transition rules refuse
     ├── EvaluationError           a task property could not be evaluated at run time
     ├── PreconditionFailedError   If-Match did not match the current ETag (412)
+    ├── TooManyRequestsError      a per-caller cap is reached, e.g. log followers (429)
     ├── SourceUnavailableError    a Git remote could not be read (502)
     ├── SandboxError              scripts cannot run under the configured isolation
     │                             (defined in runners/sandbox.py, beside its only user)
@@ -137,6 +138,10 @@ class EvaluationError(FlowplaneError):
 
 class PreconditionFailedError(FlowplaneError):
     """An If-Match precondition failed: someone else changed the object."""
+
+
+class TooManyRequestsError(FlowplaneError):
+    """A per-caller cap is reached (for example, log followers per token); retry later."""
 
 
 class StoreError(FlowplaneError):

@@ -7,15 +7,19 @@ Every route under ``/api/v1`` declares the role it needs with ``require(role)``
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine, create_engine
+from starlette.concurrency import run_in_threadpool
 
 from controlplane.errors import ForbiddenError, UnauthorizedError
-from controlplane.services.access import Principal, Role, authenticate_token, principal_from_proxy
+from controlplane.services.access import Principal, Role, TokenCache, principal_from_proxy
 
+_T = TypeVar("_T")
 _bearer = HTTPBearer(
     auto_error=False,
     description="An API token: `Authorization: Bearer fpt_…` (see /api/v1/tokens)",
@@ -29,11 +33,70 @@ PUBLIC_ROUTES = {
 }
 
 
-def authenticate(request: Request, token: str | None) -> Principal:
-    """The caller: a bearer token, else a user vouched for by a trusted proxy; 401 otherwise."""
+def read_engine(request: Request) -> Engine:
+    """An engine for single-statement reads, made on first use (one per app).
+
+    On a SQLite file, the main engine opens every transaction with ``BEGIN
+    IMMEDIATE`` (the write lock, so writers queue), which would also make
+    every read wait for the writer and for each other. This engine has its
+    own pool and no such listener: each SELECT runs on its own WAL snapshot
+    and never waits for a writer. Other databases use the main engine.
+    """
+    state = request.app.state
+    reader: Engine | None = getattr(state, "read_engine", None)
+    if reader is None:
+        engine: Engine = state.engine
+        database = engine.url.database
+        if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            reader = engine
+        else:
+            reader = create_engine(
+                engine.url,
+                connect_args={"check_same_thread": False, "timeout": 30},
+                pool_size=20,
+                max_overflow=40,
+            )
+        state.read_engine = reader
+    return reader
+
+
+async def run_read(request: Request, read: Callable[[Engine], _T]) -> _T:
+    """Run a short single-statement ``read`` against ``read_engine``, on the loop when cheap.
+
+    A read on the SQLite reader never waits for a writer (WAL), so it runs on
+    the event loop: no thread hop, and no pile of threads fighting over the
+    GIL, which is what made reads slow under load. Reads over a network
+    (PostgreSQL) go to the thread pool so a slow database never stalls the loop.
+    """
+    reader = read_engine(request)
+    if reader.dialect.name == "sqlite":
+        return read(reader)
+    return await run_in_threadpool(read, reader)
+
+
+def token_cache(request: Request) -> TokenCache:
+    """The app's token cache, made on first use (one per app, so one per engine)."""
+    state = request.app.state
+    cache: TokenCache | None = getattr(state, "token_cache", None)
+    if cache is None:
+        cache = state.token_cache = TokenCache(read_engine(request))
+    return cache
+
+
+async def authenticate(request: Request, token: str | None) -> Principal:
+    """The caller: a bearer token, else a user vouched for by a trusted proxy; 401 otherwise.
+
+    A token the cache knows is answered on the event loop, with no database
+    round trip and no thread hop; anything else goes to the thread pool.
+    """
     app_state = request.app.state
     if token:
-        return authenticate_token(app_state.engine, token)
+        cache = token_cache(request)
+        if cache.cheap:
+            found = cache.cached(token)
+            if found is not None:
+                return found
+        return await run_in_threadpool(cache.authenticate, token)
     host = request.client.host if request.client else ""
     proxied = principal_from_proxy(app_state.settings, host, request.headers)
     if proxied is not None:
@@ -44,11 +107,11 @@ def authenticate(request: Request, token: str | None) -> Principal:
 def require(role: Role) -> Any:
     """A dependency that authenticates the request and checks it holds at least ``role``."""
 
-    def dependency(
+    async def dependency(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
-        principal = authenticate(request, credentials.credentials if credentials else None)
+        principal = await authenticate(request, credentials.credentials if credentials else None)
         if not principal.has_role(role):
             raise ForbiddenError(
                 f"{principal.name!r} has role {principal.role}; this needs {role} or higher"

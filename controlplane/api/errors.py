@@ -39,6 +39,7 @@ from controlplane.errors import (
     Problem,
     SourceUnavailableError,
     StoreError,
+    TooManyRequestsError,
     UnauthorizedError,
     UnsupportedMediaTypeError,
 )
@@ -60,6 +61,7 @@ ERROR_TABLE: list[tuple[type[FlowplaneError], int, str]] = [
     (OwnershipConflictError, 409, "ownership_conflict"),
     (ConflictError, 409, "conflict"),
     (PreconditionFailedError, 412, "precondition_failed"),
+    (TooManyRequestsError, 429, "too_many_requests"),
     (SourceUnavailableError, 502, "source_unavailable"),
     (StoreError, 503, "store_unavailable"),
     (FlowplaneError, 500, "internal_error"),
@@ -91,6 +93,8 @@ async def _flowplane_error(_request: Request, exc: Exception) -> JSONResponse:
     message = "the flow is invalid" if isinstance(exc, InvalidFlowError) else str(exc)
     # RFC 6750: a 401 names the scheme the client should use.
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthorizedError) else None
+    if isinstance(exc, TooManyRequestsError):
+        headers = {"Retry-After": "5"}
     return JSONResponse(error_body(code, message, problems), status_code=status, headers=headers)
 
 

@@ -8,6 +8,12 @@ A token never makes a token wider than itself: the new role is at most the
 creator's, and every new namespace pattern lies inside one of the creator's.
 A token may carry verified identities (e-mail addresses an admin vouches
 for); four-eyes review compares them, with the name, to commit authors.
+
+``TokenCache`` answers a known token from memory, so the API's hot path makes
+no database round trip to authenticate. A revocation reaches every cache at
+once: in this process through a counter, in other processes sharing a SQLite
+file through a marker file next to it (one ``stat`` per request), and on other
+databases through a revoked-token count read with one cheap query.
 """
 
 from __future__ import annotations
@@ -15,14 +21,19 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import ipaddress
+import itertools
+import os
 import secrets
+import threading
+import time
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal, get_args
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from controlplane.errors import (
@@ -164,13 +175,115 @@ def _check_live(row: ApiTokenRow | None) -> ApiTokenRow:
     return row
 
 
+def _load_live(engine: Engine, digest: str) -> tuple[Principal, datetime | None]:
+    with Session(engine) as session:
+        row = _check_live(
+            session.exec(
+                select(ApiTokenRow).where(col(ApiTokenRow.secret_sha256) == digest)
+            ).first()
+        )
+        return _principal(row), as_utc(row.expires_at) if row.expires_at else None
+
+
 def authenticate_token(engine: Engine, raw_token: str) -> Principal:
     """The principal a bearer token stands for; 401 for unknown, revoked or expired tokens."""
-    with Session(engine) as session:
-        row = session.exec(
-            select(ApiTokenRow).where(col(ApiTokenRow.secret_sha256) == _digest(raw_token))
-        ).first()
-        return _principal(_check_live(row))
+    return _load_live(engine, _digest(raw_token))[0]
+
+
+# Bumped by every revocation in this process: each cache compares it on every hit.
+_local_revocations = itertools.count(1)
+_local_epoch = 0
+
+
+def _revocation_marker(engine: Engine) -> Path | None:
+    """The file whose change tells other processes on a SQLite file that a token was revoked."""
+    database = engine.url.database
+    if engine.url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return Path(database).with_name(Path(database).name + "-revocations")
+
+
+def _note_revocation(engine: Engine) -> None:
+    """Make every token cache drop its entries on its next lookup (called after commit)."""
+    global _local_epoch  # noqa: PLW0603 - one counter per process, by design
+    _local_epoch = next(_local_revocations)
+    marker = _revocation_marker(engine)
+    if marker is None:
+        return  # other databases: caches read the revoked count instead
+    # A new inode each time, so (inode, mtime) changes even within one clock tick.
+    scratch = marker.with_name(f"{marker.name}.{os.getpid()}.{threading.get_ident()}")
+    scratch.write_text(str(time.time_ns()))
+    scratch.replace(marker)
+
+
+class TokenCache:
+    """Principals of recently seen tokens, keyed by the token's sha256.
+
+    A hit costs no database round trip on SQLite files: it checks the
+    in-process revocation counter, the marker file's ``stat`` and the cached
+    expiry. ``ttl`` bounds how long any entry lives regardless, which also
+    bounds what a process crash between a revocation's commit and its marker
+    could leave behind. Unknown tokens are never cached.
+    """
+
+    def __init__(self, engine: Engine, *, ttl: float = 5.0, size: int = 10_000) -> None:
+        self.engine = engine
+        self.ttl = ttl
+        self.size = size
+        self._marker = _revocation_marker(engine)
+        self._entries: dict[str, tuple[Principal, datetime | None, float]] = {}
+        self._epoch: object = None
+        self._lock = threading.Lock()
+
+    @property
+    def cheap(self) -> bool:
+        """True when a lookup never touches the database on a hit (a SQLite file)."""
+        return self._marker is not None
+
+    def _current_epoch(self) -> object:
+        if self._marker is None:
+            with Session(self.engine) as session:
+                revoked = session.exec(
+                    select(func.count()).where(col(ApiTokenRow.revoked_at).is_not(None))
+                ).one()
+            return (_local_epoch, revoked)
+        try:
+            stat = self._marker.stat()
+        except FileNotFoundError:
+            return (_local_epoch, None)
+        return (_local_epoch, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+    def cached(self, raw_token: str) -> Principal | None:
+        """The principal from memory, or None when the database must be asked."""
+        epoch = self._current_epoch()
+        with self._lock:
+            if epoch != self._epoch:
+                self._entries.clear()
+                self._epoch = epoch
+            entry = self._entries.get(_digest(raw_token))
+        if entry is None:
+            return None
+        principal, expires_at, stored = entry
+        if time.monotonic() - stored > self.ttl:
+            return None
+        if expires_at is not None and expires_at <= utcnow():
+            raise UnauthorizedError(f"token {principal.name!r} expired at {expires_at}")
+        return principal
+
+    def authenticate(self, raw_token: str) -> Principal:
+        """The principal a bearer token stands for, from memory when possible; 401 otherwise."""
+        found = self.cached(raw_token)
+        if found is not None:
+            return found
+        epoch = self._current_epoch()  # read before the row, so a later revocation wins
+        digest = _digest(raw_token)
+        principal, expires_at = _load_live(self.engine, digest)
+        with self._lock:
+            if epoch == self._epoch:
+                if len(self._entries) >= self.size:
+                    self._entries.clear()
+                self._entries[digest] = (principal, expires_at, time.monotonic())
+        return principal
 
 
 def principal_for_token_id(engine: Engine, token_id: str) -> Principal:
@@ -388,6 +501,7 @@ def revoke_token(
             target=f"token:{row.id}",
             summary=_token_summary(row),
         )
+    _note_revocation(engine)
 
 
 def ensure_admin_token(engine: Engine, configured: str | None) -> str | None:
@@ -397,27 +511,31 @@ def ensure_admin_token(engine: Engine, configured: str | None) -> str | None:
     row holds its hash (rotated in place when the variable changes). Without
     one, the first start on an empty token table makes a random admin token.
     """
+    rotated = False
     with transaction(engine) as session:
         live_admin = session.exec(
             select(ApiTokenRow).where(
                 col(ApiTokenRow.name) == ADMIN_TOKEN_NAME, col(ApiTokenRow.revoked_at).is_(None)
             )
         ).first()
-        if configured:
-            digest = _digest(configured)
-            if live_admin is not None and live_admin.secret_sha256 == digest:
+        if not configured:
+            if session.exec(select(ApiTokenRow).limit(1)).first() is not None:
                 return None
-            if live_admin is not None:
-                live_admin.revoked_at = utcnow()
-                session.add(live_admin)
-                session.flush()
-            _insert_admin(session, digest, actor="FLOWPLANE_ADMIN_TOKEN")
+            secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+            _insert_admin(session, _digest(secret), actor="first start")
+            return secret
+        digest = _digest(configured)
+        if live_admin is not None and live_admin.secret_sha256 == digest:
             return None
-        if session.exec(select(ApiTokenRow).limit(1)).first() is not None:
-            return None
-        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        _insert_admin(session, _digest(secret), actor="first start")
-        return secret
+        if live_admin is not None:
+            live_admin.revoked_at = utcnow()
+            session.add(live_admin)
+            session.flush()
+            rotated = True
+        _insert_admin(session, digest, actor="FLOWPLANE_ADMIN_TOKEN")
+    if rotated:  # other running servers drop the old admin token at once
+        _note_revocation(engine)
+    return None
 
 
 def _insert_admin(session: Session, digest: str, *, actor: str) -> None:

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, and_
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlalchemy.orm import defer
+from sqlmodel import Session, col, select
 
 from controlplane.domain.normalize import normalize, source_digest, spec_digest
 from controlplane.domain.validate import ValidatedFlow, validate_flow
@@ -282,13 +283,39 @@ def delete_flow(
         return tombstone
 
 
+# The API's hottest read: flow and live revision in one statement, through the
+# two unique indexes (namespace, flow_id) and (flow_pk, revision). The parsed
+# spec is not loaded: the response carries the stored source and its digest.
+_LIVE_FLOW = (
+    select(FlowRow, FlowRevisionRow)
+    .join(
+        FlowRevisionRow,
+        and_(
+            col(FlowRevisionRow.flow_pk) == col(FlowRow.pk),
+            col(FlowRevisionRow.revision) == col(FlowRow.revision),
+        ),
+    )
+    .options(defer(FlowRevisionRow.spec))  # type: ignore[arg-type]
+)
+
+
 def get_flow(engine: Engine, namespace: str, flow_id: str) -> FlowState:
-    """The live flow and its current revision; ``NotFoundError`` when missing or deleted."""
+    """The live flow and its current revision; ``NotFoundError`` when missing or deleted.
+
+    One indexed query; the revision's ``spec`` is not loaded (read it through
+    ``get_revision`` when needed).
+    """
+    statement = _LIVE_FLOW.where(
+        col(FlowRow.namespace) == namespace,
+        col(FlowRow.flow_id) == flow_id,
+        col(FlowRow.deleted).is_(False),
+    )
     with Session(engine) as session:
-        flow, revision = store.get_live(session, namespace, flow_id)
-        if flow is None or revision is None:
-            raise NotFoundError(f"flow {namespace}/{flow_id} does not exist")
-        return FlowState(flow, revision)
+        found = session.exec(statement).first()
+    if found is None:
+        raise NotFoundError(f"flow {namespace}/{flow_id} does not exist")
+    flow, revision = found
+    return FlowState(flow, revision)
 
 
 def list_revisions(engine: Engine, namespace: str, flow_id: str) -> Sequence[FlowRevisionRow]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -121,6 +121,10 @@ class ChainReport:
     checkpoints: int = 0
     anchored_at: int | None = None  # position of the newest checkpoint that matched
     problems: tuple[str, ...] = field(default_factory=tuple)
+    # Events whose hash was recomputed: all of them for a full check, only
+    # those after the newest valid checkpoint for an incremental one.
+    checked: int = 0
+    full: bool = True
 
 
 ALGORITHM = "ed25519"
@@ -219,7 +223,11 @@ def list_checkpoints(session: Session) -> list[dict[str, Any]]:
 
 
 def _check_checkpoint(
-    point: Mapping[str, Any], by_position: Mapping[int, AuditEventRow], signer: Signer
+    point: Mapping[str, Any],
+    by_position: Mapping[int, AuditEventRow],
+    signer: Signer,
+    *,
+    counted: bool = False,
 ) -> str | None:
     """Why a checkpoint does not hold for this chain, or None when it does."""
     position, head, events = int(point["position"]), str(point["head_hash"]), int(point["events"])
@@ -235,7 +243,7 @@ def _check_checkpoint(
         return f"truncated: checkpoint names event {position}, which is gone"
     if row is not None and row.hash != head:
         return f"rewritten: event {position} no longer has the hash its checkpoint signed"
-    if sum(1 for pk in by_position if pk <= position) != events:
+    if not counted and sum(1 for pk in by_position if pk <= position) != events:
         return f"events up to {position} were removed or added since its checkpoint"
     return None
 
@@ -251,7 +259,7 @@ def verify_chain(
     With ``signer``, every stored checkpoint (and every ``exported`` one) must
     be signed by it and match the chain: that detects truncation and rewrites.
     """
-    report = _verify_links(session)
+    report = replace(_verify_links(session), events=_count(session))
     if signer is None or not report.valid:
         return report
     rows = session.exec(select(AuditEventRow)).all()
@@ -266,40 +274,115 @@ def verify_chain(
             reason=problems[0],
             checkpoints=len(points),
             problems=tuple(problems),
+            checked=report.checked,
         )
     return ChainReport(
-        valid=True, events=report.events, checkpoints=len(points), anchored_at=anchored
+        valid=True,
+        events=report.events,
+        checkpoints=len(points),
+        anchored_at=anchored,
+        checked=report.checked,
     )
 
 
-def _verify_links(session: Session) -> ChainReport:
-    rows: Sequence[AuditEventRow] = session.exec(
-        select(AuditEventRow).order_by(col(AuditEventRow.pk))
-    ).all()
-    prev = GENESIS
-    for row in rows:
-        if row.prev_hash != prev:
-            return ChainReport(
-                valid=False,
-                events=len(rows),
-                first_broken=row.pk,
-                reason="prev_hash does not match the event before",
-            )
-        expected = event_hash(
-            prev,
-            at=_at(row),
-            actor=row.actor,
-            action=row.action,
-            target=row.target,
-            summary=row.summary,
-            request_id=row.request_id,
+def _verify_links(session: Session, *, after: int = 0, prev: str = GENESIS) -> ChainReport:
+    """Recompute hashes from the event after position ``after``, whose predecessor is ``prev``.
+
+    Rows are read in pages of ``_LINK_PAGE``, so a long chain never sits in memory
+    whole. ``events`` counts the rows checked.
+    """
+    checked = 0
+    while True:
+        rows: Sequence[AuditEventRow] = session.exec(
+            select(AuditEventRow)
+            .where(col(AuditEventRow.pk) > after)
+            .order_by(col(AuditEventRow.pk))
+            .limit(_LINK_PAGE)
+        ).all()
+        for row in rows:
+            broken = _link_problem(row, prev)
+            if broken:
+                return ChainReport(
+                    valid=False, events=checked + 1, first_broken=row.pk, reason=broken
+                )
+            checked += 1
+            prev = row.hash
+        if len(rows) < _LINK_PAGE:
+            return ChainReport(valid=True, events=checked, checked=checked)
+        after = rows[-1].pk or after
+        session.expunge_all()  # keep memory flat over a long chain
+
+
+_LINK_PAGE = 5000
+
+
+def _link_problem(row: AuditEventRow, prev: str) -> str | None:
+    if row.prev_hash != prev:
+        return "prev_hash does not match the event before"
+    expected = event_hash(
+        prev,
+        at=_at(row),
+        actor=row.actor,
+        action=row.action,
+        target=row.target,
+        summary=row.summary,
+        request_id=row.request_id,
+    )
+    if row.hash != expected:
+        return "content does not match its hash"
+    return None
+
+
+def _count(session: Session, *, upto: int | None = None) -> int:
+    statement = select(func.count()).select_from(AuditEventRow)
+    if upto is not None:
+        statement = statement.where(col(AuditEventRow.pk) <= upto)
+    return int(session.exec(statement).one())
+
+
+def _anchor_problem(session: Session, point: AuditCheckpointRow, signer: Signer) -> str | None:
+    """Why a stored checkpoint does not hold, read with indexed lookups only."""
+    row = session.get(AuditEventRow, point.position) if point.position else None
+    by_position = {point.position: row} if row is not None else {}
+    problem = _check_checkpoint(checkpoint_dict(point), by_position, signer, counted=True)
+    if problem is None and _count(session, upto=point.position) != point.events:
+        return f"events up to {point.position} were removed or added since its checkpoint"
+    return problem
+
+
+def verify_from_checkpoint(session: Session, signer: Signer) -> ChainReport:
+    """Verify the chain from its newest signed checkpoint forward (the cheap, routine check).
+
+    The newest checkpoint must be signed by ``signer`` and still match the
+    chain (its event present with the signed hash, the signed count of events
+    up to it), which catches truncation and any rewrite that recomputed the
+    hashes. Only the events after it are re-hashed. An event before it edited
+    in place, its stored hash left alone, is found by ``verify_chain`` (the
+    API's ``full=true``), which re-hashes everything. Without a checkpoint,
+    this is the full check.
+    """
+    newest = session.exec(
+        select(AuditCheckpointRow).order_by(col(AuditCheckpointRow.pk).desc()).limit(1)
+    ).first()
+    total = _count(session)
+    if newest is None:
+        report = _verify_links(session)
+        return replace(report, events=total, full=False)
+    problem = _anchor_problem(session, newest, signer)
+    if problem is not None:
+        return ChainReport(
+            valid=False,
+            events=total,
+            reason=problem,
+            checkpoints=1,
+            problems=(problem,),
+            full=False,
         )
-        if row.hash != expected:
-            return ChainReport(
-                valid=False,
-                events=len(rows),
-                first_broken=row.pk,
-                reason="content does not match its hash",
-            )
-        prev = row.hash
-    return ChainReport(valid=True, events=len(rows))
+    tail = _verify_links(session, after=newest.position, prev=newest.head_hash)
+    return replace(
+        tail,
+        events=total,
+        checkpoints=1,
+        anchored_at=newest.position,
+        full=False,
+    )

@@ -19,6 +19,7 @@ from controlplane.store.audit import (
     list_checkpoints,
     signer_from_identity,
     verify_chain,
+    verify_from_checkpoint,
     write_checkpoint,
 )
 from controlplane.store.db import as_utc, transaction
@@ -108,15 +109,26 @@ def list_events(
 
 
 @router.get("/verify", response_model=ChainStatus)
-def verify(request: Request, engine: EngineDep, principal: Viewer) -> ChainStatus:
-    """Recompute the chain and check every signed checkpoint against it.
+def verify(
+    request: Request,
+    engine: EngineDep,
+    principal: Viewer,
+    full: Annotated[
+        bool, Query(description="Re-hash the whole chain and check every checkpoint")
+    ] = False,
+) -> ChainStatus:
+    """Verify the chain from its newest signed checkpoint forward; ``full=true``: all of it.
 
-    An edited or removed event breaks the chain; deleted last events
-    (truncation) or a recomputed chain (rewrite) no longer match a checkpoint.
+    The default check re-hashes only the events after the newest checkpoint,
+    after checking that checkpoint's signature, event hash and event count:
+    deleted last events (truncation) or a recomputed chain (rewrite) fail it.
+    ``full=true`` also recomputes every older hash, which finds an old event
+    edited in place, and checks every stored checkpoint.
     """
     check_unscoped(principal, "the audit log")
     with Session(engine) as session:
-        report = verify_chain(session, _signer(request))
+        signer = _signer(request)
+        report = verify_chain(session, signer) if full else verify_from_checkpoint(session, signer)
     return ChainStatus(
         valid=report.valid,
         events=report.events,

@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from controlplane.api.auth import Editor, Reviewer, Viewer
 from controlplane.api.deps import EngineDep, PageDep
@@ -24,8 +25,9 @@ from controlplane.api.schemas import ErrorBody, WriteModel
 from controlplane.domain.fields import FLOW_ID_PATTERN, NAMESPACE_PATTERN, State
 from controlplane.domain.transitions import TERMINAL
 from controlplane.services import executions as service
-from controlplane.services import lineage
+from controlplane.services import lineage, log_follow
 from controlplane.services.access import Principal
+from controlplane.services.log_follow import End, FollowLimitError, LogNotifier
 from controlplane.services.masking import (
     SecretFields,
     mask_sealed,
@@ -215,17 +217,40 @@ def get_execution(
     return _public(engine, detail.execution, list(detail.task_runs))
 
 
-@router.get("/{execution_id}/logs", response_model=list[LogLine], responses=_ERRORS)
+@router.get(
+    "/{execution_id}/logs",
+    response_model=list[LogLine],
+    responses={
+        **_ERRORS,
+        200: {
+            "description": "Up to `limit` lines after `after`, oldest first. When more may "
+            'follow, `Link: <…?after=N&limit=L>; rel="next"` and `X-Next-After: N` name the '
+            "next page; the last page has neither.",
+            "headers": {
+                "Link": {"schema": {"type": "string"}, "description": "rel=next page"},
+                "X-Next-After": {"schema": {"type": "integer"}, "description": "next `after`"},
+            },
+        },
+    },
+)
 def get_logs(
+    request: Request,
     engine: EngineDep,
     principal: Viewer,
     execution_id: ExecutionId,
-    after: Position = 0,
+    response: Response,
+    after: Annotated[int, Query(ge=0, le=MAX_DB_INT, description="Lines after this position")] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="Lines per page")] = 1000,
 ) -> list[LogLine]:
-    """Log lines after position ``after``."""
+    """A page of log lines after position ``after``; page on with the ``next`` link."""
     _visible(engine, principal, execution_id)
-    with Session(engine) as session:
-        return [LogLine.of(r) for r in store.logs_of(session, execution_id, after=after)]
+    rows = log_follow.read_logs(engine, execution_id, after=after, limit=limit)
+    if len(rows) == limit:
+        cursor = rows[-1].pk or after
+        following = request.url.include_query_params(after=cursor, limit=limit)
+        response.headers["Link"] = f'<{following}>; rel="next"'
+        response.headers["X-Next-After"] = str(cursor)
+    return [LogLine.of(r) for r in rows]
 
 
 @router.get("/{execution_id}/lineage", responses=_ERRORS)
@@ -263,8 +288,34 @@ def restart_execution(
     return _public(engine, service.restart_execution(engine, execution_id, actor=principal.actor))
 
 
-# Follow polls the database this often for new lines.
-_FOLLOW_POLL_SECONDS = 0.25
+# Idle followers get an SSE comment this often (proxies keep the stream open).
+_KEEPALIVE_SECONDS = 15.0
+
+
+def _notifier(request: Request) -> LogNotifier:
+    """The app's log notifier, made on first use (one per app)."""
+    state = request.app.state
+    notifier: LogNotifier | None = getattr(state, "log_notifier", None)
+    if notifier is None:
+        notifier = state.log_notifier = LogNotifier(state.engine)
+    return notifier
+
+
+class _FollowResponse(StreamingResponse):
+    """A stream that gives its follower slot back however it ends (even before it starts)."""
+
+    def __init__(self, content: AsyncIterator[str], release: Callable[[], None]) -> None:
+        super().__init__(
+            content, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stream, then release the slot."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
 @router.get(
@@ -274,35 +325,54 @@ _FOLLOW_POLL_SECONDS = 0.25
         **_ERRORS,
         200: {
             "description": "Server-sent events: one `log` event per line (its `id` is the "
-            "line's position), then one `end` event with the final state",
+            "line's position), then one `end` event with the final state. A follower that "
+            "falls too far behind gets a `reconnect` event instead: reconnect with "
+            "`Last-Event-ID`. Idle streams get a `: keep-alive` comment every 15 s",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
+        429: {"model": ErrorBody, "description": "The token already follows its maximum"},
     },
 )
-def follow_logs(
+async def follow_logs(
+    request: Request,
     engine: EngineDep,
     principal: Viewer,
     execution_id: ExecutionId,
     after: Position = 0,
     last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0, le=MAX_DB_INT)] = None,
-) -> StreamingResponse:
-    """Stream the run's log lines after ``after`` (or ``Last-Event-ID``) until it ends."""
-    _visible(engine, principal, execution_id)
+) -> Response:
+    """Stream the run's log lines after ``after`` (or ``Last-Event-ID``) until it ends.
+
+    Every follower is served from one poller per execution on the event loop:
+    no thread is held while waiting. A token may hold a bounded number of
+    followers at once (429 past it); a disconnect gives the slot back.
+    """
+    await run_in_threadpool(_visible, engine, principal, execution_id)
+    notifier = _notifier(request)
+    owner = principal.token_id or f"{principal.via}:{principal.name}"
+    try:
+        release = notifier.acquire(owner)
+    except FollowLimitError:
+        # One error table: TooManyRequestsError answers 429 with Retry-After.
+        raise FollowLimitError(
+            f"{principal.name!r} already follows {notifier.per_owner} log streams; close one first"
+        ) from None
     start = last_event_id if last_event_id is not None else after
-    lines = service.follow_logs(
-        engine, execution_id, after_pk=start, poll_seconds=_FOLLOW_POLL_SECONDS
-    )
 
-    def events() -> Iterator[str]:
-        for row in lines:
-            data = LogLine.of(row).model_dump_json()
-            yield f"id: {row.pk}\nevent: log\ndata: {data}\n\n"
-        final = service.get_execution(engine, execution_id).execution.state
-        yield f"event: end\ndata: {json.dumps({'state': final})}\n\n"
+    async def events() -> AsyncIterator[str]:
+        follow = notifier.follow(execution_id, after=start, keepalive=_KEEPALIVE_SECONDS)
+        async for item in follow:
+            if item is None:
+                yield ": keep-alive\n\n"
+            elif isinstance(item, End):
+                kind = "end" if item.reason == "ended" else "reconnect"
+                body = {"state": item.state} if kind == "end" else {"reason": item.reason}
+                yield f"event: {kind}\ndata: {json.dumps(body)}\n\n"
+            else:
+                data = LogLine.of(item).model_dump_json()
+                yield f"id: {item.pk}\nevent: log\ndata: {data}\n\n"
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-    )
+    return _FollowResponse(events(), release)
 
 
 @router.post(

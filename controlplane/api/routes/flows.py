@@ -6,12 +6,12 @@ import json
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from controlplane.api.auth import Viewer, require
+from controlplane.api.auth import Viewer, require, run_read
 from controlplane.api.deps import EngineDep, IfMatch, PageDep, ProvenanceDep
 from controlplane.api.limits import MAX_DB_INT, Text
 from controlplane.api.schemas import (
@@ -134,15 +134,38 @@ async def validate(request: Request) -> ValidationResult:
     )
 
 
-@router.get("/{namespace}/{flow_id}", response_model=FlowPublic, responses=_ERRORS)
-def get_flow(
-    engine: EngineDep, principal: Viewer, namespace: Namespace, flow_id: FlowId, response: Response
-) -> FlowPublic:
-    """The live flow: its source byte for byte, revision and ETag."""
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header names ``etag`` (weak comparison, RFC 9110 13.1.2)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(","))
+
+
+@router.get(
+    "/{namespace}/{flow_id}",
+    response_model=FlowPublic,
+    responses={304: {"description": "If-None-Match names the current ETag"}, **_ERRORS},
+)
+async def get_flow(
+    request: Request,
+    principal: Viewer,
+    namespace: Namespace,
+    flow_id: FlowId,
+    if_none_match: Annotated[
+        str | None, Header(description="ETag(s) the caller holds: 304 when current")
+    ] = None,
+) -> Response:
+    """The live flow: its source byte for byte, revision and ETag; 304 when unchanged."""
     principal.check_namespace(namespace)
-    state = service.get_flow(engine, namespace, flow_id)
-    response.headers["ETag"] = state.etag
-    return FlowPublic.of(state)
+    state = await run_read(request, partial(service.get_flow, namespace=namespace, flow_id=flow_id))
+    headers = {"ETag": state.etag}
+    if etag_matches(if_none_match, state.etag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    # Serialized once here; FastAPI would otherwise validate the model a second time.
+    body = FlowPublic.of(state).model_dump_json()
+    return Response(body, media_type="application/json", headers=headers)
 
 
 @router.put(

@@ -21,10 +21,13 @@ from controlplane.services.loop import LoopRegistry
 router = APIRouter(tags=["health"])
 
 
+_OK = Health(status="ok")
+
+
 @router.get("/healthz", response_model=Health)
-def healthz() -> Health:
-    """The process is up."""
-    return Health(status="ok")
+async def healthz() -> Health:
+    """The process is up: answered on the event loop, so it also shows the loop is not stuck."""
+    return _OK
 
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
