@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from controlplane.api.errors import status_for
 from controlplane.errors import FlowplaneError, UnauthorizedError
 from controlplane.settings import Settings
-from controlplane.ui.pages import audit, auth, dashboard, executions, flows, plans, tokens
+from controlplane.ui.pages import audit, auth, dashboard, executions, flows, plans, sources, tokens
 from controlplane.ui.rendering import page
 from controlplane.ui.session import check_csrf, session_key
 
@@ -77,7 +77,7 @@ def build_ui(host: FastAPI, settings: Settings) -> FastAPI:
         https_only=settings.secure_cookies,
     )
     ui.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (auth, dashboard, flows, plans, executions, audit, tokens):
+    for module in (auth, dashboard, flows, plans, executions, sources, audit, tokens):
         ui.include_router(module.router, dependencies=[Depends(check_csrf)])
     ui.add_exception_handler(UnauthorizedError, _signed_out)
     ui.add_exception_handler(FlowplaneError, _error_page)

@@ -24,6 +24,7 @@ from controlplane.store.tables import (
     ExecutionRow,
     FlowRevisionRow,
     FlowRow,
+    GitSourceRow,
     NamespaceRow,
     PlanRow,
 )
@@ -65,6 +66,12 @@ def recent_plans(
     with Session(engine) as session:
         rows = session.exec(statement).all()
     return [row for row in rows if can_see_plan(principal, row)][:limit]
+
+
+def source_urls(engine: Engine) -> dict[str, str]:
+    """Every source's URL (credentials are never stored in it) by id, for commit links."""
+    with Session(engine) as session:
+        return {row.id: row.url for row in session.exec(select(GitSourceRow)).all()}
 
 
 def approvals_of(engine: Engine, plan_id: str) -> Sequence[ApprovalRow]:
@@ -130,41 +137,7 @@ def revision_of(engine: Engine, execution: ExecutionRow) -> FlowRevisionRow | No
         return session.get(FlowRevisionRow, execution.revision_pk)
 
 
-@dataclass(frozen=True)
-class AuditFilter:
-    """Filters of the audit page; empty strings mean no filter."""
-
-    action: str = ""
-    actor: str = ""
-    target: str = ""
-
-
-def audit_events(
-    engine: Engine, principal: Principal, flt: AuditFilter, *, limit: int = 200
-) -> list[AuditEventRow]:
-    """Audit events, newest first, limited to targets in the principal's namespaces."""
-    statement = select(AuditEventRow).order_by(col(AuditEventRow.pk).desc()).limit(_WINDOW)
-    if flt.action:
-        statement = statement.where(col(AuditEventRow.action) == flt.action)
-    if flt.actor:
-        statement = statement.where(col(AuditEventRow.actor) == flt.actor)
-    if flt.target:
-        statement = statement.where(col(AuditEventRow.target).startswith(flt.target))
-    with Session(engine) as session:
-        rows = list(session.exec(statement).all())
-        if principal.unscoped:
-            return rows[:limit]
-        namespaces = _target_namespaces(session, rows)
-    visible = [
-        row
-        for row in rows
-        if (touched := namespaces.get(row.target))
-        and all(principal.can_see(namespace) for namespace in touched)
-    ]
-    return visible[:limit]
-
-
-def _target_namespaces(session: Session, rows: list[AuditEventRow]) -> dict[str, set[str]]:
+def target_namespaces(session: Session, rows: list[AuditEventRow]) -> dict[str, set[str]]:
     """The namespaces each audit target belongs to; unknown targets map to nothing."""
     found: dict[str, set[str]] = {}
     execution_ids, plan_ids = set(), set()

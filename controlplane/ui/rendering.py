@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
@@ -92,15 +93,37 @@ def state_class(state: str | None) -> str:
     return _STATE_CLASS.get(state or "", "muted")
 
 
+def state_classes() -> dict[str, str]:
+    """Every state's CSS modifier (the graph colours its nodes with them)."""
+    return dict(_STATE_CLASS)
+
+
+_LEVEL_RANK = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "WARNING": 3, "ERROR": 4}
+
+
+def level_rank(level: str | None) -> int:
+    """A log level's rank, so the level filter can hide lines below a threshold."""
+    return _LEVEL_RANK.get((level or "").upper(), 2)
+
+
+def query(params: dict[str, Any], **changes: Any) -> str:
+    """A query string from ``params`` with ``changes`` applied; empty values are left out."""
+    merged = {**params, **changes}
+    return urlencode({k: v for k, v in merged.items() if v not in ("", None)})
+
+
 templates.env.filters.update(
     when=when,
     pretty=pretty,
     short=short,
     state_class=state_class,
+    level_rank=level_rank,
     highlight_yaml=highlight_yaml,
     diff_rows=diff_rows,
 )
-templates.env.globals.update(duration=duration, CSRF_FIELD=CSRF_FIELD, CSRF_HEADER=CSRF_HEADER)
+templates.env.globals.update(
+    duration=duration, query=query, CSRF_FIELD=CSRF_FIELD, CSRF_HEADER=CSRF_HEADER
+)
 
 
 def page(

@@ -124,3 +124,50 @@ def sign_in(api: TestClient, token: str) -> TestClient:
     )
     assert response.status_code == 303, response.text
     return web
+
+
+GREET = """\
+id: greet
+namespace: platform.ops
+inputs:
+  - id: who
+    type: STRING
+  - id: times
+    type: INT
+    defaults: 1
+  - id: loud
+    type: BOOLEAN
+    defaults: false
+tasks:
+  - id: hello
+    type: io.kestra.plugin.core.log.Log
+    message: "hello {{ inputs.who }} x{{ inputs.times }}"
+  - id: check
+    type: io.kestra.plugin.core.flow.If
+    condition: "{{ inputs.loud }}"
+    then:
+      - id: shout
+        type: io.kestra.plugin.core.log.Log
+        message: "HELLO"
+    else:
+      - id: whisper
+        type: io.kestra.plugin.core.log.Log
+        level: DEBUG
+        message: "psst"
+"""
+BREAKS = """\
+id: breaks
+namespace: platform.ops
+tasks:
+  - id: prepare
+    type: io.kestra.plugin.core.log.Log
+    message: preparing
+  - id: boom
+    type: io.kestra.plugin.core.execution.Fail
+    errorMessage: "disk full"
+"""
+
+
+def source_body(repo: Path, **policy: object) -> dict:
+    """A Git source on ``repo``'s main branch with ``policy`` (approval, required_approvals...)."""
+    return {"url": f"file://{repo}", "branch": "main", **policy}

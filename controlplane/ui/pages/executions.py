@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -10,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from sqlmodel import Session
 from starlette.datastructures import FormData
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from controlplane.domain.fields import State
 from controlplane.domain.transitions import TERMINAL
@@ -19,11 +20,13 @@ from controlplane.services import executions as execution_service
 from controlplane.services import lineage as lineage_service
 from controlplane.services.access import Principal
 from controlplane.services.masking import SecretFields, mask_sealed
+from controlplane.services.revisions import stored_spec
 from controlplane.store import executions as execution_store
 from controlplane.store.tables import ExecutionRow, LogRow, TaskRunRow
-from controlplane.ui import queries
+from controlplane.ui import listing, queries
+from controlplane.ui.graph import flow_graph, render_svg, run_states
 from controlplane.ui.identity import Editor, Reviewer, Viewer, engine_of
-from controlplane.ui.rendering import page
+from controlplane.ui.rendering import level_rank, page, state_classes, when
 from controlplane.ui.resume_form import (
     ResumeForm,
     build_form,
@@ -35,6 +38,11 @@ from controlplane.ui.resume_form import (
 router = APIRouter()
 _STATES = [state.value for state in State]
 _LIVE = {State.CREATED.value, State.QUEUED.value, State.RUNNING.value, State.KILLING.value}
+# What a restart accepts (the transition rules refuse the rest).
+_RESTARTABLE = {State.FAILED.value, State.KILLED.value, State.WARNING.value}
+LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
+# How often the follow stream polls the database for new lines.
+_FOLLOW_POLL_SECONDS = 0.25
 
 
 async def _form(request: Request) -> FormData:
@@ -44,25 +52,65 @@ async def _form(request: Request) -> FormData:
 FormDep = Annotated[FormData, Depends(_form)]
 
 
+Day = Annotated[str, Query(max_length=10)]
+
+
 @router.get("/executions")
 def execution_list(
     request: Request,
     principal: Viewer,
+    *,
     namespace: Annotated[str, Query(max_length=150)] = "",
+    q: Annotated[str, Query(max_length=100)] = "",
     flow_id: Annotated[str, Query(max_length=100)] = "",
     state: Annotated[str, Query(max_length=20)] = "",
+    since: Day = "",
+    until: Day = "",
+    page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
 ) -> Response:
-    """Executions, newest first, filtered by namespace, flow and state."""
-    rows = queries.executions(
-        engine_of(request), principal, namespace=namespace, flow_id=flow_id, state=state, limit=200
-    )
+    """Executions, newest first: namespace prefix, text, state and days, a page at a time."""
+    days = listing.DateRange(listing.parse_day(since), listing.parse_day(until))
+    flt = listing.ExecutionFilter(namespace=namespace, q=q, flow_id=flow_id, state=state, days=days)
     context = {
         "nav": "executions",
-        "executions": rows,
-        "filters": {"namespace": namespace, "flow_id": flow_id, "state": state},
+        "page": listing.execution_page(engine_of(request), principal, flt, page_number),
+        "filters": {
+            "namespace": namespace,
+            "q": q,
+            "flow_id": flow_id,
+            "state": state,
+            "since": since,
+            "until": until,
+        },
         "states": _STATES,
     }
     return page(request, "executions.html", context)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt of a task run: its number, how it ended, and the error it logged."""
+
+    number: int
+    state: str
+    error: str | None
+
+
+def attempts_of(run: TaskRunRow, logs: Sequence[LogRow]) -> list[Attempt]:
+    """Every attempt of ``run``, oldest first.
+
+    Only the latest attempt's state is stored; each earlier one ended by
+    failing and logging one ERROR line (the worker's retry loop and a restart
+    both start a new attempt after a failure), so the n-th ERROR line of the
+    task run is the n-th attempt's error.
+    """
+    errors = [line.message for line in logs if line.task_run_id == run.id and line.level == "ERROR"]
+    found = []
+    for number in range(1, run.attempt + 1):
+        error = errors[number - 1] if number <= len(errors) else None
+        state = run.state if number == run.attempt else State.FAILED.value
+        found.append(Attempt(number, state, error if number < run.attempt else None))
+    return found
 
 
 @dataclass(frozen=True)
@@ -141,6 +189,15 @@ def _execution_page(
         found = pause_inputs(engine, execution)
         if found is not None:
             form = build_form(found[0], found[1])
+    graph = None
+    if source:
+        states = run_states((run.task_id, run.state) for run in runs)
+        graph = render_svg(
+            flow_graph(stored_spec(source), states),
+            title=f"Task graph of run {execution_id[:12]}, coloured by state",
+            state_class=state_classes(),
+            run=True,
+        )
     lineage = lineage_service.execution_lineage(engine, execution_id)
     lineage["revision"].pop("source", None)  # shown on the flow page, not here
     targets = [f"execution:{execution_id}"]
@@ -153,6 +210,10 @@ def _execution_page(
         "outputs": mask_sealed(execution.outputs),
         "timeline": _timeline(execution, runs, secrets),
         "logs": logs,
+        "levels": LEVELS,
+        "attempts": {run.id: attempts_of(run, logs) for run in runs if run.attempt > 1},
+        "graph": graph,
+        "restartable": execution.state in _RESTARTABLE,
         "live": execution.state in _LIVE,
         "terminal": State(execution.state) in TERMINAL,
         "paused": paused,
@@ -207,3 +268,56 @@ def kill(request: Request, principal: Editor, execution_id: str) -> Response:
         return _execution_page(request, principal, execution_id, error=str(exc), status_code=409)
     base = str(request.scope.get("root_path", "")).rstrip("/")
     return RedirectResponse(f"{base}/executions/{execution_id}", status_code=303)
+
+
+@router.post("/executions/{execution_id}/restart")
+def restart(request: Request, principal: Editor, execution_id: str) -> Response:
+    """Run a failed, killed or warning run again from its unsuccessful tasks (editors and above)."""
+    _visible_execution(request, principal, execution_id)
+    try:
+        execution_service.restart_execution(engine_of(request), execution_id, actor=principal.actor)
+    except ConflictError as exc:
+        return _execution_page(request, principal, execution_id, error=str(exc), status_code=409)
+    base = str(request.scope.get("root_path", "")).rstrip("/")
+    return RedirectResponse(f"{base}/executions/{execution_id}", status_code=303)
+
+
+@router.get("/executions/{execution_id}/logs/follow")
+def follow_logs(
+    request: Request,
+    principal: Viewer,
+    execution_id: str,
+    after: Annotated[int, Query(ge=0)] = 0,
+) -> StreamingResponse:
+    """The run's log lines after position ``after`` as server-sent events, until it ends.
+
+    The same stream as ``GET /api/v1/executions/{id}/logs/follow`` (one ``log``
+    event per line, its ``id`` the line's position, then one ``end`` event with
+    the final state), but authenticated by the UI session: a browser's
+    EventSource cannot send the API's bearer token.
+    """
+    engine = engine_of(request)
+    _visible_execution(request, principal, execution_id)
+    last = request.headers.get("Last-Event-ID", "")
+    start = int(last) if last.isdigit() else after
+    lines = execution_service.follow_logs(
+        engine, execution_id, after_pk=start, poll_seconds=_FOLLOW_POLL_SECONDS
+    )
+
+    def events() -> Iterator[str]:
+        for row in lines:
+            data = {
+                "position": row.pk,
+                "timestamp": when(row.timestamp),
+                "level": row.level,
+                "rank": level_rank(row.level),
+                "task_id": row.task_id or "",
+                "message": row.message,
+            }
+            yield f"id: {row.pk}\nevent: log\ndata: {json.dumps(data)}\n\n"
+        final = execution_service.get_execution(engine, execution_id).execution.state
+        yield f"event: end\ndata: {json.dumps({'state': final})}\n\n"
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from controlplane.errors import ConflictError, ForbiddenError, NotFoundError
 from controlplane.services.access import Principal
 from controlplane.services.gitops import plans as plan_service
+from controlplane.services.lineage import commit_link
 from controlplane.store.tables import PlanRow
-from controlplane.ui import queries
+from controlplane.ui import listing, queries
 from controlplane.ui.identity import Reviewer, Viewer, engine_of
+from controlplane.ui.plan_view import field_rows, split_rows
 from controlplane.ui.rendering import page
 
 router = APIRouter()
@@ -28,11 +30,31 @@ def _visible_plan(request: Request, principal: Principal, plan_id: str) -> PlanR
     return plan
 
 
+Short = Annotated[str, Query(max_length=200)]
+
+
 @router.get("/plans")
-def plan_list(request: Request, principal: Viewer, status: str = "") -> Response:
-    """Plans, newest first, optionally of one status."""
-    rows = queries.recent_plans(engine_of(request), principal, status=status or None, limit=200)
-    context = {"nav": "plans", "plans": rows, "status": status, "statuses": _STATUSES}
+def plan_list(
+    request: Request,
+    principal: Viewer,
+    *,
+    status: Short = "",
+    source: Short = "",
+    q: Short = "",
+    since: Annotated[str, Query(max_length=10)] = "",
+    until: Annotated[str, Query(max_length=10)] = "",
+    page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
+) -> Response:
+    """Plans, newest first: by status, source prefix, text and days, a page at a time."""
+    days = listing.DateRange(listing.parse_day(since), listing.parse_day(until))
+    flt = listing.PlanFilter(status=status, source=source, q=q, days=days)
+    result = listing.plan_page(engine_of(request), principal, flt, page_number)
+    context = {
+        "nav": "plans",
+        "page": result,
+        "filters": {"status": status, "source": source, "q": q, "since": since, "until": until},
+        "statuses": _STATUSES,
+    }
     return page(request, "plans.html", context)
 
 
@@ -46,10 +68,23 @@ def _plan_page(
     status_code: int = 200,
 ) -> Response:
     approvals = queries.approvals_of(engine_of(request), plan.id)
+    url = queries.source_urls(engine_of(request)).get(plan.source_id)
+    split = request.query_params.get("view") == "split"
+    changes = [
+        {
+            **c,
+            "field_rows": field_rows(c),
+            "split_rows": split_rows(c.get("text_diff") or "") if split else [],
+        }
+        for c in plan.changes
+        if c.get("action") != "unchanged"
+    ]
     context = {
         "nav": "plans",
         "plan": plan,
-        "changes": [c for c in plan.changes if c.get("action") != "unchanged"],
+        "changes": changes,
+        "split": split,
+        "commit_url": commit_link(url, plan.target_commit) if url else None,
         "unchanged": [c for c in plan.changes if c.get("action") == "unchanged"],
         "secret_changes": queries.secret_changes(plan),
         "approvals": approvals,
@@ -58,6 +93,7 @@ def _plan_page(
         is not None,
         "already_decided": any(a.actor.casefold() == principal.actor.casefold() for a in approvals),
         "progress": plan_service.review_progress(engine_of(request), plan.id),
+        "approvers": [a for a in approvals if a.decision == "approve"],
         "error": error,
         "comment": comment,
     }
