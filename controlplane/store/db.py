@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
 from controlplane.errors import StoreError
+from controlplane.store import namespace_files as _namespace_files  # noqa: F401 - registers its table
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 

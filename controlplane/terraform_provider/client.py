@@ -172,6 +172,37 @@ class FlowplaneClient:
         """Delete a secret; one already gone is not an error."""
         self._delete(f"/api/v1/namespaces/{_seg(namespace)}/secrets/{_seg(key)}")
 
+    # -- namespace KV and files ----------------------------------------------
+
+    def get_kv(self, namespace: str, key: str) -> dict[str, Any] | None:
+        """A KV entry (a sealed value comes masked), or None when it does not exist."""
+        return self._get(f"/api/v1/namespaces/{_seg(namespace)}/kv/{_seg(key)}")
+
+    def put_kv(
+        self, namespace: str, key: str, value: Any, description: str | None
+    ) -> dict[str, Any]:
+        """Create or replace a KV entry."""
+        path = f"/api/v1/namespaces/{_seg(namespace)}/kv/{_seg(key)}"
+        body = {"value": value, "description": description}
+        return self._json("PUT", path, body, ORIGIN_HEADER)
+
+    def delete_kv(self, namespace: str, key: str) -> None:
+        """Delete a KV entry; one already gone is not an error."""
+        self._delete(f"/api/v1/namespaces/{_seg(namespace)}/kv/{_seg(key)}")
+
+    def get_file(self, namespace: str, path: str) -> dict[str, Any] | None:
+        """A namespace file with its content (base64), or None when it does not exist."""
+        return self._get(f"/api/v1/namespaces/{_seg(namespace)}/files/{_file_path(path)}")
+
+    def put_file(self, namespace: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create or replace a namespace file from ``content`` or ``content_base64``."""
+        url = f"/api/v1/namespaces/{_seg(namespace)}/files/{_file_path(path)}"
+        return self._json("PUT", url, body, ORIGIN_HEADER)
+
+    def delete_file(self, namespace: str, path: str) -> None:
+        """Delete a namespace file; one already gone is not an error."""
+        self._delete(f"/api/v1/namespaces/{_seg(namespace)}/files/{_file_path(path)}")
+
     # -- Git sources ---------------------------------------------------------
 
     def get_source(self, source_id: str) -> dict[str, Any] | None:
@@ -339,6 +370,11 @@ def _backoff(attempt: int) -> float:
 def _seg(value: str) -> str:
     """One URL path segment; names are validated by the server, this only escapes."""
     return quote(value, safe="")
+
+
+def _file_path(path: str) -> str:
+    """A relative file path: each segment escaped, the slashes kept."""
+    return "/".join(_seg(segment) for segment in path.split("/"))
 
 
 def _write_headers(if_match: str | None) -> dict[str, str]:

@@ -11,6 +11,13 @@
   part of that change, so it forgets the value and the next apply writes the
   configured one again. ``has_webhook_secret`` is planned from the
   configuration, so a secret added or removed on the server shows up as a diff.
+- **Write-only twin.** ``webhook_secret_wo`` (Terraform 1.11+) is sent to the
+  server and never kept in state or plan files; ``webhook_secret_wo_version``
+  (in state) is what Terraform compares, so a rotation is a version bump. A
+  PUT replaces the whole source, so every write sends the configured secret
+  (the same one again is no change on the server). When the source's version
+  moved outside Terraform, the recorded ``webhook_secret_wo_version`` is
+  forgotten like ``webhook_secret``, and the next apply writes the secret again.
 - **Lost updates.** Updates send the ETag read last (``etag``) as If-Match.
 """
 
@@ -21,6 +28,7 @@ from typing import Any
 from controlplane.terraform_provider.framework import (
     UNKNOWN,
     Context,
+    Diagnostics,
     Field,
     Kind,
     State,
@@ -42,6 +50,7 @@ _WRITABLE = (
     "required_approvals",
     "prune",
     "self_heal",
+    "take_over",
 )
 # Decided by the server on every write: a PUT of the same body keeps the
 # version, and a sync running meanwhile may move last_commit.
@@ -92,10 +101,28 @@ GIT_SOURCE_FIELDS = (
     Field(
         "webhook_secret",
         Kind.STRING,
-        "Secret that signs push webhooks. Sensitive: redacted in plans, but stored in "
-        "Terraform state. The server never returns it.",
+        "Secret that signs push webhooks. Sensitive: redacted in plans, but **stored in "
+        "Terraform state** and plan files. Prefer `webhook_secret_wo`. The server never "
+        "returns it.",
         optional=True,
         sensitive=True,
+    ),
+    Field(
+        "webhook_secret_wo",
+        Kind.STRING,
+        "Secret that signs push webhooks, write-only (Terraform 1.11+): sent to the server, "
+        "never stored in state or plan files. Terraform cannot see a change of it: bump "
+        "`webhook_secret_wo_version` to write a new one. Set at most one of `webhook_secret` "
+        "and `webhook_secret_wo`.",
+        optional=True,
+        sensitive=True,
+        write_only=True,
+    ),
+    Field(
+        "webhook_secret_wo_version",
+        Kind.NUMBER,
+        "Any number; changing it writes `webhook_secret_wo` again (rotation). Stored in state.",
+        optional=True,
     ),
     Field(
         "approval",
@@ -128,6 +155,14 @@ GIT_SOURCE_FIELDS = (
         computed=True,
     ),
     Field(
+        "take_over",
+        Kind.BOOL,
+        "A flow another origin owns: `false` makes it a plan problem, `true` an explicit "
+        f"take-over action in the source's plan. {_DEFAULTED}",
+        optional=True,
+        computed=True,
+    ),
+    Field(
         "has_webhook_secret",
         Kind.BOOL,
         "Whether the server holds a webhook secret for this source.",
@@ -149,13 +184,22 @@ GIT_SOURCE_FIELDS = (
 )
 
 
-def source_state(body: dict[str, Any], webhook_secret: str | None) -> State:
-    """Terraform state from the API's source body; the secret comes from Terraform."""
+def source_state(
+    body: dict[str, Any], webhook_secret: str | None, wo_version: float | None = None
+) -> State:
+    """Terraform state from the API's source body; the secret comes from Terraform.
+
+    ``webhook_secret_wo`` is always null here (write-only); its version is kept
+    only while the server holds a secret.
+    """
     state: State = {name: body.get(name) for name in _WRITABLE if name != "webhook_secret"}
+    held = bool(body.get("has_webhook_secret"))
     return {
         **state,
         "id": body["id"],
-        "webhook_secret": webhook_secret if body.get("has_webhook_secret") else None,
+        "webhook_secret": webhook_secret if held else None,
+        "webhook_secret_wo": None,
+        "webhook_secret_wo_version": wo_version if held else None,
         "has_webhook_secret": bool(body.get("has_webhook_secret")),
         "last_commit": body.get("last_commit"),
         "version": body["version"],
@@ -167,14 +211,17 @@ def source_body(planned: State) -> dict[str, Any]:
     """The PUT body: every known writable attribute; the webhook secret even when null.
 
     Unset defaulted attributes are left out on create, so the server applies
-    its defaults; on update they hold the prior (server) values.
+    its defaults; on update they hold the prior (server) values. The secret
+    is ``webhook_secret`` or, during apply, ``webhook_secret_wo`` (which
+    ``PlanningServicer`` copies from the configuration): a PUT without one
+    would remove it.
     """
     body = {
         name: planned.get(name)
         for name in _WRITABLE
         if planned.get(name) is not None and planned.get(name) is not UNKNOWN
     }
-    body["webhook_secret"] = planned.get("webhook_secret")
+    body["webhook_secret"] = planned.get("webhook_secret") or planned.get("webhook_secret_wo")
     return body
 
 
@@ -186,6 +233,25 @@ class GitSourceResource(TerraformObject):
     FIELDS = GIT_SOURCE_FIELDS
     SERVER_TRACKED = True
 
+    def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
+        """The fields' checks; then at most one secret, and a version with the write-only one."""
+        super().validate(diags, type_name, config)
+        secret, secret_wo = config.get("webhook_secret"), config.get("webhook_secret_wo")
+        if secret is not None and secret_wo is not None:
+            diags.add_error(
+                "Set only one of webhook_secret and webhook_secret_wo",
+                "They are two ways to give the webhook secret; webhook_secret_wo is never "
+                "stored in state.",
+                path=["webhook_secret"],
+            )
+        elif secret_wo is not None and config.get("webhook_secret_wo_version") is None:
+            diags.add_error(
+                "webhook_secret_wo needs webhook_secret_wo_version",
+                "Terraform cannot see a write-only value change; bump webhook_secret_wo_version "
+                "(e.g. 1, then 2) to write a new one.",
+                path=["webhook_secret_wo_version"],
+            )
+
     def plan(self, ctx: Context, current: State | None, planned: State) -> State:
         """`tf`'s hook, left as is: ``PlanningServicer`` calls ``modify_plan`` instead."""
         del ctx, current
@@ -194,16 +260,23 @@ class GitSourceResource(TerraformObject):
     def modify_plan(
         self, ctx: Context, prior: State | None, planned: State, config: State
     ) -> State:
-        """Plan ``has_webhook_secret`` from the configuration; a write moves the version."""
-        del ctx, config
-        secret = planned.get("webhook_secret")
+        """Plan ``has_webhook_secret`` from the configuration; a write moves the version.
+
+        The write-only secret is null in ``planned`` (Terraform never plans
+        one), so whether it is set is read from ``config``.
+        """
+        del ctx
+        secret, secret_wo = planned.get("webhook_secret"), config.get("webhook_secret_wo")
+        unknown = secret is UNKNOWN or secret_wo is UNKNOWN
         planned = {
             **planned,
-            "has_webhook_secret": UNKNOWN if secret is UNKNOWN else secret is not None,
+            "has_webhook_secret": UNKNOWN
+            if unknown
+            else secret is not None or secret_wo is not None,
         }
         if prior is None:
             return planned
-        compared = (*_WRITABLE, "has_webhook_secret")
+        compared = (*_WRITABLE, "has_webhook_secret", "webhook_secret_wo_version")
         if any(planned.get(name) != prior.get(name) for name in compared):
             planned.update(dict.fromkeys(_SERVER_DERIVED, UNKNOWN))
         return planned
@@ -221,7 +294,7 @@ class GitSourceResource(TerraformObject):
                 )
                 return None
             body = client.put_source(source_id, source_body(planned))
-            return source_state(body, planned.get("webhook_secret"))
+            return _state_after_write(body, planned)
         return None
 
     def read(self, ctx: Context, current: State) -> State | None:
@@ -231,8 +304,13 @@ class GitSourceResource(TerraformObject):
             body = self.provider.require_client().get_source(source_id)
             if body is None:
                 return None
-            same_version = body["version"] == current.get("version")
-            return source_state(body, current.get("webhook_secret") if same_version else None)
+            if body["version"] == current.get("version"):
+                return source_state(
+                    body, current.get("webhook_secret"), current.get("webhook_secret_wo_version")
+                )
+            # Changed outside Terraform: whether the secret was part of it is
+            # unknowable, so both records of it are forgotten and rewritten.
+            return source_state(body, None, None)
         return current
 
     def update(self, ctx: Context, current: State, planned: State) -> State | None:
@@ -242,7 +320,7 @@ class GitSourceResource(TerraformObject):
             body = self.provider.require_client().put_source(
                 source_id, source_body(planned), if_match=current.get("etag")
             )
-            return source_state(body, planned.get("webhook_secret"))
+            return _state_after_write(body, planned)
         return None
 
     def delete(self, ctx: Context, current: State) -> None:
@@ -268,3 +346,9 @@ class GitSourceResource(TerraformObject):
         """Schema version 0 is the only one so far: the state is kept as is."""
         del ctx, version
         return old
+
+
+def _state_after_write(body: dict[str, Any], planned: State) -> State:
+    return source_state(
+        body, planned.get("webhook_secret"), planned.get("webhook_secret_wo_version")
+    )

@@ -28,7 +28,9 @@ from controlplane.terraform_provider.framework import (
     build_schema,
 )
 from controlplane.terraform_provider.git_source import GitSourceResource
+from controlplane.terraform_provider.kv import KvResource
 from controlplane.terraform_provider.namespace import NamespaceResource
+from controlplane.terraform_provider.namespace_file import NamespaceFileResource
 from controlplane.terraform_provider.reporting import reporting
 from controlplane.terraform_provider.secret import NamespaceSecretResource
 
@@ -83,7 +85,9 @@ class FlowplaneProvider:
     def get_provider_schema(self, _diags: Diagnostics) -> object:
         """The ``provider "flowplane" {}`` block."""
         return build_schema(
-            CONFIG_FIELDS, "Manage Flowplane namespaces, flows, secrets, Git sources and tokens."
+            CONFIG_FIELDS,
+            "Manage Flowplane namespaces, flows, secrets, KV entries, namespace files, Git "
+            "sources and tokens.",
         )
 
     def validate_config(self, diags: Diagnostics, config: State) -> None:
@@ -143,6 +147,8 @@ class FlowplaneProvider:
             NamespaceSecretResource,
             GitSourceResource,
             ApiTokenResource,
+            KvResource,
+            NamespaceFileResource,
         ]
 
     def get_data_sources(self) -> list[type[Any]]:

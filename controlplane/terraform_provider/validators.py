@@ -24,8 +24,10 @@ Validator = Callable[[object], Problem | None]
 
 SECRET_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"  # noqa: S105 - a pattern, not a secret
 SOURCE_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
-# A key of the namespace KV store, as the kv route accepts it.
-KV_KEY_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+# A key of the namespace KV store, as the kv route and the kv tasks accept it.
+KV_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+# As controlplane.services.namespace_files (the provider does not import services).
+_MAX_FILE_PATH = 500
 # ``git@host:path``, the scp-like form git accepts for SSH.
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:.+$")
 
@@ -120,8 +122,31 @@ KV_KEY = matches(
     "key",
     KV_KEY_PATTERN,
     200,
-    "Use letters, digits, '_', '.' and '-', starting with a letter, digit or '_'.",
+    "Use letters, digits, '_', '.' and '-', starting with a letter or digit.",
 )
+
+
+def file_path(value: object) -> Problem | None:
+    """A namespace file path: relative, inside the namespace, no NUL, as the API requires."""
+    if not isinstance(value, str):
+        return None
+    segments = value.split("/")
+    if len(value) > _MAX_FILE_PATH:
+        detail = f"It is {len(value)} characters long; the limit is {_MAX_FILE_PATH}."
+        return "path is too long", detail
+    if "\x00" in value or "\\" in value or value.startswith("/"):
+        detail = (
+            f"Got {value!r}. Give a relative path with '/' between folders and no NUL, "
+            "as in 'scripts/etl.py'."
+        )
+        return "path is not valid", detail
+    if any(segment in {"", ".", ".."} for segment in segments):
+        detail = (
+            f"Got {value!r}. Empty, '.' and '..' segments are refused: the path stays "
+            "inside the namespace."
+        )
+        return "path is not valid", detail
+    return None
 
 
 def named(what: str, validator: Validator) -> Validator:

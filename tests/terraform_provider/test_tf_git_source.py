@@ -181,10 +181,9 @@ def test_deleted_on_server_is_recreated_and_destroy(workspace, server):
     assert get_source(server, "tf-gone")["poll_interval_seconds"] == 300
     assert workspace.plan().code == 0
 
-    destroyed = workspace.destroy()
-    if get_source(server, "tf-gone") is not None:
-        # A server without DELETE /api/v1/sources/{id} keeps the source, and Terraform says so.
-        assert "Git source tf-gone was removed from Terraform state only" in destroyed.output
+    workspace.destroy()
+    # As provider-schema/docs/resources/git_source.md says: the source is deleted.
+    assert get_source(server, "tf-gone") is None
     assert "flowplane_git_source" not in (workspace.workdir / "terraform.tfstate").read_text()
 
 
@@ -264,3 +263,34 @@ def test_execution_data_source_reads_lineage_of_a_git_flow(workspace, server, tm
     missing = workspace.plan()
     assert missing.code == 1
     assert "execution no-such-run does not exist" in missing.stderr
+
+    # Destroying the source leaves its flows live and released to other writers.
+    workspace.write(
+        'resource "flowplane_git_source" "repo" {\n'
+        '  id  = "tf-exec"\n'
+        f'  url = "file://{repo}"\n'
+        "}\n"
+    )
+    workspace.destroy()
+    assert get_source(server, "tf-exec") is None
+    live = server.flow("tf.exec", "hello")
+    assert live is not None
+    assert live["origin"] == "git:tf-exec"
+    content = live["content"].replace("message: hi", "message: released")
+    server.put_flow(content, "tf.exec", "hello")
+    assert server.flow("tf.exec", "hello")["origin"] == "api"
+
+
+def test_an_update_keeps_take_over_set_outside_terraform(workspace, server):
+    # PUT replaces the whole source: an attribute the provider did not send would
+    # be reset to its default by every Terraform update.
+    workspace.write(source_hcl("tf-take"))
+    workspace.apply()
+    patched = server.http.patch("/api/v1/sources/tf-take", json={"take_over": True})
+    assert patched.status_code == 200, patched.text
+    workspace.write(source_hcl("tf-take", '  branch = "release"\n'))
+    workspace.apply()
+    stored = get_source(server, "tf-take")
+    assert (stored["branch"], stored["take_over"]) == ("release", True)
+    assert workspace.state()["flowplane_git_source.flows"]["take_over"] is True
+    assert workspace.plan().code == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import httpx
@@ -17,6 +18,8 @@ from controlplane.terraform_provider.git_source import (
     source_body,
     source_state,
 )
+from controlplane.terraform_provider.kv import kv_state
+from controlplane.terraform_provider.namespace_file import file_state
 from controlplane.terraform_provider.planning import replaced_attributes
 from controlplane.terraform_provider.provider import FlowplaneProvider
 from controlplane.terraform_provider.reporting import reporting
@@ -361,7 +364,7 @@ def test_docs_cover_every_attribute_in_the_schema():
     ):
         for type_name, type_schema in provider[kind].items():
             pages[docs / folder / f"{type_name.removeprefix('flowplane_')}.md"] = type_schema
-    assert len(pages) == 9
+    assert len(pages) == 11
     for page, type_schema in pages.items():
         text = page.read_text()
         assert "## Example Usage" in text, page
@@ -369,3 +372,30 @@ def test_docs_cover_every_attribute_in_the_schema():
         assert missing == [], f"{page} does not document {missing}"
     for page in list(pages)[1:]:
         assert "## Import" in page.read_text(), page
+
+
+def test_kv_state_compares_json_by_meaning_not_by_python_equality():
+    body = {"namespace": "ops", "key": "k", "value": {"b": 1, "a": [True]}}
+    prior = {"type": "JSON", "value": '{"a": [true],  "b": 1}'}
+    assert kv_state(body, prior)["value"] == prior["value"]
+    # 1 == True in Python, but not in JSON: a changed type is a change.
+    moved = kv_state({**body, "value": {"b": 1, "a": [1]}}, prior)
+    assert moved["value"] == '{"a":[1],"b":1}'
+    # A string replaced by an object on the server switches to JSON; a string stays a string.
+    assert kv_state(body, {"type": None, "value": "x"})["type"] == "JSON"
+    assert kv_state({**body, "value": "y"}, {"type": None, "value": "x"})["value"] == "y"
+    assert kv_state({**body, "value": "y"}, None)["type"] is None
+
+
+def test_file_state_keeps_configured_content_while_bytes_match():
+    def body(data: bytes) -> dict:
+        encoded = base64.b64encode(data).decode()
+        return {"namespace": "ops", "path": "a/b.txt", "content_base64": encoded}
+
+    prior = {"content": "héllo\n", "content_base64": None}
+    kept = file_state({**body("héllo\n".encode()), "sha256": "s", "size": 7}, prior)
+    assert (kept["content"], kept["content_base64"]) == ("héllo\n", None)
+    edited = file_state({**body(b"edited"), "sha256": "s", "size": 6}, prior)
+    assert edited["content"] == "edited"
+    binary = file_state({**body(b"\xff\x00"), "sha256": "s", "size": 2}, None)
+    assert (binary["content"], binary["content_base64"]) == (None, "/wA=")

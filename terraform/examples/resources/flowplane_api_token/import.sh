@@ -1,0 +1,1 @@
+terraform import flowplane_api_token.ci tok_0123456789abcdef0123

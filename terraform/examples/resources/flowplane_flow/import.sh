@@ -1,0 +1,1 @@
+terraform import flowplane_flow.backup platform.ops/nightly-backup

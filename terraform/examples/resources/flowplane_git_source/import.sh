@@ -1,0 +1,1 @@
+terraform import flowplane_git_source.platform platform-flows

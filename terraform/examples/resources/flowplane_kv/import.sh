@@ -1,0 +1,2 @@
+# <namespace>/<key>
+terraform import flowplane_kv.region platform.ops/region

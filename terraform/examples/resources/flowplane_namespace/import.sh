@@ -1,0 +1,1 @@
+terraform import flowplane_namespace.ops platform.ops

@@ -1,0 +1,1 @@
+terraform import flowplane_namespace_secret.db platform.ops/DB_PASSWORD
