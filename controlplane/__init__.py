@@ -1,10 +1,7 @@
 """Flowplane: a GitOps control plane for Kestra-compatible workflow automation."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("flowplane")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
+# The one place the version is written: pyproject.toml reads it (setuptools
+# dynamic version), and the CLI, the API and the provider archive report it.
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

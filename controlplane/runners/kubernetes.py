@@ -20,11 +20,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import urllib3
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
+try:  # the optional [kubernetes] extra: without it, only this runner is unavailable
+    import urllib3
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config.config_exception import ConfigException
+except ImportError as missing:
+    _MISSING_EXTRA: ImportError | None = missing
+else:
+    _MISSING_EXTRA = None
 
 from controlplane.errors import FlowplaneError
 from controlplane.runners.outputs import parse_output_line
@@ -97,6 +102,12 @@ class PodResult:
 @contextmanager
 def api_client(connection: ClusterConnection | None) -> Iterator[k8s.ApiClient]:
     """An API client for ``connection``; without one, in-cluster config or the kubeconfig."""
+    if _MISSING_EXTRA is not None:
+        raise KubernetesError(
+            "this task runs on Kubernetes (taskRunner ...kubernetes.runner.Kubernetes), which "
+            "needs the kubernetes extra on every worker: pip install 'flowplane[kubernetes]' "
+            f"({_MISSING_EXTRA})"
+        )
     configuration = k8s.Configuration()
     if connection is None or connection.master_url is None:
         _load_default_config(configuration)
