@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 
 from controlplane import __version__
+from controlplane.cli_ops import register as register_operator_commands
+from controlplane.cli_ops.client import ServerOption
 from controlplane.domain.validate import validate_flow
 from controlplane.errors import InvalidFlowError, Problem
 
@@ -34,6 +36,14 @@ def server(  # noqa: PLR0917 - typer passes every option by name
     ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Directory for the SQLite database")] = None,
     workers: Annotated[int | None, typer.Option(help="Embedded workers (0: none)")] = None,
+    api_workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Processes serving HTTP; this process then runs workers, scheduler and poller",
+        ),
+    ] = 1,
     watch: Annotated[
         Path | None,
         typer.Option(
@@ -88,11 +98,68 @@ def server(  # noqa: PLR0917 - typer passes every option by name
         f"(database: {_redact(settings.resolved_database_url())})"
     )
     try:
-        uvicorn.run(application, host=settings.host, port=settings.port, log_config=None)
+        if api_workers > 1:
+            _serve_processes(application, settings, api_workers)
+        else:
+            uvicorn.run(application, host=settings.host, port=settings.port, log_config=None)
     finally:
         if watcher is not None:
             watcher.stop()
         engine.dispose()
+
+
+def _serve_processes(application: Any, settings: Any, processes: int) -> None:
+    """Serve HTTP from ``processes`` uvicorn workers; run ``application``'s services here.
+
+    The children build the API with no embedded worker, scheduler or poller
+    (``api_app``), from the same settings passed through the environment, so
+    the background work runs once, in this process, whatever ``processes`` is.
+    """
+    import asyncio  # noqa: PLC0415
+    import os  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    import uvicorn  # noqa: PLC0415
+
+    for key, value in {
+        "FLOWPLANE_DATABASE_URL": settings.resolved_database_url(),
+        "FLOWPLANE_DATA_DIR": str(settings.data_dir.resolve()),
+        "FLOWPLANE_WORKERS": "0",
+        "FLOWPLANE_SCHEDULER": "false",
+        "FLOWPLANE_POLL_SOURCES": "false",
+    }.items():
+        os.environ[key] = value
+    stop = threading.Event()
+
+    async def hold() -> None:
+        async with application.router.lifespan_context(application):
+            await asyncio.to_thread(stop.wait)
+
+    services = threading.Thread(target=asyncio.run, args=(hold(),), name="services")
+    services.start()
+    try:
+        uvicorn.run(
+            "controlplane.cli:api_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=processes,
+            log_config=None,
+        )
+    finally:
+        stop.set()
+        services.join(30)
+
+
+def api_app() -> Any:
+    """The app one ``--api-workers`` process serves, from FLOWPLANE_* settings."""
+    from controlplane.api import create_app  # noqa: PLC0415
+    from controlplane.logging import configure_logging  # noqa: PLC0415
+    from controlplane.settings import Settings  # noqa: PLC0415
+
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    return create_app(settings)
 
 
 @app.command()
@@ -147,13 +214,26 @@ app.add_typer(secrets_app, name="secrets")
 @secrets_app.command("recipient")
 def secrets_recipient(
     data_dir: Annotated[Path | None, typer.Option(help="The server's data directory")] = None,
+    *,
+    server: ServerOption,
 ) -> None:
-    """Print the server's age recipient (created on first use); encrypt to it with `age -r`."""
-    from controlplane.services.secrets import load_keyring  # noqa: PLC0415
+    """Print the server's age recipient; encrypt to it with `age -r`.
+
+    It is read from the identity in the data directory when there is one,
+    else asked of the server (``GET /api/v1/secrets/recipient``): a directory
+    without an identity never gets a new one, whose key the server would not hold.
+    """
+    from controlplane.services.secrets import IDENTITY_FILE, load_keyring  # noqa: PLC0415
     from controlplane.settings import Settings  # noqa: PLC0415
 
-    directory = data_dir or Settings().data_dir
-    out.print(load_keyring(directory.resolve()).recipient)
+    directory = (data_dir or Settings().data_dir).resolve()
+    if (directory / IDENTITY_FILE).exists():
+        out.print(load_keyring(directory).recipient)
+        return
+    if data_dir is not None:
+        err.print(f"no server identity in {directory}; omit --data-dir to ask the server")
+        raise typer.Exit(2)
+    out.print(_call(server, "GET", "/api/v1/secrets/recipient")["recipient"])
 
 
 @secrets_app.command("encrypt")
@@ -214,9 +294,8 @@ def secrets_encrypt(
 @app.command()
 def plan(
     path: Annotated[Path, typer.Argument(help="A checkout of the flows repository")] = Path(),
-    server: Annotated[str, typer.Option(help="Flowplane URL", envvar="FLOWPLANE_ENDPOINT")] = (
-        "http://127.0.0.1:8080"
-    ),
+    *,
+    server: ServerOption,
     source: Annotated[str, typer.Option(help="The Git source id this repository is")] = "flows",
 ) -> None:
     """Show what this checkout would change on the server, without storing anything.
@@ -230,7 +309,7 @@ def plan(
     from controlplane.plan_preview import plan_checkout, sealed_namespaces  # noqa: PLC0415
 
     try:
-        with httpx.Client(base_url=server, timeout=30, headers=_auth_headers()) as client:
+        with httpx.Client(base_url=server, timeout=30, headers=_auth_headers(server)) as client:
             result = plan_checkout(path, client, source)
     except FlowplaneError as exc:
         err.print(str(exc))
@@ -245,15 +324,11 @@ def plan(
         raise typer.Exit(1)
 
 
-ServerOption = Annotated[str, typer.Option(help="Flowplane URL", envvar="FLOWPLANE_ENDPOINT")]
-_DEFAULT_SERVER = "http://127.0.0.1:8080"
+def _auth_headers(server: str | None = None) -> dict[str, str]:
+    """``Authorization: Bearer`` $FLOWPLANE_TOKEN, else the token saved for ``server``."""
+    from controlplane.cli_ops.contexts import token_for  # noqa: PLC0415
 
-
-def _auth_headers() -> dict[str, str]:
-    """``Authorization: Bearer $FLOWPLANE_TOKEN`` when the variable is set."""
-    import os  # noqa: PLC0415
-
-    token = os.environ.get("FLOWPLANE_TOKEN")
+    token = token_for(server)
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
@@ -262,7 +337,7 @@ def _call(server: str, method: str, url: str, **kwargs: Any) -> Any:
     import httpx  # noqa: PLC0415
 
     try:
-        with httpx.Client(base_url=server, timeout=120, headers=_auth_headers()) as client:
+        with httpx.Client(base_url=server, timeout=120, headers=_auth_headers(server)) as client:
             response = client.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
         err.print(f"cannot reach {server}: {exc}")
@@ -274,7 +349,7 @@ def _call(server: str, method: str, url: str, **kwargs: Any) -> Any:
             message = response.text
         err.print(f"{method} {url}: {response.status_code} {message}")
         raise typer.Exit(2)
-    return response.json()
+    return response.json() if response.content else None
 
 
 def _show_plan(plan: dict[str, Any]) -> None:
@@ -287,7 +362,8 @@ def _show_plan(plan: dict[str, Any]) -> None:
 @app.command()
 def sync(
     source: Annotated[str, typer.Argument(help="The Git source id")],
-    server: ServerOption = _DEFAULT_SERVER,
+    *,
+    server: ServerOption,
 ) -> None:
     """Sync a Git source now and print its plan; exits 1 when the plan failed."""
     _show_plan(_call(server, "POST", f"/api/v1/sources/{source}/sync"))
@@ -301,7 +377,8 @@ app.add_typer(plans_app, name="plans")
 def plans_approve(
     plan_id: Annotated[str, typer.Argument(help="The plan id")],
     comment: Annotated[str | None, typer.Option(help="A review comment")] = None,
-    server: ServerOption = _DEFAULT_SERVER,
+    *,
+    server: ServerOption,
 ) -> None:
     """Approve a plan as the token's owner; enough approvals apply it."""
     _show_plan(_call(server, "POST", f"/api/v1/plans/{plan_id}/approve", json={"comment": comment}))
@@ -311,7 +388,8 @@ def plans_approve(
 def plans_reject(
     plan_id: Annotated[str, typer.Argument(help="The plan id")],
     comment: Annotated[str | None, typer.Option(help="A review comment")] = None,
-    server: ServerOption = _DEFAULT_SERVER,
+    *,
+    server: ServerOption,
 ) -> None:
     """Reject a plan; nothing activates."""
     _show_plan(_call(server, "POST", f"/api/v1/plans/{plan_id}/reject", json={"comment": comment}))
@@ -336,6 +414,7 @@ def audit_verify(
     """
     import json  # noqa: PLC0415
 
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
     from sqlmodel import Session  # noqa: PLC0415
 
     from controlplane.services.secrets import IDENTITY_FILE, load_keyring  # noqa: PLC0415
@@ -351,10 +430,21 @@ def audit_verify(
     else:
         err.print(f"no server identity in {data_dir}: checkpoints are not checked")
     exported = json.loads(checkpoints.read_text()) if checkpoints else []
+    if settings.database_url is None and not (data_dir / "flowplane.db").exists():
+        # Opening SQLite here would create an empty file and then fail deep in the query.
+        err.print(
+            f"no Flowplane database in {data_dir}: run this in the server's directory, "
+            "set FLOWPLANE_DATA_DIR, or pass --database-url"
+        )
+        raise typer.Exit(2)
     engine = create_engine(settings.resolved_database_url())
     try:
         with Session(engine) as session:
             report = verify_chain(session, signer, exported=exported)
+    except SQLAlchemyError as exc:
+        reason = getattr(exc, "orig", None) or exc
+        err.print(f"cannot read the audit log at {_redact(str(engine.url))}: {reason}")
+        raise typer.Exit(2) from None
     finally:
         engine.dispose()
     if report.valid:
@@ -427,6 +517,77 @@ def validate(
     (err if failed else out).print(summary)
     if failed:
         raise typer.Exit(1)
+
+
+plugins_app = typer.Typer(help="Task types, as the plugin registry holds them.")
+app.add_typer(plugins_app, name="plugins")
+
+
+@plugins_app.command("list")
+def plugins_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the catalog as JSON")] = False,
+) -> None:
+    """List every registered task type: its names, family, package and outputs."""
+    import json  # noqa: PLC0415
+
+    from controlplane.domain.tasktypes.schema import catalog  # noqa: PLC0415
+
+    entries = catalog()
+    if as_json:
+        out.print_json(json.dumps(entries))
+        return
+    for entry in entries:
+        flags = " ".join(
+            flag
+            for flag, on in (("flowable", entry["flowable"]), ("sandbox", entry["sandbox"]))
+            if on
+        )
+        aliases = ", ".join(entry["aliases"])
+        line = f"{entry['type']}  [{entry['family']}/{entry['package']}]  {aliases}"
+        out.print(f"{line}  {flags}".rstrip(), markup=False, highlight=False, soft_wrap=True)
+    out.print(f"{len(entries)} task types", markup=False)
+
+
+@plugins_app.command("schema")
+def plugins_schema(
+    task_type: Annotated[str, typer.Argument(help="A task type, by full name or alias")],
+) -> None:
+    """Print the JSON Schema of one task type."""
+    import json  # noqa: PLC0415
+
+    from controlplane.domain.tasktypes import suggest_task_type  # noqa: PLC0415
+    from controlplane.domain.tasktypes.schema import task_schema  # noqa: PLC0415
+
+    schema = task_schema(task_type)
+    if schema is None:
+        hint = suggest_task_type(task_type)
+        err.print(f"unknown task type {task_type}" + (f"; did you mean {hint}?" if hint else ""))
+        raise typer.Exit(1)
+    out.print_json(json.dumps(schema))
+
+
+schema_app = typer.Typer(help="JSON Schemas of the flow dialect, for editors.")
+app.add_typer(schema_app, name="schema")
+
+
+@schema_app.command("flow")
+def schema_flow(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the schema to this file")
+    ] = None,
+) -> None:
+    """Print (or write) one JSON Schema of the whole flow dialect (yaml-language-server)."""
+    from controlplane.domain.tasktypes.schema import flow_schema, render_schema  # noqa: PLC0415
+
+    text = render_schema(flow_schema())
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {output}")
+
+
+register_operator_commands(app, plans_app)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from controlplane.api.routes import (
     kv,
     namespace_files,
     namespaces,
+    plugins,
     secrets,
     tokens,
     whoami,
@@ -131,6 +132,7 @@ _ROUTERS = (
     audit.router,
     tokens.router,
     whoami.router,
+    plugins.router,
     metrics_router,
 )
 

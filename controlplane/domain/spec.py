@@ -20,23 +20,10 @@ from controlplane.domain.fields import (
     StrictModel,
 )
 from controlplane.domain.tasktypes import Task, TaskBase, canonical_type
+from controlplane.domain.tasktypes.base import labels_as_dict as labels_as_dict  # noqa: PLC0414
 from controlplane.domain.triggers import Trigger
 
 FlowRetry = ConstantRetry | ExponentialRetry | RandomRetry
-
-
-def labels_as_dict(value: Any) -> Any:
-    """Kestra accepts labels as a map or as a list of ``{key, value}``; keep a map."""
-    if isinstance(value, list):
-        labels: dict[str, Any] = {}
-        for index, item in enumerate(value):
-            if not isinstance(item, dict) or set(item) != {"key", "value"}:
-                raise ValueError(f"item {index} must be a mapping with exactly key and value")
-            if item["key"] in labels:
-                raise ValueError(f"label {item['key']!r} is given twice")
-            labels[str(item["key"])] = item["value"]
-        return labels
-    return value
 
 
 class Flow(StrictModel):

@@ -31,7 +31,7 @@ from controlplane.store.db import as_utc, transaction
 from controlplane.store.tables import KvEntryRow, utcnow
 
 router = APIRouter(prefix="/api/v1/namespaces/{namespace}/kv", tags=["kv"])
-# The key rule of the kv tasks (controlplane/tasks/kv.py): internal keys such
+# The key rule of the kv tasks (controlplane/plugins/kv/tasks.py): internal keys such
 # as the ``state:`` documents never match it, so the API neither lists nor
 # reaches them.
 KEY_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"

@@ -1,13 +1,20 @@
-"""The base of every task model, and the table of type names.
+"""The base of every task type, and the table of type names.
 
-Each task model names its full Kestra type in ``TYPE`` and its short aliases in
-``ALIASES``; ``@register`` enters both into one table. A task's ``type`` is
-canonicalized to the full name during validation, so ``Log`` and
-``io.kestra.plugin.core.log.Log`` normalize to the same flow.
+Each task type names its full Kestra type in ``TYPE`` and its short aliases in
+``ALIASES``; ``register`` (called by the plugin registry, ``registry.py``)
+enters both into one table. A task's ``type`` is canonicalized to the full
+name during validation, so ``Log`` and ``io.kestra.plugin.core.log.Log``
+normalize to the same flow.
+
+The classes in this package's family modules (``core``, ``flowable``, ``http``,
+``scripts``) are the *specs* of the first-party types: pure data the plan,
+the UI and masking read. The runnable task types subclass them in
+``controlplane/plugins/<family>/`` and register through entry points.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import Field, field_validator
@@ -30,15 +37,26 @@ def canonical_type(name: str) -> str | None:
 
 
 def register(cls: _T) -> _T:
-    """Class decorator: enter a task model and its aliases in the type table."""
+    """Enter a task type and its aliases in the type table (the registry calls it)."""
+    if not cls.TYPE:
+        msg = f"{cls.__qualname__} has no TYPE"
+        raise RuntimeError(msg)
+    known = TASK_TYPES.get(cls.TYPE)
+    if known is not None and known is not cls:
+        msg = f"type {cls.TYPE} is claimed by both {_origin(known)} and {_origin(cls)}"
+        raise RuntimeError(msg)
     TASK_TYPES[cls.TYPE] = cls
-    aliases = {cls.TYPE.removeprefix(KESTRA_PREFIX), *cls.ALIASES}
+    aliases = {cls.TYPE.removeprefix(KESTRA_PREFIX), *cls.ALIASES} - {cls.TYPE}
     for alias in aliases:
         if alias in TASK_ALIASES and TASK_ALIASES[alias] != cls.TYPE:
             msg = f"alias {alias!r} is claimed by both {TASK_ALIASES[alias]} and {cls.TYPE}"
             raise RuntimeError(msg)
         TASK_ALIASES[alias] = cls.TYPE
     return cls
+
+
+def _origin(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 class TaskBase(StrictModel):
@@ -48,6 +66,10 @@ class TaskBase(StrictModel):
     ALIASES: ClassVar[tuple[str, ...]] = ()
     # Flowable tasks hold other tasks and run none of their own work.
     FLOWABLE: ClassVar[bool] = False
+    # The outputs a run exposes (name: meaning), for schemas, docs and the API.
+    OUTPUTS: ClassVar[Mapping[str, str]] = {}
+    # Whether the type runs user code, and so needs the script sandbox.
+    SANDBOX: ClassVar[bool] = False
 
     id: TaskId
     type: str
@@ -108,6 +130,20 @@ class FlowableBase(TaskBase):
         if self.finally_:
             lists["finally"] = list(self.finally_)
         return lists
+
+
+def labels_as_dict(value: Any) -> Any:
+    """Kestra accepts labels as a map or as a list of ``{key, value}``; keep a map."""
+    if isinstance(value, list):
+        labels: dict[str, Any] = {}
+        for index, item in enumerate(value):
+            if not isinstance(item, dict) or set(item) != {"key", "value"}:
+                raise ValueError(f"item {index} must be a mapping with exactly key and value")
+            if item["key"] in labels:
+                raise ValueError(f"label {item['key']!r} is given twice")
+            labels[str(item["key"])] = item["value"]
+        return labels
+    return value
 
 
 def positive_or_template(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Core tasks that do their work in the worker: logging, outputs, failing, waiting, state."""
+"""Core task specs (the data of each type; plugins/core, kv, execution, storage run them)."""
 
 from __future__ import annotations
 
@@ -7,53 +7,48 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from controlplane.domain.fields import DynBool, DynDuration, LogLevel, Text
-from controlplane.domain.tasktypes.base import TaskBase, register
+from controlplane.domain.tasktypes.base import TaskBase
 
 
-@register
 class Log(TaskBase):
     """Write one or more messages to the execution's log."""
 
     TYPE = "io.kestra.plugin.core.log.Log"
-    ALIASES = ("Log",)
+    ALIASES = ("Log", "io.kestra.core.tasks.log.Log")
 
     message: Text | list[Text]
     level: LogLevel = LogLevel.INFO
 
 
-@register
 class Return(TaskBase):
     """Render ``format`` and expose it as the ``value`` output."""
 
     TYPE = "io.kestra.plugin.core.debug.Return"
-    ALIASES = ("Return",)
+    ALIASES = ("Return", "io.kestra.core.tasks.debugs.Return")
 
     format: Text | None = None
 
 
-@register
 class Echo(TaskBase):
     """Render ``format`` into the log (Kestra's older Log)."""
 
     TYPE = "io.kestra.plugin.core.debug.Echo"
-    ALIASES = ("Echo",)
+    ALIASES = ("Echo", "io.kestra.core.tasks.debugs.Echo")
 
     format: Text
     level: LogLevel = LogLevel.INFO
 
 
-@register
 class Fail(TaskBase):
     """Fail the execution, or only when ``condition`` renders true."""
 
     TYPE = "io.kestra.plugin.core.execution.Fail"
-    ALIASES = ("Fail",)
+    ALIASES = ("Fail", "io.kestra.core.tasks.executions.Fail")
 
     condition: Text | None = None
     errorMessage: Text = "Task failure"  # noqa: N815 - Kestra's field name
 
 
-@register
 class Sleep(TaskBase):
     """Wait for a duration."""
 
@@ -63,27 +58,24 @@ class Sleep(TaskBase):
     duration: DynDuration
 
 
-@register
 class OutputValues(TaskBase):
     """Expose rendered values as the ``values`` output."""
 
     TYPE = "io.kestra.plugin.core.output.OutputValues"
-    ALIASES = ("OutputValues",)
+    ALIASES = ("OutputValues", "io.kestra.core.tasks.outputs.OutputValues")
 
     values: dict[str, Any] = Field(default_factory=dict)
 
 
-@register
 class Labels(TaskBase):
     """Add or override labels on the running execution."""
 
     TYPE = "io.kestra.plugin.core.execution.Labels"
-    ALIASES = ("Labels",)
+    ALIASES = ("Labels", "io.kestra.core.tasks.executions.Labels")
 
     labels: dict[str, Any] | list[dict[str, Any]] | str
 
 
-@register
 class Resume(TaskBase):
     """Resume a paused execution (this one's parent by default)."""
 
@@ -96,12 +88,11 @@ class Resume(TaskBase):
     inputs: dict[str, Any] | None = None
 
 
-@register
 class Fetch(TaskBase):
     """Collect the log lines of an execution into a stored file."""
 
     TYPE = "io.kestra.plugin.core.log.Fetch"
-    ALIASES = ("log.Fetch",)
+    ALIASES = ("log.Fetch", "io.kestra.core.tasks.log.Fetch")
 
     executionId: Text | None = None  # noqa: N815
     namespace: Text | None = None
@@ -116,32 +107,29 @@ class _StateTask(TaskBase):
     taskrunValue: bool = True  # noqa: N815
 
 
-@register
 class StateGet(_StateTask):
     """Read a flow-scoped state document."""
 
     TYPE = "io.kestra.plugin.core.state.Get"
-    ALIASES = ("state.Get",)
+    ALIASES = ("state.Get", "io.kestra.core.tasks.states.Get")
 
     errorOnMissing: bool = False  # noqa: N815
 
 
-@register
 class StateSet(_StateTask):
     """Merge values into a flow-scoped state document."""
 
     TYPE = "io.kestra.plugin.core.state.Set"
-    ALIASES = ("state.Set",)
+    ALIASES = ("state.Set", "io.kestra.core.tasks.states.Set")
 
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-@register
 class StateDelete(_StateTask):
     """Delete a flow-scoped state document."""
 
     TYPE = "io.kestra.plugin.core.state.Delete"
-    ALIASES = ("state.Delete",)
+    ALIASES = ("state.Delete", "io.kestra.core.tasks.states.Delete")
 
     errorOnMissing: bool = False  # noqa: N815
 
@@ -155,7 +143,6 @@ class _KvTask(TaskBase):
     namespace: Text | None = None
 
 
-@register
 class KvSet(_KvTask):
     """Store a value under a key in the namespace's key-value store."""
 
@@ -180,7 +167,6 @@ class KvSet(_KvTask):
         return value
 
 
-@register
 class KvGet(_KvTask):
     """Read a key of the namespace's key-value store into the ``value`` output."""
 
@@ -190,7 +176,6 @@ class KvGet(_KvTask):
     errorOnMissing: DynBool = False  # noqa: N815
 
 
-@register
 class KvDelete(_KvTask):
     """Delete a key of the namespace's key-value store; ``deleted`` says if it existed."""
 
@@ -200,12 +185,11 @@ class KvDelete(_KvTask):
     errorOnMissing: DynBool = False  # noqa: N815
 
 
-@register
 class LocalFiles(TaskBase):
     """Write files into, and collect files from, a WorkingDirectory."""
 
     TYPE = "io.kestra.plugin.core.storage.LocalFiles"
-    ALIASES = ("LocalFiles",)
+    ALIASES = ("LocalFiles", "io.kestra.core.tasks.storages.LocalFiles")
 
     inputs: dict[str, Text] | Text | None = None
     outputs: list[Text] | None = None

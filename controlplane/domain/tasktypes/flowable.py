@@ -11,7 +11,6 @@ from controlplane.domain.tasktypes.base import (
     FlowableBase,
     TaskBase,
     positive_or_template,
-    register,
 )
 
 if TYPE_CHECKING:
@@ -21,12 +20,11 @@ Count = Annotated[DynInt, BeforeValidator(positive_or_template)]
 TaskList = Annotated[list["Task"], Field(min_length=1)]
 
 
-@register
 class Sequential(FlowableBase):
     """Run tasks one after the other."""
 
     TYPE = "io.kestra.plugin.core.flow.Sequential"
-    ALIASES = ("Sequential",)
+    ALIASES = ("Sequential", "io.kestra.core.tasks.flows.Sequential")
 
     tasks: TaskList
 
@@ -34,12 +32,11 @@ class Sequential(FlowableBase):
         return {"tasks": list(self.tasks), **super().child_lists()}
 
 
-@register
 class Parallel(FlowableBase):
     """Run tasks at the same time, at most ``concurrent`` at once (0: all)."""
 
     TYPE = "io.kestra.plugin.core.flow.Parallel"
-    ALIASES = ("Parallel",)
+    ALIASES = ("Parallel", "io.kestra.core.tasks.flows.Parallel")
 
     tasks: TaskList
     concurrent: Count = 0
@@ -48,12 +45,11 @@ class Parallel(FlowableBase):
         return {"tasks": list(self.tasks), **super().child_lists()}
 
 
-@register
 class If(FlowableBase):
     """Run ``then`` when the condition renders true, else ``else``."""
 
     TYPE = "io.kestra.plugin.core.flow.If"
-    ALIASES = ("If",)
+    ALIASES = ("If", "io.kestra.core.tasks.flows.If")
 
     condition: Text | bool
     then: TaskList
@@ -66,12 +62,11 @@ class If(FlowableBase):
         return {**lists, **super().child_lists()}
 
 
-@register
 class Switch(FlowableBase):
     """Run the branch whose key equals the rendered ``value``."""
 
     TYPE = "io.kestra.plugin.core.flow.Switch"
-    ALIASES = ("Switch",)
+    ALIASES = ("Switch", "io.kestra.core.tasks.flows.Switch")
 
     value: Text
     cases: dict[str, list[Task]] = Field(default_factory=dict)
@@ -84,12 +79,11 @@ class Switch(FlowableBase):
         return {**lists, **super().child_lists()}
 
 
-@register
 class ForEach(FlowableBase):
     """Run the tasks once per value, ``concurrencyLimit`` at once (0: all)."""
 
     TYPE = "io.kestra.plugin.core.flow.ForEach"
-    ALIASES = ("ForEach",)
+    ALIASES = ("ForEach", "io.kestra.core.tasks.flows.ForEach")
 
     values: Text | list[Any] | dict[str, Any]
     concurrencyLimit: Count = 1  # noqa: N815 - Kestra's field name
@@ -99,12 +93,11 @@ class ForEach(FlowableBase):
         return {"tasks": list(self.tasks), **super().child_lists()}
 
 
-@register
 class EachSequential(FlowableBase):
     """Run the tasks once per value, one value at a time (older ForEach)."""
 
     TYPE = "io.kestra.plugin.core.flow.EachSequential"
-    ALIASES = ("EachSequential",)
+    ALIASES = ("EachSequential", "io.kestra.core.tasks.flows.EachSequential")
 
     value: Text | list[Any]
     tasks: TaskList
@@ -113,12 +106,11 @@ class EachSequential(FlowableBase):
         return {"tasks": list(self.tasks), **super().child_lists()}
 
 
-@register
 class EachParallel(FlowableBase):
     """Run the tasks once per value, values in parallel (older ForEach)."""
 
     TYPE = "io.kestra.plugin.core.flow.EachParallel"
-    ALIASES = ("EachParallel",)
+    ALIASES = ("EachParallel", "io.kestra.core.tasks.flows.EachParallel")
 
     value: Text | list[Any]
     concurrent: Count = 0
@@ -135,12 +127,11 @@ class DagTask(StrictModel):
     dependsOn: list[str] = Field(default_factory=list)  # noqa: N815
 
 
-@register
 class Dag(FlowableBase):
     """Run tasks as soon as the tasks they depend on have succeeded."""
 
     TYPE = "io.kestra.plugin.core.flow.Dag"
-    ALIASES = ("Dag",)
+    ALIASES = ("Dag", "io.kestra.core.tasks.flows.Dag")
 
     tasks: Annotated[list[DagTask], Field(min_length=1)]
     concurrent: Count = 0
@@ -149,12 +140,11 @@ class Dag(FlowableBase):
         return {"tasks": [node.task for node in self.tasks], **super().child_lists()}
 
 
-@register
 class Subflow(TaskBase):
     """Start an execution of another flow, optionally waiting for its end."""
 
     TYPE = "io.kestra.plugin.core.flow.Subflow"
-    ALIASES = ("Subflow",)
+    ALIASES = ("Subflow", "io.kestra.core.tasks.flows.Subflow")
 
     namespace: Text
     flowId: Text  # noqa: N815 - Kestra's field name
@@ -168,12 +158,11 @@ class Subflow(TaskBase):
     scheduleDate: Text | None = None  # noqa: N815
 
 
-@register
 class Pause(FlowableBase):
     """Pause the execution until resumed, or until ``pauseDuration`` passes."""
 
     TYPE = "io.kestra.plugin.core.flow.Pause"
-    ALIASES = ("Pause",)
+    ALIASES = ("Pause", "io.kestra.core.tasks.flows.Pause")
 
     delay: DynDuration | None = None
     pauseDuration: DynDuration | None = None  # noqa: N815
@@ -205,12 +194,11 @@ class Pause(FlowableBase):
         return {**lists, **super().child_lists()}
 
 
-@register
 class AllowFailure(FlowableBase):
     """Run tasks; a failure among them ends this task in WARNING."""
 
     TYPE = "io.kestra.plugin.core.flow.AllowFailure"
-    ALIASES = ("AllowFailure",)
+    ALIASES = ("AllowFailure", "io.kestra.core.tasks.flows.AllowFailure")
 
     tasks: TaskList
 
@@ -225,12 +213,11 @@ class WorkingDirectoryCache(StrictModel):
     ttl: DynDuration | None = None
 
 
-@register
 class WorkingDirectory(FlowableBase):
     """Run tasks in one shared directory, so files pass between them."""
 
     TYPE = "io.kestra.plugin.core.flow.WorkingDirectory"
-    ALIASES = ("WorkingDirectory",)
+    ALIASES = ("WorkingDirectory", "io.kestra.core.tasks.flows.WorkingDirectory")
 
     tasks: TaskList
     cache: WorkingDirectoryCache | None = None
@@ -249,7 +236,6 @@ class CheckFrequency(StrictModel):
     interval: DynDuration = "PT1S"
 
 
-@register
 class WaitFor(FlowableBase):
     """Repeat tasks until ``condition`` renders true."""
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from controlplane.domain.fields import DynBool, DynDuration, StrictModel, Text
-from controlplane.domain.tasktypes.base import TaskBase, register
+from controlplane.domain.tasktypes.base import TaskBase
 
 
 class HttpOptions(StrictModel):
@@ -20,7 +20,6 @@ class HttpOptions(StrictModel):
     allowFailed: DynBool = False  # noqa: N815
 
 
-@register
 class Request(TaskBase):
     """Send one HTTP request; outputs the status code, headers and body."""
 

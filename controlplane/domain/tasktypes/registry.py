@@ -1,28 +1,99 @@
-"""The discriminated union of every registered task model.
+"""The plugin registry: every task type, read from the ``flowplane.plugins`` entry points.
 
-Importing this module imports every task family, so the table in ``base`` is
-complete, then builds ``Task`` and resolves the forward references of models
-that nest tasks.
+Each entry point of the group names a module attribute holding task types: a
+class, or a list or tuple of them (``controlplane.plugins.core:PLUGINS``).
+Flowplane's own families register exactly as a third-party package does, so
+the validator, the schemas, the API and the docs see one table.
+
+The domain imports no plugin module by name: it reads the entry points, and
+the plugin modules import the domain (docs/plugins.md, "Layers"). Loading
+happens once, when this module is first imported; it then builds ``Task``,
+the discriminated union every flow model nests.
 """
 
 from __future__ import annotations
 
 import difflib
+import sys
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
 from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, Discriminator, Tag
 
 from controlplane.domain.fields import StrictModel
-from controlplane.domain.tasktypes import core, flowable, http, scripts
+from controlplane.domain.tasktypes import flowable
 from controlplane.domain.tasktypes.base import (
     TASK_ALIASES,
     TASK_TYPES,
     FlowableBase,
     TaskBase,
     canonical_type,
+    register,
 )
 
-_FAMILIES = (core, flowable, http, scripts)
+ENTRY_POINT_GROUP = "flowplane.plugins"
+# The distribution whose entry points carry the first-party families.
+FIRST_PARTY = "flowplane"
+
+
+@dataclass(frozen=True)
+class PluginOrigin:
+    """Where a task type came from: its entry point and the package that declares it."""
+
+    family: str
+    distribution: str
+    entry_point: str
+
+
+PLUGIN_ORIGINS: dict[str, PluginOrigin] = {}
+
+
+def _classes(loaded: Any, where: str) -> list[type[TaskBase]]:
+    items = list(loaded) if isinstance(loaded, list | tuple) else [loaded]
+    for item in items:
+        if not (isinstance(item, type) and issubclass(item, TaskBase)):
+            msg = f"entry point {where} yields {item!r}, not a TaskBase subclass"
+            raise TypeError(msg)
+    return items
+
+
+def _entry_points() -> list[EntryPoint]:
+    seen: set[tuple[str, str]] = set()
+    found = []
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        # An editable install can list the same distribution twice.
+        if (point.name, point.value) not in seen:
+            seen.add((point.name, point.value))
+            found.append(point)
+    return found
+
+
+def load_plugins() -> None:
+    """Register every task type the installed ``flowplane.plugins`` entry points declare.
+
+    A plugin that fails to import or declares a clashing type name stops the
+    load with an error naming the entry point: a flow validated without it
+    would fail later, at run time, with a vaguer message.
+    """
+    points = _entry_points()
+    if not any(p.dist is not None and p.dist.name == FIRST_PARTY for p in points):
+        msg = (
+            "flowplane's own task types are not registered: its entry points are missing "
+            "(reinstall the package, e.g. `pip install -e .`)"
+        )
+        raise RuntimeError(msg)
+    for point in points:
+        where = f"{point.name} = {point.value}"
+        try:
+            loaded = point.load()
+        except Exception as exc:
+            msg = f"plugin entry point {where} failed to load: {exc}"
+            raise RuntimeError(msg) from exc
+        distribution = point.dist.name if point.dist is not None else "?"
+        for cls in _classes(loaded, where):
+            register(cls)
+            PLUGIN_ORIGINS[cls.TYPE] = PluginOrigin(point.name, distribution, point.value)
 
 
 def _task_tag(value: Any) -> str | None:
@@ -39,11 +110,34 @@ def _build_union() -> Any:
     return Annotated[Union[members], Discriminator(_task_tag)]  # noqa: UP007 - built at run time
 
 
-Task: Any = _build_union()
+def _nesting_models() -> list[type[BaseModel]]:
+    """Every model whose fields may name ``Task``, each after the models it builds on."""
+    models: list[type[BaseModel]] = [FlowableBase, flowable.DagTask]
+    for cls in TASK_TYPES.values():
+        # Bases first: a subclass inherits the fields its spec base resolved.
+        models.extend(base for base in reversed(cls.__mro__) if issubclass(base, TaskBase))
+    return list(dict.fromkeys(models))
 
-_NESTING: list[type[BaseModel]] = [*TASK_TYPES.values(), FlowableBase, flowable.DagTask]
-for _model in _NESTING:
-    _model.model_rebuild(_types_namespace={"Task": Task})
+
+def _rebuild(task_union: Any) -> None:
+    """Resolve ``Task`` in every nesting model.
+
+    A type subclassing a spec whose fields were still forward references
+    re-reads them in its own module, so the names of every spec module are
+    offered too (``TaskList`` of ``flowable``, say).
+    """
+    models = _nesting_models()
+    names: dict[str, Any] = {}
+    for model in models:
+        names.update(vars(sys.modules[model.__module__]))
+    names["Task"] = task_union
+    for model in models:
+        model.model_rebuild(_types_namespace=names)
+
+
+load_plugins()
+Task: Any = _build_union()
+_rebuild(Task)
 
 
 def suggest_task_type(name: str) -> str | None:
@@ -80,9 +174,10 @@ def _iter_children(task: TaskBase, path: tuple[str | int, ...]) -> Any:
 
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
+    "PLUGIN_ORIGINS",
     "TASK_ALIASES",
     "TASK_TYPES",
-    "BaseModel",
     "StrictModel",
     "Task",
     "TaskBase",

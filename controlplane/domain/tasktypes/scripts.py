@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Discriminator, Field, Tag, field_validator, model_validator
 
 from controlplane.domain.fields import DynBool, DynDuration, StrictModel, Text
-from controlplane.domain.tasktypes.base import TaskBase, register
+from controlplane.domain.tasktypes.base import TaskBase
 
 PROCESS_RUNNER = "io.kestra.plugin.core.runner.Process"
 # Kestra's Enterprise plugin name; the older open-source name and the short one are aliases.
@@ -179,7 +179,6 @@ class _Script(_ScriptTask):
     script: Text
 
 
-@register
 class ShellCommands(_Commands):
     """Run shell commands (``/bin/sh -c`` by default)."""
 
@@ -187,7 +186,6 @@ class ShellCommands(_Commands):
     ALIASES = ("shell.Commands",)
 
 
-@register
 class ShellScript(_Script):
     """Run a shell script."""
 
@@ -195,7 +193,6 @@ class ShellScript(_Script):
     ALIASES = ("shell.Script",)
 
 
-@register
 class PythonCommands(_Commands):
     """Run commands with a Python interpreter on the PATH."""
 
@@ -203,7 +200,6 @@ class PythonCommands(_Commands):
     ALIASES = ("python.Commands",)
 
 
-@register
 class PythonScript(_Script):
     """Run a Python script."""
 

@@ -1,27 +1,30 @@
-"""Files in a task's working directory: LocalFiles, WorkingDirectory's files, log files."""
+"""LocalFiles, and writing and collecting files in a working directory."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlmodel import Session
-
-from controlplane.domain.tasktypes import TaskBase, core
-from controlplane.store import executions as store
-from controlplane.store.db import as_utc
-from controlplane.tasks.context import RunContext, TaskFailedError
+from controlplane.domain.tasktypes import core
+from controlplane.plugins.api import RunContext, TaskFailedError
 
 
-def run_local_files(task: core.LocalFiles, run: RunContext) -> dict[str, Any]:
-    """Write ``inputs`` into the working directory and collect ``outputs`` as ``uris``."""
-    write_files(run.working_dir, run.render(task.inputs) if task.inputs is not None else None)
-    patterns = [str(run.render(p)) for p in task.outputs or []]
-    store = run.working_dir.parent / "output-files" / task.id
-    return {"uris": collect_files(run.working_dir, patterns, store)}
+class LocalFiles(core.LocalFiles):
+    """Write files into, and collect files from, a WorkingDirectory."""
+
+    OUTPUTS: ClassVar[Mapping[str, str]] = {"uris": "the collected files, by name"}
+
+    def run(self, context: RunContext) -> dict[str, Any]:
+        """Write ``inputs`` into the working directory and collect ``outputs`` as ``uris``."""
+        inputs = context.render(self.inputs) if self.inputs is not None else None
+        write_files(context.working_dir, inputs)
+        patterns = [str(context.render(p)) for p in self.outputs or []]
+        kept = context.working_dir.parent / "output-files" / self.id
+        return {"uris": collect_files(context.working_dir, patterns, kept)}
 
 
 def write_files(directory: Path, files: Any) -> list[str]:
@@ -68,19 +71,3 @@ def collect_files(directory: Path, patterns: list[str], store: Path) -> dict[str
                 shutil.copyfileobj(reader, writer)
             found[name] = str(destination)
     return found
-
-
-def write_log_file(task: TaskBase, run: RunContext) -> str:
-    """Write this task run's log lines to a file (Kestra's ``logToFile``); return its path.
-
-    The lines are read back from the execution's log, so they are masked and
-    filtered by ``logLevel`` exactly as the log shows them.
-    """
-    run_id = str(run.render("{{ taskrun.id }}"))
-    with Session(run.engine) as session:
-        rows = [r for r in store.logs_of(session, run.execution.id) if r.task_run_id == run_id]
-    path = run.working_dir.parent / "logs" / f"{task.id}-{run_id}.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"{as_utc(r.timestamp).isoformat()} {r.level} {r.message}\n" for r in rows]
-    path.write_text("".join(lines), encoding="utf-8")
-    return str(path)

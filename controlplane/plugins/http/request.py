@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import httpx
 
 from controlplane.domain.durations import parse_duration
 from controlplane.domain.tasktypes import http
-from controlplane.tasks.context import RunContext, TaskFailedError
+from controlplane.plugins.api import RunContext, TaskFailedError
 
 _DEFAULT_TIMEOUT = 60.0
+
+
+class Request(http.Request):
+    """Send one HTTP request; outputs the status code, headers and body."""
+
+    OUTPUTS: ClassVar[Mapping[str, str]] = {
+        "code": "the status code",
+        "headers": "the response headers (each a list of values)",
+        "body": "the response body as text",
+        "uri": "the final URL, after redirects",
+    }
+
+    def run(self, context: RunContext) -> dict[str, Any]:
+        """Send the request (``run_request``)."""
+        return run_request(self, context)
 
 
 def run_request(task: http.Request, run: RunContext) -> dict[str, Any]:

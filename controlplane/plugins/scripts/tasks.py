@@ -11,14 +11,63 @@ from typing import Any
 
 from controlplane.domain.durations import parse_duration
 from controlplane.domain.tasktypes import scripts
+from controlplane.plugins.api import RunContext, TaskFailedError
 from controlplane.runners import kubernetes
 from controlplane.runners.process import ProcessResult, run_process
 from controlplane.runners.sandbox import Sandbox, SandboxError
-from controlplane.tasks.context import RunContext, TaskFailedError
 
 _ScriptTask = (
     scripts.ShellCommands | scripts.ShellScript | scripts.PythonCommands | scripts.PythonScript
 )
+_OUTPUTS = {
+    "exitCode": "the exit code of the script",
+    "vars": 'values the script printed as ::{"outputs": {...}}:: lines',
+    "outputFiles": "files matching outputFiles, by name",
+}
+
+
+class ShellCommands(scripts.ShellCommands):
+    """Run shell commands in the script sandbox."""
+
+    OUTPUTS = _OUTPUTS
+    SANDBOX = True
+
+    def run(self, context: RunContext) -> dict[str, Any]:
+        """Run the commands (``run_script``)."""
+        return run_script(self, context)
+
+
+class ShellScript(scripts.ShellScript):
+    """Run a shell script in the script sandbox."""
+
+    OUTPUTS = _OUTPUTS
+    SANDBOX = True
+
+    def run(self, context: RunContext) -> dict[str, Any]:
+        """Run the script (``run_script``)."""
+        return run_script(self, context)
+
+
+class PythonCommands(scripts.PythonCommands):
+    """Run Python commands in the script sandbox."""
+
+    OUTPUTS = _OUTPUTS
+    SANDBOX = True
+
+    def run(self, context: RunContext) -> dict[str, Any]:
+        """Run the commands (``run_script``)."""
+        return run_script(self, context)
+
+
+class PythonScript(scripts.PythonScript):
+    """Run a Python script in the script sandbox."""
+
+    OUTPUTS = _OUTPUTS
+    SANDBOX = True
+
+    def run(self, context: RunContext) -> dict[str, Any]:
+        """Run the script (``run_script``)."""
+        return run_script(self, context)
 
 
 def _argv(task: _ScriptTask, run: RunContext, python: str) -> tuple[list[str], Path | None]:
