@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -15,6 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from controlplane.cli import app
+from tests import live_server
+from tests.live_server import free_port
 from tests.services.test_gitops import commit, git
 
 REFERENCING_FLOW = """\
@@ -68,12 +68,6 @@ def test_version() -> None:
 ADMIN = "fpt_cli-test-admin"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def server_process(
     data_dir: Path, *extra: str, env_extra: dict[str, str] | None = None
@@ -93,26 +87,10 @@ def server_process(
     }
     command = [str(Path(sys.executable).parent / "flowplane"), "server", "--port", str(port)]
     command += ["--data-dir", str(data_dir), "--workers", "0", *extra]
-    log = (data_dir.parent / f"server-{port}.log").open("w")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail((data_dir.parent / f"server-{port}.log").read_text())
-            time.sleep(0.1)
+    log_path = data_dir.parent / f"server-{port}.log"
+    with live_server.server_process(command, env, log_path, probe=f"{url}/healthz", seconds=60):
         yield url
-    finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
 
 
 def api(url: str) -> httpx.Client:

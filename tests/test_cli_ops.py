@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import socket
 import stat
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,14 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 import structlog
-import uvicorn
 import yaml
 from typer.testing import CliRunner
 
 from controlplane.api import create_app
 from controlplane.cli import app
-from controlplane.settings import Settings
 from tests.conftest import ADMIN_TOKEN, bearer
+from tests.live_server import live_settings, serve_in_thread
 from tests.services.test_gitops import commit, git
 
 runner = CliRunner()
@@ -54,41 +51,17 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # The server logs from this process; keep its lines out of the CLI output under test.
     saved = structlog.get_config()
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.__stderr__))
-    data_dir = tmp_path_factory.mktemp("live")
-    application = create_app(
-        Settings(
-            database_url=f"sqlite:///{data_dir / 'flowplane.db'}",
-            data_dir=data_dir,
-            admin_token=ADMIN_TOKEN,
-            workers=1,
-            scheduler=False,
-            poll_sources=False,
-        )
-    )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(application, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the live server did not start")
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=url, headers=bearer(ADMIN_TOKEN)) as admin:
-        for flow_id, body in (("hello", HELLO), ("broken", BROKEN)):
-            answer = admin.put(
-                f"/api/v1/flows/cli.ops/{flow_id}",
-                content=body,
-                headers={"Content-Type": "application/x-yaml"},
-            )
-            assert answer.status_code in {200, 201}, answer.text
-    yield url
-    server.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
+    application = create_app(live_settings(tmp_path_factory.mktemp("live"), workers=1))
+    with serve_in_thread(application) as url:
+        with httpx.Client(base_url=url, headers=bearer(ADMIN_TOKEN)) as admin:
+            for flow_id, body in (("hello", HELLO), ("broken", BROKEN)):
+                answer = admin.put(
+                    f"/api/v1/flows/cli.ops/{flow_id}",
+                    content=body,
+                    headers={"Content-Type": "application/x-yaml"},
+                )
+                assert answer.status_code in {200, 201}, answer.text
+        yield url
     structlog.configure(**saved)
 
 

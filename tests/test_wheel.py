@@ -13,13 +13,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.test_cli import free_port
+from tests import live_server
+from tests.live_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN = "fpt_wheel-admin"
@@ -74,21 +74,11 @@ def test_wheel_installs_alone_and_serves_a_flow_run(tmp_path: Path) -> None:
         "FLOWPLANE_SCHEDULER": "false",
     }
     command = [venv / "bin" / "flowplane", "server", "--port", str(port), "--data-dir", data]
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen([str(c) for c in command], env=server_env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail((tmp_path / "server.log").read_text())
-            time.sleep(0.2)
+    log_path = tmp_path / "server.log"
+    with live_server.server_process(
+        [str(c) for c in command], server_env, log_path, probe=f"{url}/healthz", seconds=90
+    ):
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN}"}) as api:
             put = api.put(
                 "/api/v1/flows/wheel.check/hello",
@@ -108,7 +98,3 @@ def test_wheel_installs_alone_and_serves_a_flow_run(tmp_path: Path) -> None:
         )
         assert ran.returncode == 0, ran.stdout + ran.stderr
         assert "SUCCESS" in ran.stdout
-    finally:
-        server.terminate()
-        server.wait(30)
-        log.close()

@@ -10,7 +10,7 @@ server reads as gone (404), so Terraform drops it from state and plans a new one
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controlplane.terraform_provider.framework import (
     UNKNOWN,
@@ -20,8 +20,10 @@ from controlplane.terraform_provider.framework import (
     Kind,
     State,
 )
-from controlplane.terraform_provider.objects import TerraformObject
-from controlplane.terraform_provider.reporting import reporting
+from controlplane.terraform_provider.objects import ServerResource
+
+if TYPE_CHECKING:
+    from controlplane.terraform_provider.client import FlowplaneClient
 
 _ROLES = ("viewer", "editor", "reviewer", "admin")
 _REPLACES = "Changing it replaces the token."
@@ -104,13 +106,19 @@ def _same_instant(a: str, b: object) -> bool:
         return False
 
 
-class ApiTokenResource(TerraformObject):
-    """Create, read, revoke and import for ``flowplane_api_token``."""
+class ApiTokenResource(ServerResource):
+    """Create, read, revoke and import for ``flowplane_api_token``.
+
+    ``tf`` calls ``plan`` unchanged: every change replaces the token.
+    """
 
     NAME = "api_token"
     DESCRIPTION = "A Flowplane API token with a role and namespace scopes."
     FIELDS = API_TOKEN_FIELDS
-    SERVER_TRACKED = True
+    LABEL = "API token"
+    IDENTITY = ("id",)
+    MISSING = "live token"
+    DELETE_VERB = "revoke"
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         """The role is one of four words and expires_at an RFC 3339 time with an offset."""
@@ -133,32 +141,17 @@ class ApiTokenResource(TerraformObject):
                     path=["expires_at"],
                 )
 
-    def plan(self, ctx: Context, current: State | None, planned: State) -> State:
-        """`tf`'s hook, left as is: every change replaces the token."""
-        del ctx, current
-        return planned
-
-    def create(self, ctx: Context, planned: State) -> State | None:
+    def put(self, client: FlowplaneClient, planned: State, current: State | None) -> State | None:
         """POST the token and keep the secret the answer shows once."""
-        name = planned["name"]
-        with reporting(ctx.diagnostics, f"create API token {name}"):
-            body: dict[str, Any] = {"name": name, "role": planned["role"]}
-            namespaces = planned.get("namespaces")
-            if namespaces is not None and namespaces is not UNKNOWN:
-                body["namespaces"] = namespaces
-            if planned.get("expires_at") is not None:
-                body["expires_at"] = planned["expires_at"]
-            created = self.provider.require_client().create_token(body)
-            return token_state(created, created["token"], planned)
-        return None
-
-    def read(self, ctx: Context, current: State) -> State | None:
-        """The token's metadata; None (create a new one) once it is revoked or deleted."""
-        token_id = current["id"]
-        with reporting(ctx.diagnostics, f"read API token {current.get('name')}"):
-            body = self.provider.require_client().get_token(token_id)
-            return None if body is None else token_state(body, current.get("token"), current)
-        return current
+        del current
+        body: dict[str, Any] = {"name": planned["name"], "role": planned["role"]}
+        namespaces = planned.get("namespaces")
+        if namespaces is not None and namespaces is not UNKNOWN:
+            body["namespaces"] = namespaces
+        if planned.get("expires_at") is not None:
+            body["expires_at"] = planned["expires_at"]
+        created = client.create_token(body)
+        return token_state(created, created["token"], planned)
 
     def update(self, ctx: Context, current: State, planned: State) -> State | None:
         """Never called: every configurable attribute replaces the token."""
@@ -169,24 +162,18 @@ class ApiTokenResource(TerraformObject):
         )
         return planned
 
-    def delete(self, ctx: Context, current: State) -> None:
-        """Revoke the token; one already revoked is not an error."""
-        with reporting(ctx.diagnostics, f"revoke API token {current.get('name')}"):
-            self.provider.require_client().delete_token(current["id"])
+    def describe(self, state: State) -> str:
+        """Tokens are named by their ``name``: the id is not what users wrote."""
+        return str(state.get("name"))
 
-    def import_(self, ctx: Context, resource_id: str) -> State | None:
-        """``terraform import flowplane_api_token.x tok_…``; the secret stays unknown (null)."""
-        with reporting(ctx.diagnostics, f"import API token {resource_id}"):
-            body = self.provider.require_client().get_token(resource_id)
-            if body is None:
-                ctx.diagnostics.add_error(
-                    f"import API token {resource_id}: no such live token on the server"
-                )
-                return None
-            return token_state(body, None, None)
-        return None
+    def fetch(self, client: FlowplaneClient, identity: State) -> dict[str, Any] | None:
+        """The token's metadata; None once it is revoked or deleted (a new one is made)."""
+        return client.get_token(identity["id"])
 
-    def upgrade(self, ctx: Context, version: int, old: State) -> State:
-        """Schema version 0 is the only one so far: the state is kept as is."""
-        del ctx, version
-        return old
+    def remove(self, client: FlowplaneClient, identity: State) -> None:
+        """Revoke the token."""
+        client.delete_token(identity["id"])
+
+    def to_state(self, body: dict[str, Any], prior: State | None) -> State:
+        """``token_state``; the secret carried over from ``prior`` (null after an import)."""
+        return token_state(body, (prior or {}).get("token"), prior)

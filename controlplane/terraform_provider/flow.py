@@ -19,7 +19,7 @@ Plan-time behaviour, which is where Terraform users feel a provider:
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controlplane.terraform_provider.errors import ApiError, Problem
 from controlplane.terraform_provider.framework import (
@@ -28,27 +28,28 @@ from controlplane.terraform_provider.framework import (
     Diagnostics,
     State,
 )
-from controlplane.terraform_provider.objects import TerraformObject
+from controlplane.terraform_provider.objects import ServerResource
 from controlplane.terraform_provider.reporting import reporting
 from controlplane.terraform_provider.schemas import FLOW_FIELDS, flow_state, with_etag
+
+if TYPE_CHECKING:
+    from controlplane.terraform_provider.client import FlowplaneClient
 
 # The server decides these on a write. Even a PUT of content it already holds
 # (a no-op) keeps the existing revision and origin, so they are never predicted.
 _SERVER_DERIVED = ("revision", "spec_sha256", "origin", "etag")
 
 
-class FlowResource(TerraformObject):
+class FlowResource(ServerResource):
     """CRUD, plan and import for ``flowplane_flow``."""
 
     NAME = "flow"
     DESCRIPTION = "A Kestra-compatible flow stored in Flowplane."
     FIELDS = FLOW_FIELDS
-    SERVER_TRACKED = True
-
-    def plan(self, ctx: Context, current: State | None, planned: State) -> State:
-        """`tf`'s hook, left as is: ``PlanningServicer`` calls ``modify_plan`` instead."""
-        del ctx, current
-        return planned
+    LABEL = "flow"
+    IDENTITY = ("namespace", "flow_id")
+    MISSING = "flow"
+    IMPORT_EXAMPLE = "flowplane_flow.backup platform.ops/backup"
 
     def modify_plan(
         self, ctx: Context, prior: State | None, planned: State, config: State
@@ -110,60 +111,38 @@ class FlowResource(TerraformObject):
             return with_etag(flow_state(body, content), body)
         return None
 
-    def read(self, ctx: Context, current: State) -> State | None:
-        """The live flow; None (recreate) when it was deleted on the server."""
-        namespace, flow_id = current["namespace"], current["flow_id"]
-        with reporting(ctx.diagnostics, f"read flow {namespace}/{flow_id}"):
-            body = self.provider.require_client().get_flow(namespace, flow_id)
-            if body is None:
-                return None
-            content = body["content"]
-            if content != current.get("content") and body["spec_sha256"] == current.get(
-                "spec_sha256"
-            ):
-                # Same normalized flow: only comments, quoting or layout differ.
-                content = current["content"]
-            return with_etag(flow_state(body, content), body)
-        return current
-
     def update(self, ctx: Context, current: State, planned: State) -> State | None:
         """PUT the new content if the flow is as last read; namespace and id replace."""
-        namespace, flow_id = planned["namespace"], planned["flow_id"]
-        with reporting(ctx.diagnostics, f"update flow {namespace}/{flow_id}", ["content"]):
-            client = self.provider.require_client()
-            body = client.put_flow(
-                namespace, flow_id, planned["content"], if_match=current.get("etag")
-            )
-            return with_etag(flow_state(body, None), body)
-        return None
+        return self.write(
+            ctx, "update", planned, lambda client: self.put(client, planned, current), ["content"]
+        )
 
-    def delete(self, ctx: Context, current: State) -> None:
+    def put(self, client: FlowplaneClient, planned: State, current: State | None) -> State | None:
+        """PUT the content, conditional on the ETag read last."""
+        body = client.put_flow(
+            planned["namespace"],
+            planned["flow_id"],
+            planned["content"],
+            if_match=(current or {}).get("etag"),
+        )
+        return with_etag(flow_state(body, None), body)
+
+    def fetch(self, client: FlowplaneClient, identity: State) -> dict[str, Any] | None:
+        """The live flow, or None (deleted on the server)."""
+        return client.get_flow(identity["namespace"], identity["flow_id"])
+
+    def remove(self, client: FlowplaneClient, identity: State) -> None:
         """DELETE; the server keeps the history behind a tombstone revision."""
-        namespace, flow_id = current["namespace"], current["flow_id"]
-        with reporting(ctx.diagnostics, f"delete flow {namespace}/{flow_id}"):
-            self.provider.require_client().delete_flow(namespace, flow_id)
+        client.delete_flow(identity["namespace"], identity["flow_id"])
 
-    def import_(self, ctx: Context, resource_id: str) -> State | None:
-        """``terraform import flowplane_flow.x <namespace>/<flow_id>``."""
-        namespace, _, flow_id = resource_id.rpartition("/")
-        if not namespace or not flow_id:
-            ctx.diagnostics.add_error(
-                f"import flow {resource_id!r}: expected <namespace>/<flow_id>",
-                "For example: terraform import flowplane_flow.backup platform.ops/backup",
-            )
-            return None
-        with reporting(ctx.diagnostics, f"import flow {resource_id}"):
-            body = self.provider.require_client().get_flow(namespace, flow_id)
-            if body is None:
-                ctx.diagnostics.add_error(f"import flow {resource_id}: no such flow on the server")
-                return None
-            return with_etag(flow_state(body, None), body)
-        return None
-
-    def upgrade(self, ctx: Context, version: int, old: State) -> State:
-        """Schema version 0 is the only one so far: the state is kept as is."""
-        del ctx, version
-        return old
+    def to_state(self, body: dict[str, Any], prior: State | None) -> State:
+        """The server's flow; ``prior``'s content kept when it differs only cosmetically."""
+        prior = prior or {}
+        content = body["content"]
+        if content != prior.get("content") and body["spec_sha256"] == prior.get("spec_sha256"):
+            # Same normalized flow: only comments, quoting or layout differ.
+            content = prior["content"]
+        return with_etag(flow_state(body, content), body)
 
     def _identity(self, planned: State) -> tuple[str, str]:
         """Namespace and id: planned when known, else read from the content now."""

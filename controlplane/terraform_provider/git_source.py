@@ -23,7 +23,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controlplane.terraform_provider.framework import (
     UNKNOWN,
@@ -33,9 +33,18 @@ from controlplane.terraform_provider.framework import (
     Kind,
     State,
 )
-from controlplane.terraform_provider.objects import TerraformObject
-from controlplane.terraform_provider.reporting import reporting
-from controlplane.terraform_provider.validators import SOURCE_ID, git_url, in_range, one_of
+from controlplane.terraform_provider.objects import ServerResource
+from controlplane.terraform_provider.validators import (
+    SOURCE_ID,
+    both_set,
+    check_write_only_version,
+    git_url,
+    in_range,
+    one_of,
+)
+
+if TYPE_CHECKING:
+    from controlplane.terraform_provider.client import FlowplaneClient
 
 _APPROVAL_POLICIES = ("auto", "approval")
 # Attributes the API accepts in a PUT; every other attribute is the server's.
@@ -225,37 +234,25 @@ def source_body(planned: State) -> dict[str, Any]:
     return body
 
 
-class GitSourceResource(TerraformObject):
+class GitSourceResource(ServerResource):
     """CRUD, plan and import for ``flowplane_git_source``."""
 
     NAME = "git_source"
     DESCRIPTION = "A Git repository whose flows Flowplane keeps active."
     FIELDS = GIT_SOURCE_FIELDS
-    SERVER_TRACKED = True
+    LABEL = "Git source"
+    IDENTITY = ("id",)
+    MISSING = "source"
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         """The fields' checks; then at most one secret, and a version with the write-only one."""
         super().validate(diags, type_name, config)
-        secret, secret_wo = config.get("webhook_secret"), config.get("webhook_secret_wo")
-        if secret is not None and secret_wo is not None:
-            diags.add_error(
-                "Set only one of webhook_secret and webhook_secret_wo",
-                "They are two ways to give the webhook secret; webhook_secret_wo is never "
-                "stored in state.",
-                path=["webhook_secret"],
-            )
-        elif secret_wo is not None and config.get("webhook_secret_wo_version") is None:
-            diags.add_error(
-                "webhook_secret_wo needs webhook_secret_wo_version",
-                "Terraform cannot see a write-only value change; bump webhook_secret_wo_version "
-                "(e.g. 1, then 2) to write a new one.",
-                path=["webhook_secret_wo_version"],
-            )
-
-    def plan(self, ctx: Context, current: State | None, planned: State) -> State:
-        """`tf`'s hook, left as is: ``PlanningServicer`` calls ``modify_plan`` instead."""
-        del ctx, current
-        return planned
+        detail = (
+            "They are two ways to give the webhook secret; webhook_secret_wo is never "
+            "stored in state."
+        )
+        if not both_set(diags, config, ("webhook_secret", "webhook_secret_wo"), detail):
+            check_write_only_version(diags, config, "webhook_secret")
 
     def modify_plan(
         self, ctx: Context, prior: State | None, planned: State, config: State
@@ -283,72 +280,43 @@ class GitSourceResource(TerraformObject):
 
     def create(self, ctx: Context, planned: State) -> State | None:
         """PUT a new source; one that already exists is refused, so adoption stays explicit."""
-        source_id = planned["id"]
-        with reporting(ctx.diagnostics, f"create Git source {source_id}"):
-            client = self.provider.require_client()
-            if client.get_source(source_id) is not None:
-                ctx.diagnostics.add_error(
-                    f"create Git source {source_id}: it already exists on the server",
-                    "To manage it with Terraform, import it: "
-                    f"terraform import flowplane_git_source.<name> {source_id}",
-                )
-                return None
-            body = client.put_source(source_id, source_body(planned))
-            return _state_after_write(body, planned)
-        return None
+        return self.write(ctx, "create", planned, lambda client: self._create(ctx, client, planned))
 
-    def read(self, ctx: Context, current: State) -> State | None:
-        """The source as the server has it; None (recreate) when it is gone."""
-        source_id = current["id"]
-        with reporting(ctx.diagnostics, f"read Git source {source_id}"):
-            body = self.provider.require_client().get_source(source_id)
-            if body is None:
-                return None
-            if body["version"] == current.get("version"):
-                return source_state(
-                    body, current.get("webhook_secret"), current.get("webhook_secret_wo_version")
-                )
-            # Changed outside Terraform: whether the secret was part of it is
-            # unknowable, so both records of it are forgotten and rewritten.
-            return source_state(body, None, None)
-        return current
-
-    def update(self, ctx: Context, current: State, planned: State) -> State | None:
-        """PUT every attribute, conditional on the ETag read last."""
+    def _create(self, ctx: Context, client: FlowplaneClient, planned: State) -> State | None:
         source_id = planned["id"]
-        with reporting(ctx.diagnostics, f"update Git source {source_id}"):
-            body = self.provider.require_client().put_source(
-                source_id, source_body(planned), if_match=current.get("etag")
+        if client.get_source(source_id) is not None:
+            ctx.diagnostics.add_error(
+                f"create Git source {source_id}: it already exists on the server",
+                "To manage it with Terraform, import it: "
+                f"terraform import flowplane_git_source.<name> {source_id}",
             )
-            return _state_after_write(body, planned)
-        return None
+            return None
+        return self.put(client, planned, None)
 
-    def delete(self, ctx: Context, current: State) -> None:
+    def put(self, client: FlowplaneClient, planned: State, current: State | None) -> State | None:
+        """PUT every attribute, conditional on the ETag read last (none on create)."""
+        body = client.put_source(
+            planned["id"], source_body(planned), if_match=(current or {}).get("etag")
+        )
+        return source_state(
+            body, planned.get("webhook_secret"), planned.get("webhook_secret_wo_version")
+        )
+
+    def fetch(self, client: FlowplaneClient, identity: State) -> dict[str, Any] | None:
+        """The source (never its webhook secret), or None."""
+        return client.get_source(identity["id"])
+
+    def remove(self, client: FlowplaneClient, identity: State) -> None:
         """DELETE: syncing stops; the flows it synced stay live and are released."""
-        source_id = current["id"]
-        with reporting(ctx.diagnostics, f"delete Git source {source_id}"):
-            self.provider.require_client().delete_source(source_id)
+        client.delete_source(identity["id"])
 
-    def import_(self, ctx: Context, resource_id: str) -> State | None:
-        """``terraform import flowplane_git_source.x <id>``."""
-        with reporting(ctx.diagnostics, f"import Git source {resource_id}"):
-            body = self.provider.require_client().get_source(resource_id)
-            if body is None:
-                ctx.diagnostics.add_error(
-                    f"import Git source {resource_id}: no such source on the server"
-                )
-                return None
-            # The webhook secret cannot be read: the next apply writes the configured one.
-            return source_state(body, None)
-        return None
-
-    def upgrade(self, ctx: Context, version: int, old: State) -> State:
-        """Schema version 0 is the only one so far: the state is kept as is."""
-        del ctx, version
-        return old
-
-
-def _state_after_write(body: dict[str, Any], planned: State) -> State:
-    return source_state(
-        body, planned.get("webhook_secret"), planned.get("webhook_secret_wo_version")
-    )
+    def to_state(self, body: dict[str, Any], prior: State | None) -> State:
+        """The server's source; the webhook secret kept while the version did not move."""
+        prior = prior or {}
+        if body["version"] == prior.get("version"):
+            return source_state(
+                body, prior.get("webhook_secret"), prior.get("webhook_secret_wo_version")
+            )
+        # Changed outside Terraform (or imported): whether the secret was part
+        # of it is unknowable, so both records of it are forgotten and rewritten.
+        return source_state(body, None, None)

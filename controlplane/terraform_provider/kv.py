@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controlplane.terraform_provider.framework import (
     UNKNOWN,
@@ -26,22 +26,18 @@ from controlplane.terraform_provider.framework import (
     Kind,
     State,
 )
-from controlplane.terraform_provider.objects import TerraformObject
-from controlplane.terraform_provider.reporting import reporting
-from controlplane.terraform_provider.validators import KV_KEY, NAMESPACE_NAME, one_of
+from controlplane.terraform_provider.objects import ServerResource, with_pair_id
+from controlplane.terraform_provider.schemas import namespace_field
+from controlplane.terraform_provider.validators import KV_KEY, one_of
+
+if TYPE_CHECKING:
+    from controlplane.terraform_provider.client import FlowplaneClient
 
 _TYPES = ("STRING", "JSON")
 
 KV_FIELDS = (
     Field("id", Kind.STRING, "`<namespace>/<key>`.", computed=True),
-    Field(
-        "namespace",
-        Kind.STRING,
-        "Dotted namespace name, e.g. `platform.ops`. Changing it replaces the entry.",
-        required=True,
-        requires_replace=True,
-        validators=(NAMESPACE_NAME,),
-    ),
+    namespace_field("entry"),
     Field(
         "key",
         Kind.STRING,
@@ -114,13 +110,20 @@ def _same_json(text: object, server: Any) -> bool:
         return False
 
 
-class KvResource(TerraformObject):
-    """CRUD, plan and import for ``flowplane_kv``."""
+class KvResource(ServerResource):
+    """CRUD, plan and import for ``flowplane_kv``.
+
+    A PUT creates or overwrites the entry (a KV key has no owner); an entry
+    gone or expired reads as None, so Terraform recreates it.
+    """
 
     NAME = "kv"
     DESCRIPTION = "An entry of a namespace's key-value store (Kestra's KV store)."
     FIELDS = KV_FIELDS
-    SERVER_TRACKED = True
+    LABEL = "KV"
+    IDENTITY = ("namespace", "key")
+    MISSING = "key"
+    IMPORT_EXAMPLE = "flowplane_kv.region platform.ops/region"
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         """The fields' checks; a JSON value must parse."""
@@ -136,70 +139,29 @@ class KvResource(TerraformObject):
                     path=["value"],
                 )
 
-    def plan(self, ctx: Context, current: State | None, planned: State) -> State:
-        """`tf`'s hook, left as is: ``PlanningServicer`` calls ``modify_plan`` instead."""
-        del ctx, current
-        return planned
-
     def modify_plan(
         self, ctx: Context, prior: State | None, planned: State, config: State
     ) -> State:
         """The id follows namespace and key, so it is known in the plan."""
         del ctx, prior, config
-        namespace, key = planned.get("namespace"), planned.get("key")
-        known = isinstance(namespace, str) and isinstance(key, str)
-        return {**planned, "id": f"{namespace}/{key}" if known else UNKNOWN}
+        return with_pair_id(planned, "namespace", "key")
 
-    def create(self, ctx: Context, planned: State) -> State | None:
-        """PUT the entry; an existing one is overwritten (a KV key has no owner)."""
-        return self._put(ctx, "create", planned)
+    def fetch(self, client: FlowplaneClient, identity: State) -> dict[str, Any] | None:
+        """The entry, or None."""
+        return client.get_kv(identity["namespace"], identity["key"])
 
-    def read(self, ctx: Context, current: State) -> State | None:
-        """The entry as the server has it; None (recreate) when it is gone or expired."""
-        namespace, key = current["namespace"], current["key"]
-        with reporting(ctx.diagnostics, f"read KV {namespace}/{key}"):
-            body = self.provider.require_client().get_kv(namespace, key)
-            return None if body is None else kv_state(body, current)
-        return current
+    def remove(self, client: FlowplaneClient, identity: State) -> None:
+        """DELETE the entry."""
+        client.delete_kv(identity["namespace"], identity["key"])
 
-    def update(self, ctx: Context, current: State, planned: State) -> State | None:
+    def to_state(self, body: dict[str, Any], prior: State | None) -> State:
+        """``kv_state``."""
+        return kv_state(body, prior)
+
+    def put(self, client: FlowplaneClient, planned: State, current: State | None) -> State | None:
         """PUT the configured value and description."""
         del current
-        return self._put(ctx, "update", planned)
-
-    def delete(self, ctx: Context, current: State) -> None:
-        """DELETE the entry; one already gone is not an error."""
-        namespace, key = current["namespace"], current["key"]
-        with reporting(ctx.diagnostics, f"delete KV {namespace}/{key}"):
-            self.provider.require_client().delete_kv(namespace, key)
-
-    def import_(self, ctx: Context, resource_id: str) -> State | None:
-        """``terraform import flowplane_kv.x <namespace>/<key>``."""
-        namespace, _, key = resource_id.rpartition("/")
-        if not namespace or not key:
-            ctx.diagnostics.add_error(
-                f"import KV {resource_id!r}: expected <namespace>/<key>",
-                "For example: terraform import flowplane_kv.region platform.ops/region",
-            )
-            return None
-        with reporting(ctx.diagnostics, f"import KV {resource_id}"):
-            body = self.provider.require_client().get_kv(namespace, key)
-            if body is None:
-                ctx.diagnostics.add_error(f"import KV {resource_id}: no such key on the server")
-                return None
-            return kv_state(body, None)
-        return None
-
-    def upgrade(self, ctx: Context, version: int, old: State) -> State:
-        """Schema version 0 is the only one so far: the state is kept as is."""
-        del ctx, version
-        return old
-
-    def _put(self, ctx: Context, action: str, planned: State) -> State | None:
-        namespace, key = planned["namespace"], planned["key"]
-        with reporting(ctx.diagnostics, f"{action} KV {namespace}/{key}"):
-            body = self.provider.require_client().put_kv(
-                namespace, key, kv_value(planned), planned.get("description")
-            )
-            return kv_state(body, planned)
-        return None
+        body = client.put_kv(
+            planned["namespace"], planned["key"], kv_value(planned), planned.get("description")
+        )
+        return kv_state(body, planned)

@@ -10,9 +10,10 @@ server after the plan is never overwritten.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from controlplane.terraform_provider.framework import UNKNOWN, Context, Diagnostics, State
-from controlplane.terraform_provider.objects import TerraformObject
-from controlplane.terraform_provider.reporting import reporting
+from controlplane.terraform_provider.objects import ServerResource
 from controlplane.terraform_provider.schemas import (
     NAMESPACE_FIELDS,
     namespace_body,
@@ -21,16 +22,21 @@ from controlplane.terraform_provider.schemas import (
     with_etag,
 )
 
+if TYPE_CHECKING:
+    from controlplane.terraform_provider.client import FlowplaneClient
+
 _WRITABLE = ("description", "labels", "variables", "allowed_namespaces")
 
 
-class NamespaceResource(TerraformObject):
+class NamespaceResource(ServerResource):
     """CRUD and import for ``flowplane_namespace``."""
 
     NAME = "namespace"
     DESCRIPTION = "A Flowplane namespace and its metadata."
     FIELDS = NAMESPACE_FIELDS
-    SERVER_TRACKED = True
+    LABEL = "namespace"
+    IDENTITY = ("name",)
+    MISSING = "namespace"
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         """Each ``allowed_namespaces`` entry is a namespace name or glob, as the API requires.
@@ -51,11 +57,6 @@ class NamespaceResource(TerraformObject):
                     path=["allowed_namespaces", (index,)],
                 )
 
-    def plan(self, ctx: Context, current: State | None, planned: State) -> State:
-        """`tf`'s hook, left as is: ``PlanningServicer`` calls ``modify_plan`` instead."""
-        del ctx, current
-        return planned
-
     def modify_plan(
         self, ctx: Context, prior: State | None, planned: State, config: State
     ) -> State:
@@ -66,51 +67,24 @@ class NamespaceResource(TerraformObject):
             planned["etag"] = UNKNOWN
         return planned
 
-    def create(self, ctx: Context, planned: State) -> State | None:
-        """PUT the namespace; one created implicitly by a flow is adopted."""
-        name = planned["name"]
-        with reporting(ctx.diagnostics, f"create namespace {name}"):
-            body = self.provider.require_client().put_namespace(name, namespace_body(planned))
-            return with_etag(namespace_state(body, planned), body)
-        return None
+    def fetch(self, client: FlowplaneClient, identity: State) -> dict[str, Any] | None:
+        """The namespace, or None."""
+        return client.get_namespace(identity["name"])
 
-    def read(self, ctx: Context, current: State) -> State | None:
-        """The namespace as the server has it; None (recreate) when it is gone."""
-        name = current["name"]
-        with reporting(ctx.diagnostics, f"read namespace {name}"):
-            body = self.provider.require_client().get_namespace(name)
-            return None if body is None else with_etag(namespace_state(body, current), body)
-        return current
-
-    def update(self, ctx: Context, current: State, planned: State) -> State | None:
-        """PUT replaces every attribute at once, if the namespace is as last read."""
-        name = planned["name"]
-        with reporting(ctx.diagnostics, f"update namespace {name}"):
-            body = self.provider.require_client().put_namespace(
-                name, namespace_body(planned), if_match=current.get("etag")
-            )
-            return with_etag(namespace_state(body, planned), body)
-        return None
-
-    def delete(self, ctx: Context, current: State) -> None:
+    def remove(self, client: FlowplaneClient, identity: State) -> None:
         """DELETE; the server refuses while the namespace still holds flows."""
-        name = current["name"]
-        with reporting(ctx.diagnostics, f"delete namespace {name}"):
-            self.provider.require_client().delete_namespace(name)
+        client.delete_namespace(identity["name"])
 
-    def import_(self, ctx: Context, resource_id: str) -> State | None:
-        """``terraform import flowplane_namespace.x <name>``."""
-        with reporting(ctx.diagnostics, f"import namespace {resource_id}"):
-            body = self.provider.require_client().get_namespace(resource_id)
-            if body is None:
-                ctx.diagnostics.add_error(
-                    f"import namespace {resource_id}: no such namespace on the server"
-                )
-                return None
-            return with_etag(namespace_state(body, None), body)
-        return None
+    def to_state(self, body: dict[str, Any], prior: State | None) -> State:
+        """``namespace_state`` with the ETag."""
+        return with_etag(namespace_state(body, prior), body)
 
-    def upgrade(self, ctx: Context, version: int, old: State) -> State:
-        """Schema version 0 is the only one so far: the state is kept as is."""
-        del ctx, version
-        return old
+    def put(self, client: FlowplaneClient, planned: State, current: State | None) -> State | None:
+        """PUT replaces every attribute at once, if the namespace is as last read.
+
+        On create there is no ETag: one created implicitly by a flow is adopted.
+        """
+        body = client.put_namespace(
+            planned["name"], namespace_body(planned), if_match=(current or {}).get("etag")
+        )
+        return with_etag(namespace_state(body, planned), body)

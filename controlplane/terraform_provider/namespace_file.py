@@ -17,8 +17,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from controlplane.terraform_provider.errors import ApiError
 from controlplane.terraform_provider.framework import (
     UNKNOWN,
     Context,
@@ -28,20 +29,18 @@ from controlplane.terraform_provider.framework import (
     State,
     unknown_or_none,
 )
-from controlplane.terraform_provider.objects import TerraformObject
-from controlplane.terraform_provider.reporting import reporting
-from controlplane.terraform_provider.validators import NAMESPACE_NAME, file_path
+from controlplane.terraform_provider.objects import ServerResource, with_pair_id
+from controlplane.terraform_provider.schemas import namespace_field
+from controlplane.terraform_provider.validators import both_set, file_path
+
+if TYPE_CHECKING:
+    from controlplane.terraform_provider.client import FlowplaneClient
+
+_ONE_WAY = "They are two ways to give the file."
 
 NAMESPACE_FILE_FIELDS = (
     Field("id", Kind.STRING, "`<namespace>/<path>`.", computed=True),
-    Field(
-        "namespace",
-        Kind.STRING,
-        "Dotted namespace name, e.g. `platform.ops`. Changing it replaces the file.",
-        required=True,
-        requires_replace=True,
-        validators=(NAMESPACE_NAME,),
-    ),
+    namespace_field("file"),
     Field(
         "path",
         Kind.STRING,
@@ -111,13 +110,16 @@ def _as_content(data: bytes, *, prefer_text: bool) -> tuple[str | None, str | No
     return None, base64.b64encode(data).decode()
 
 
-class NamespaceFileResource(TerraformObject):
+class NamespaceFileResource(ServerResource):
     """CRUD, plan and import for ``flowplane_namespace_file``."""
 
     NAME = "namespace_file"
     DESCRIPTION = "A file in a namespace (Kestra's namespace files), which flows can read."
     FIELDS = NAMESPACE_FILE_FIELDS
-    SERVER_TRACKED = True
+    LABEL = "namespace file"
+    IDENTITY = ("namespace", "path")
+    MISSING = "file"
+    IMPORT_EXAMPLE = "flowplane_namespace_file.etl platform.ops/scripts/etl.py"
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         """The fields' checks; exactly one of ``content`` and ``content_base64``, valid base64."""
@@ -129,98 +131,55 @@ class NamespaceFileResource(TerraformObject):
                 'content takes text (file("...")); content_base64 takes bytes (filebase64("...")).',
                 path=["content"],
             )
-        elif content is not None and encoded is not None:
-            diags.add_error(
-                "Set only one of content and content_base64",
-                "They are two ways to give the file.",
-                path=["content_base64"],
-            )
-        elif not unknown_or_none(encoded) and file_bytes(config) is None:
+        elif (
+            not both_set(diags, config, ("content", "content_base64"), _ONE_WAY, "content_base64")
+            and not unknown_or_none(encoded)
+            and file_bytes(config) is None
+        ):
             diags.add_error(
                 "content_base64 is not valid base64",
                 "Use filebase64() or base64encode().",
                 path=["content_base64"],
             )
 
-    def plan(self, ctx: Context, current: State | None, planned: State) -> State:
-        """`tf`'s hook, left as is: ``PlanningServicer`` calls ``modify_plan`` instead."""
-        del ctx, current
-        return planned
-
     def modify_plan(
         self, ctx: Context, prior: State | None, planned: State, config: State
     ) -> State:
         """The id, sha256 and size follow the configuration, so the plan knows them."""
         del ctx, prior, config
-        namespace, path = planned.get("namespace"), planned.get("path")
-        known = isinstance(namespace, str) and isinstance(path, str)
         data = file_bytes(planned)
         return {
-            **planned,
-            "id": f"{namespace}/{path}" if known else UNKNOWN,
+            **with_pair_id(planned, "namespace", "path"),
             "sha256": UNKNOWN if data is None else hashlib.sha256(data).hexdigest(),
             "size": UNKNOWN if data is None else len(data),
         }
 
-    def create(self, ctx: Context, planned: State) -> State | None:
-        """PUT the file; an existing one is overwritten."""
-        return self._put(ctx, "create", planned)
+    def fetch(self, client: FlowplaneClient, identity: State) -> dict[str, Any] | None:
+        """The file with its bytes, or None."""
+        return client.get_file(identity["namespace"], identity["path"])
 
-    def read(self, ctx: Context, current: State) -> State | None:
-        """The file as the server has it; None (recreate) when it is gone."""
-        namespace, path = current["namespace"], current["path"]
-        with reporting(ctx.diagnostics, f"read namespace file {namespace}/{path}"):
-            body = self.provider.require_client().get_file(namespace, path)
-            return None if body is None else file_state(body, current)
-        return current
+    def remove(self, client: FlowplaneClient, identity: State) -> None:
+        """DELETE the file."""
+        client.delete_file(identity["namespace"], identity["path"])
 
-    def update(self, ctx: Context, current: State, planned: State) -> State | None:
-        """PUT the configured content."""
-        del current
-        return self._put(ctx, "update", planned)
+    def to_state(self, body: dict[str, Any], prior: State | None) -> State:
+        """``file_state``."""
+        return file_state(body, prior)
 
-    def delete(self, ctx: Context, current: State) -> None:
-        """DELETE the file; one already gone is not an error."""
-        namespace, path = current["namespace"], current["path"]
-        with reporting(ctx.diagnostics, f"delete namespace file {namespace}/{path}"):
-            self.provider.require_client().delete_file(namespace, path)
-
-    def import_(self, ctx: Context, resource_id: str) -> State | None:
-        """``terraform import flowplane_namespace_file.x <namespace>/<path>``."""
+    def import_identity(self, resource_id: str) -> State | None:
+        """The first ``/`` ends the namespace: the path may hold more."""
         namespace, _, path = resource_id.partition("/")
-        if not namespace or not path:
-            ctx.diagnostics.add_error(
-                f"import namespace file {resource_id!r}: expected <namespace>/<path>",
-                "For example: terraform import flowplane_namespace_file.etl "
-                "platform.ops/scripts/etl.py",
-            )
-            return None
-        with reporting(ctx.diagnostics, f"import namespace file {resource_id}"):
-            body = self.provider.require_client().get_file(namespace, path)
-            if body is None:
-                ctx.diagnostics.add_error(
-                    f"import namespace file {resource_id}: no such file on the server"
-                )
-                return None
-            return file_state(body, None)
-        return None
+        return {"namespace": namespace, "path": path} if namespace and path else None
 
-    def upgrade(self, ctx: Context, version: int, old: State) -> State:
-        """Schema version 0 is the only one so far: the state is kept as is."""
-        del ctx, version
-        return old
-
-    def _put(self, ctx: Context, action: str, planned: State) -> State | None:
+    def put(self, client: FlowplaneClient, planned: State, current: State | None) -> State | None:
+        """PUT the configured content; an existing file is overwritten."""
+        del current
         namespace, path = planned["namespace"], planned["path"]
-        with reporting(ctx.diagnostics, f"{action} namespace file {namespace}/{path}"):
-            content, encoded = planned.get("content"), planned.get("content_base64")
-            request = {"content": content} if content is not None else {"content_base64": encoded}
-            client = self.provider.require_client()
-            client.put_file(namespace, path, request)
-            # The PUT answers metadata; state keeps the configured content.
-            body = client.get_file(namespace, path)
-            if body is None:
-                ctx.diagnostics.add_error(f"{action} namespace file {namespace}/{path}: vanished")
-                return None
-            return file_state(body, planned)
-        return None
+        content, encoded = planned.get("content"), planned.get("content_base64")
+        request = {"content": content} if content is not None else {"content_base64": encoded}
+        client.put_file(namespace, path, request)
+        # The PUT answers metadata; state keeps the configured content.
+        body = client.get_file(namespace, path)
+        if body is None:
+            raise ApiError("vanished")
+        return file_state(body, planned)

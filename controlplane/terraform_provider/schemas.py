@@ -45,6 +45,19 @@ _ETAG = (
     "the server after the plan is refused (HTTP 412) instead of overwritten."
 )
 
+
+def namespace_field(thing: str) -> Field:
+    """The required ``namespace`` of an object that lives in one; a change replaces ``thing``."""
+    return Field(
+        "namespace",
+        Kind.STRING,
+        f"{_NAME} Changing it replaces the {thing}.",
+        required=True,
+        requires_replace=True,
+        validators=(NAMESPACE_NAME,),
+    )
+
+
 NAMESPACE_FIELDS = (
     Field("id", Kind.STRING, "The namespace's name.", computed=True),
     Field(
@@ -148,14 +161,7 @@ EXECUTION_DATA_FIELDS = (
 
 SECRET_FIELDS = (
     Field("id", Kind.STRING, "`<namespace>/<key>`.", computed=True),
-    Field(
-        "namespace",
-        Kind.STRING,
-        f"{_NAME} Changing it replaces the secret.",
-        required=True,
-        requires_replace=True,
-        validators=(NAMESPACE_NAME,),
-    ),
+    namespace_field("secret"),
     Field(
         "key",
         Kind.STRING,

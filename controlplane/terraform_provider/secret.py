@@ -19,24 +19,32 @@ state (see docs/terraform.md); it is marked sensitive, so plans redact it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from controlplane.terraform_provider.framework import (
     UNKNOWN,
     Context,
     Diagnostics,
     State,
 )
-from controlplane.terraform_provider.objects import TerraformObject
-from controlplane.terraform_provider.reporting import reporting
+from controlplane.terraform_provider.objects import ServerResource, with_pair_id
 from controlplane.terraform_provider.schemas import SECRET_FIELDS, secret_state
+from controlplane.terraform_provider.validators import both_set, check_write_only_version
+
+if TYPE_CHECKING:
+    from controlplane.terraform_provider.client import FlowplaneClient
 
 
-class NamespaceSecretResource(TerraformObject):
+class NamespaceSecretResource(ServerResource):
     """CRUD, plan and import for ``flowplane_namespace_secret``."""
 
     NAME = "namespace_secret"
     DESCRIPTION = "A namespace secret; the server never returns its value."
     FIELDS = SECRET_FIELDS
-    SERVER_TRACKED = True
+    LABEL = "secret"
+    IDENTITY = ("namespace", "key")
+    MISSING = "secret"
+    IMPORT_EXAMPLE = "flowplane_namespace_secret.db platform.ops/DB_PASSWORD"
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         """The fields' checks; then exactly one of ``value`` and ``value_wo``."""
@@ -48,33 +56,17 @@ class NamespaceSecretResource(TerraformObject):
                 "value_wo is write-only and never stored in state; value is stored in state.",
                 path=["value_wo"],
             )
-        elif value is not None and value_wo is not None:
-            diags.add_error(
-                "Set only one of value and value_wo",
-                "They are two ways to give the value.",
-                path=["value"],
-            )
-        elif value_wo is not None and config.get("value_wo_version") is None:
-            diags.add_error(
-                "value_wo needs value_wo_version",
-                "Terraform cannot see a write-only value change; bump value_wo_version "
-                "(e.g. 1, then 2) to write a new one.",
-                path=["value_wo_version"],
-            )
-
-    def plan(self, ctx: Context, current: State | None, planned: State) -> State:
-        """`tf`'s hook, left as is: ``PlanningServicer`` calls ``modify_plan`` instead."""
-        del ctx, current
-        return planned
+        elif not both_set(
+            diags, config, ("value", "value_wo"), "They are two ways to give the value."
+        ):
+            check_write_only_version(diags, config, "value")
 
     def modify_plan(
         self, ctx: Context, prior: State | None, planned: State, config: State
     ) -> State:
         """The id follows namespace and key; a write may change the version."""
         del ctx, config
-        namespace, key = planned.get("namespace"), planned.get("key")
-        known = isinstance(namespace, str) and isinstance(key, str)
-        planned = {**planned, "id": f"{namespace}/{key}" if known else UNKNOWN}
+        planned = with_pair_id(planned, "namespace", "key")
         if prior is None or any(
             planned.get(name) != prior.get(name)
             for name in ("value", "description", "value_wo_version")
@@ -83,69 +75,31 @@ class NamespaceSecretResource(TerraformObject):
             planned["version"] = UNKNOWN
         return planned
 
-    def create(self, ctx: Context, planned: State) -> State | None:
-        """PUT the secret; an existing one is overwritten with the configured value."""
-        namespace, key = planned["namespace"], planned["key"]
-        with reporting(ctx.diagnostics, f"create secret {namespace}/{key}"):
-            return self._put(planned)
-        return None
+    def fetch(self, client: FlowplaneClient, identity: State) -> dict[str, Any] | None:
+        """The secret's metadata, or None."""
+        return client.get_secret(identity["namespace"], identity["key"])
 
-    def read(self, ctx: Context, current: State) -> State | None:
-        """The server's metadata; a new version means the value changed out of band."""
-        namespace, key = current["namespace"], current["key"]
-        with reporting(ctx.diagnostics, f"read secret {namespace}/{key}"):
-            body = self.provider.require_client().get_secret(namespace, key)
-            if body is None:
-                return None
-            value = current.get("value") if body["version"] == current.get("version") else None
-            return secret_state(body, value, current.get("value_wo_version"))
-        return current
+    def remove(self, client: FlowplaneClient, identity: State) -> None:
+        """DELETE the secret."""
+        client.delete_secret(identity["namespace"], identity["key"])
 
-    def update(self, ctx: Context, current: State, planned: State) -> State | None:
-        """PUT the configured value and description."""
+    def to_state(self, body: dict[str, Any], prior: State | None) -> State:
+        """A new version means the value changed out of band, so it is forgotten.
+
+        After an import the value is unknown too: the next apply writes the
+        configured one.
+        """
+        prior = prior or {}
+        value = prior.get("value") if body["version"] == prior.get("version") else None
+        return secret_state(body, value, prior.get("value_wo_version"))
+
+    def put(self, client: FlowplaneClient, planned: State, current: State | None) -> State | None:
+        """PUT the configured value and description; an existing secret is overwritten."""
         del current
-        namespace, key = planned["namespace"], planned["key"]
-        with reporting(ctx.diagnostics, f"update secret {namespace}/{key}"):
-            return self._put(planned)
-        return None
-
-    def delete(self, ctx: Context, current: State) -> None:
-        """DELETE the secret; one already gone is not an error."""
-        namespace, key = current["namespace"], current["key"]
-        with reporting(ctx.diagnostics, f"delete secret {namespace}/{key}"):
-            self.provider.require_client().delete_secret(namespace, key)
-
-    def import_(self, ctx: Context, resource_id: str) -> State | None:
-        """``terraform import flowplane_namespace_secret.x <namespace>/<key>``."""
-        namespace, _, key = resource_id.rpartition("/")
-        if not namespace or not key:
-            ctx.diagnostics.add_error(
-                f"import secret {resource_id!r}: expected <namespace>/<key>",
-                "For example: terraform import "
-                "flowplane_namespace_secret.db platform.ops/DB_PASSWORD",
-            )
-            return None
-        with reporting(ctx.diagnostics, f"import secret {resource_id}"):
-            body = self.provider.require_client().get_secret(namespace, key)
-            if body is None:
-                ctx.diagnostics.add_error(
-                    f"import secret {resource_id}: no such secret on the server"
-                )
-                return None
-            # The value cannot be read: the next apply writes the configured one.
-            return secret_state(body, None)
-        return None
-
-    def upgrade(self, ctx: Context, version: int, old: State) -> State:
-        """Schema version 0 is the only one so far: the state is kept as is."""
-        del ctx, version
-        return old
-
-    def _put(self, planned: State) -> State:
         # value_wo is in ``planned`` only during apply: PlanningServicer puts
         # it there from the configuration and nulls it in what is returned.
         value: str = planned.get("value") or planned["value_wo"]
-        body = self.provider.require_client().put_secret(
+        body = client.put_secret(
             planned["namespace"], planned["key"], value, planned.get("description")
         )
         return secret_state(body, planned.get("value"), planned.get("value_wo_version"))

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from controlplane.domain.fields import FLOW_ID_PATTERN, NAMESPACE_PATTERN
+
+if TYPE_CHECKING:
+    from controlplane.terraform_provider.framework import Diagnostics, State
 
 Problem = tuple[str, str]
 Validator = Callable[[object], Problem | None]
@@ -160,3 +164,29 @@ def named(what: str, validator: Validator) -> Validator:
         return f"{what}{summary[summary.index(' ') :]}", detail
 
     return check
+
+
+# Cross-field checks, run by a resource's ``validate`` on the whole configuration.
+
+
+def both_set(
+    diags: Diagnostics, config: State, pair: tuple[str, str], detail: str, on: str | None = None
+) -> bool:
+    """Report both of ``pair`` set (on the attribute ``on``, the first by default); whether so."""
+    first, second = pair
+    if config.get(first) is None or config.get(second) is None:
+        return False
+    diags.add_error(f"Set only one of {first} and {second}", detail, path=[on or first])
+    return True
+
+
+def check_write_only_version(diags: Diagnostics, config: State, attribute: str) -> None:
+    """``<attribute>_wo`` needs ``<attribute>_wo_version``: only its change makes a write."""
+    version = f"{attribute}_wo_version"
+    if config.get(f"{attribute}_wo") is not None and config.get(version) is None:
+        diags.add_error(
+            f"{attribute}_wo needs {version}",
+            f"Terraform cannot see a write-only value change; bump {version} "
+            "(e.g. 1, then 2) to write a new one.",
+            path=[version],
+        )

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -22,9 +19,9 @@ from controlplane.api import create_app
 from controlplane.services import executions as execution_service
 from controlplane.services.flows import Provenance, put_flow
 from controlplane.services.log_follow import LogNotifier
-from controlplane.settings import Settings
 from controlplane.store.tables import LogRow
 from tests.conftest import ADMIN_TOKEN, bearer
+from tests.live_server import live_settings, serve_in_thread
 
 FLOW = "id: tail\nnamespace: team.logs\ntasks:\n  - {id: p, type: Pause}\n"
 FOLLOWERS = 500
@@ -38,37 +35,14 @@ class Live:
     base: str
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def live(engine: Engine, tmp_path: Path) -> Iterator[Live]:
     """The API on a real uvicorn in a thread, with no embedded worker (runs stay QUEUED)."""
-    settings = Settings(
-        database_url=str(engine.url),
-        data_dir=tmp_path,
-        poll_sources=False,
-        scheduler=False,
-        admin_token=ADMIN_TOKEN,
-    )
+    settings = live_settings(tmp_path, database_url=str(engine.url))
     app = create_app(settings, engine=engine, workers=0)
     app.state.log_notifier = LogNotifier(engine, poll_seconds=0.1, per_owner=FOLLOWERS + 10)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", backlog=2048)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield Live(app, f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    thread.join(30)
+    with serve_in_thread(app, backlog=2048, lifespan="auto") as base:
+        yield Live(app, base)
 
 
 def _until(what: str, predicate: Callable[[], bool], seconds: float = 60) -> None:

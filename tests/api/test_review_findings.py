@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from controlplane.services.gitops import apply as apply_module
 from controlplane.services.gitops.plans import decide_plan, recover_plans
 from controlplane.store.tables import SQLModel
 from tests.conftest import bearer, token_headers
+from tests.helpers import commit, init_repo
 from tests.ui.ui_harness import csrf_of
 
 FLOW = "id: {id}\nnamespace: {ns}\ntasks:\n  - {{id: log, type: Log, message: {msg}}}\n"
@@ -25,43 +25,9 @@ def flow(ns: str = "team.a", flow_id: str = "autoflow", msg: str = "v1") -> str:
     return FLOW.format(id=flow_id, ns=ns, msg=msg)
 
 
-def git(repo: Path, *args: str, author: str = "Dana Dev", committer: str | None = None) -> str:
-    committer = committer or author
-    env = {
-        "GIT_AUTHOR_NAME": author,
-        "GIT_AUTHOR_EMAIL": f"{author.split(maxsplit=1)[0].lower()}@example.com",
-        "GIT_COMMITTER_NAME": committer,
-        "GIT_COMMITTER_EMAIL": f"{committer.split(maxsplit=1)[0].lower()}@example.com",
-        "HOME": str(repo),
-        "PATH": "/usr/bin:/bin",
-    }
-    done = subprocess.run(
-        ["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True
-    )
-    return done.stdout.strip()
-
-
-def commit(
-    repo: Path, files: dict[str, str | None], author: str = "Dana Dev", committer: str | None = None
-) -> str:
-    for name, content in files.items():
-        path = repo / name
-        if content is None:
-            path.unlink()
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", f"change by {author}", author=author, committer=committer)
-    return git(repo, "rev-parse", "HEAD")
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "flows-repo"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    return path
+    return init_repo(tmp_path)
 
 
 def source(client: TestClient, repo: Path, **policy: Any) -> None:

@@ -10,21 +10,17 @@ well under two minutes.
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import content_type_conformance, status_code_conformance
 
 from controlplane.api import create_app
 from controlplane.api.contract import CONTRACT
-from controlplane.settings import Settings
 from tests.conftest import ADMIN_TOKEN, bearer
+from tests.live_server import live_settings, serve_in_thread
 
 schema = schemathesis.openapi.from_dict(json.loads(CONTRACT.read_text(encoding="utf-8")))
 
@@ -36,36 +32,13 @@ EXAMPLES_PER_OPERATION = 8
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """uvicorn in a thread on a free port; SQLite in tmp, an admin token, no background work."""
-    data_dir = tmp_path_factory.mktemp("live")
-    app = create_app(
-        Settings(
-            database_url=f"sqlite:///{data_dir / 'flowplane.db'}",
-            data_dir=data_dir,
-            admin_token=ADMIN_TOKEN,
-            workers=0,
-            scheduler=False,
-            poll_sources=False,
-        )
-    )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    app = create_app(live_settings(tmp_path_factory.mktemp("live")))
     with pytest.MonkeyPatch.context() as patch:
         # A generated source URL must never reach the network: Git may only read files.
         patch.setenv("GIT_ALLOW_PROTOCOL", "file")
         patch.setenv("GIT_TERMINAL_PROMPT", "0")
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                pytest.fail("the live server did not start")
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-        server.should_exit = True
-        thread.join(timeout=30)
-    sock.close()
+        with serve_in_thread(app) as url:
+            yield url
 
 
 @schema.parametrize()

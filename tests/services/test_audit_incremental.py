@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from controlplane.store.audit import (
-    GENESIS,
-    event_hash,
     record_event,
     signer_from_identity,
     verify_chain,
@@ -17,6 +15,7 @@ from controlplane.store.audit import (
 )
 from controlplane.store.db import transaction
 from controlplane.store.tables import AuditEventRow
+from tests.helpers import rewrite_audit_chain
 
 SIGNER = signer_from_identity("AGE-SECRET-KEY-1TESTONLYTESTONLYTESTONLY")
 
@@ -92,25 +91,12 @@ def test_a_recomputed_chain_fails_the_quick_check(engine: Engine) -> None:
     _checkpoint(engine)
     _events(engine, 2, "b")
     # Rewrite history: edit an early event and recompute every hash after it.
-    with Session(engine) as session:
-        rows = session.exec(select(AuditEventRow).order_by(col(AuditEventRow.pk))).all()
-        prev = GENESIS
-        for n, row in enumerate(rows):
-            if n == 1:
-                row.actor = "mallory"
-            row.prev_hash = prev
-            row.hash = event_hash(
-                prev,
-                at=row.at.replace(tzinfo=None).isoformat(timespec="microseconds"),
-                actor=row.actor,
-                action=row.action,
-                target=row.target,
-                summary=row.summary,
-                request_id=row.request_id,
-            )
-            prev = row.hash
-            session.add(row)
-        session.commit()
+
+    def edit(index: int, row: AuditEventRow) -> None:
+        if index == 1:
+            row.actor = "mallory"
+
+    rewrite_audit_chain(engine, edit)
     with Session(engine) as session:
         links_only = verify_chain(session)  # no key: the links alone look fine
         report = verify_from_checkpoint(session, SIGNER)

@@ -31,6 +31,11 @@ def run(client: TestClient, ns: str, flow_id: str, **inputs: Any) -> dict[str, A
     return response.json()
 
 
+def task_runs(execution: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """An execution's task runs by task id."""
+    return {r["task_id"]: r for r in execution["task_runs"]}
+
+
 def logs(client: TestClient, execution_id: str) -> list[str]:
     return [
         line["message"] for line in client.get(f"/api/v1/executions/{execution_id}/logs").json()

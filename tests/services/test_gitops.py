@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import token_headers
+from tests.helpers import commit, git, init_repo
 
 BACKUP = """\
 id: backup
@@ -20,37 +20,9 @@ tasks:
 """
 
 
-def git(repo: Path, *args: str, author: str = "Dana Dev") -> str:
-    env = {
-        "GIT_AUTHOR_NAME": author,
-        "GIT_AUTHOR_EMAIL": f"{author.split(maxsplit=1)[0].lower()}@example.com",
-        "GIT_COMMITTER_NAME": author,
-        "GIT_COMMITTER_EMAIL": f"{author.split(maxsplit=1)[0].lower()}@example.com",
-        "HOME": str(repo),
-        "PATH": "/usr/bin:/bin",
-    }
-    result = subprocess.run(
-        ["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True
-    )
-    return result.stdout.strip()
-
-
-def commit(repo: Path, files: dict[str, str], message: str, author: str = "Dana Dev") -> str:
-    for name, content in files.items():
-        path = repo / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", message, author=author)
-    return git(repo, "rev-parse", "HEAD")
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "flows-repo"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    return path
+    return init_repo(tmp_path)
 
 
 def add_source(client: TestClient, repo: Path, **policy: object) -> None:

@@ -11,7 +11,8 @@ from sqlalchemy import Engine, text
 from controlplane.metrics import REGISTRY
 from controlplane.services.flows import Provenance, delete_flow, put_flow
 from tests.conftest import token_headers
-from tests.services.test_gitops import BACKUP, commit, git
+from tests.helpers import commit, git, init_repo
+from tests.services.test_gitops import BACKUP
 
 GIT = Provenance(origin="git:flows", actor="an operator with database access")
 
@@ -22,10 +23,7 @@ def flow(flow_id: str, message: str = "hello") -> str:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "flows-repo"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    return path
+    return init_repo(tmp_path)
 
 
 def test_drift_is_reported_and_self_heal_plans_the_corrections(

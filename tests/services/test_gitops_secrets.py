@@ -15,6 +15,7 @@ from sqlalchemy import Engine, text
 from controlplane.services.gitops.secret_files import encrypt_secret_map
 from controlplane.services.secrets import load_keyring
 from tests.conftest import token_headers
+from tests.helpers import init_repo
 from tests.services.test_gitops import commit, git, signed
 
 DB_PASSWORD = "pw-Zq81-4f7c-unique"  # noqa: S105 - a test value that must never leak
@@ -63,10 +64,7 @@ tasks:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "flows-repo"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    return path
+    return init_repo(tmp_path)
 
 
 def sealed(tmp_path: Path, values: dict[str, Any]) -> bytes:

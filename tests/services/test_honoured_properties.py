@@ -9,11 +9,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from controlplane.store.tables import ExecutionRow
-from tests.services.test_engine import logs, put_flow, run, wait_for_end
-
-
-def _runs(execution: dict) -> dict[str, dict]:
-    return {r["task_id"]: r for r in execution["task_runs"]}
+from tests.services.test_engine import logs, put_flow, run, task_runs, wait_for_end
 
 
 def test_timeout_stops_a_sleep_that_would_run_longer(client: TestClient) -> None:
@@ -40,7 +36,7 @@ def test_timeout_on_a_flowable_bounds_its_children(client: TestClient) -> None:
     )
     execution = run(client, "demo", "seq")
     assert execution["state"] == "FAILED"
-    assert "b" not in _runs(execution) or _runs(execution)["b"]["state"] != "SUCCESS"
+    assert "b" not in task_runs(execution) or task_runs(execution)["b"]["state"] != "SUCCESS"
 
 
 def test_flow_level_retry_is_the_default_for_tasks(client: TestClient) -> None:
@@ -52,7 +48,7 @@ def test_flow_level_retry_is_the_default_for_tasks(client: TestClient) -> None:
     )
     execution = run(client, "demo", "flaky")
     assert execution["state"] == "FAILED"
-    assert _runs(execution)["boom"]["attempt"] == 3
+    assert task_runs(execution)["boom"]["attempt"] == 3
 
 
 def test_retry_max_duration_ends_retries_early(client: TestClient) -> None:
@@ -64,7 +60,7 @@ def test_retry_max_duration_ends_retries_early(client: TestClient) -> None:
     )
     execution = run(client, "demo", "bounded")
     assert execution["state"] == "FAILED"
-    assert 1 < _runs(execution)["boom"]["attempt"] < 50
+    assert 1 < task_runs(execution)["boom"]["attempt"] < 50
     assert any("maxDuration" in line for line in logs(client, execution["id"]))
 
 
@@ -80,7 +76,7 @@ def test_warning_on_retry_turns_a_late_success_into_warning(client: TestClient) 
         "          - 'test -f marker && exit 0; touch marker; exit 1'\n",
     )
     execution = run(client, "demo", "late")
-    runs = _runs(execution)
+    runs = task_runs(execution)
     assert runs["second-time"]["attempt"] == 2
     assert runs["second-time"]["state"] == "WARNING"
     assert execution["state"] == "WARNING"
@@ -117,8 +113,8 @@ def test_allow_warning_turns_warning_into_success(client: TestClient) -> None:
         "      - {id: a, type: Fail, allowFailure: true}\n",
     )
     execution = run(client, "demo", "warned")
-    assert _runs(execution)["a"]["state"] == "WARNING"
-    assert _runs(execution)["group"]["state"] == "SUCCESS"
+    assert task_runs(execution)["a"]["state"] == "WARNING"
+    assert task_runs(execution)["group"]["state"] == "SUCCESS"
     assert execution["state"] == "SUCCESS"
 
 
@@ -167,7 +163,7 @@ def test_subflow_revision_labels_and_schedule_date(client: TestClient, engine: E
     )
     execution = run(client, "demo", "parent")
     assert execution["state"] == "SUCCESS", logs(client, execution["id"])
-    outputs = _runs(execution)["sub"]["outputs"]
+    outputs = task_runs(execution)["sub"]["outputs"]
     assert outputs["outputs"] == {"rev": "1"}
     child_run = client.get(f"/api/v1/executions/{outputs['executionId']}").json()
     assert child_run["flow_revision"] == 1
@@ -182,7 +178,7 @@ def test_subflow_revision_labels_and_schedule_date(client: TestClient, engine: E
     execution = run(client, "demo", "later")
     assert execution["state"] == "SUCCESS", logs(client, execution["id"])
     scheduled = client.get(
-        f"/api/v1/executions/{_runs(execution)['sub']['outputs']['executionId']}"
+        f"/api/v1/executions/{task_runs(execution)['sub']['outputs']['executionId']}"
     ).json()
     assert scheduled["state"] == "CREATED"  # waits for its date
 
@@ -218,7 +214,7 @@ def test_pause_tasks_run_after_the_resume(client: TestClient) -> None:
     final = wait_for_end(client, started["id"])
     assert final["state"] == "SUCCESS"
     assert "after-the-pause" in logs(client, started["id"])
-    assert _runs(final)["after"]["state"] == "SUCCESS"
+    assert task_runs(final)["after"]["state"] == "SUCCESS"
 
 
 def test_subflow_outputs_are_rendered_against_the_child(client: TestClient) -> None:

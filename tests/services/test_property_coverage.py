@@ -26,11 +26,7 @@ from controlplane.services.scheduler import Scheduler
 from controlplane.store import kv as kv_store
 from controlplane.store.tables import ExecutionRow
 from tests.domain.test_plan import active, desired, only
-from tests.services.test_engine import logs, put_flow, run, wait_for_end
-
-
-def _runs(execution: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {r["task_id"]: r for r in execution["task_runs"]}
+from tests.services.test_engine import logs, put_flow, run, task_runs, wait_for_end
 
 
 def _levels(client: TestClient, execution_id: str) -> dict[str, str]:
@@ -50,7 +46,7 @@ def test_disabled_task_does_not_run(client: TestClient) -> None:
     )
     execution = run(client, "demo", "off")
     assert execution["state"] == "SUCCESS"
-    assert "boom" not in _runs(execution)
+    assert "boom" not in task_runs(execution)
     assert "ran" in logs(client, execution["id"])
 
 
@@ -63,7 +59,7 @@ def test_run_if_false_skips_the_task(client: TestClient) -> None:
     )
     skipped = run(client, "demo", "maybe", go=False)
     assert skipped["state"] == "SUCCESS"
-    assert _runs(skipped)["boom"]["state"] == "SKIPPED"
+    assert task_runs(skipped)["boom"]["state"] == "SKIPPED"
     assert run(client, "demo", "maybe", go=True)["state"] == "FAILED"
 
 
@@ -76,7 +72,7 @@ def test_log_to_file_writes_the_task_log_lines_to_a_file(client: TestClient) -> 
     )
     execution = run(client, "demo", "log-to-file")
     assert execution["state"] == "SUCCESS"
-    runs = _runs(execution)
+    runs = task_runs(execution)
     written = Path(runs["hello"]["outputs"]["logFile"]).read_text(encoding="utf-8")
     assert "INFO Hello log-to-file" in written
     assert "not in a file" not in written
@@ -176,7 +172,7 @@ def test_output_values_are_rendered(client: TestClient) -> None:
         "  - {id: out, type: OutputValues, values: {greeting: 'hi {{ flow.id }}'}}\n",
     )
     execution = run(client, "demo", "outs")
-    assert _runs(execution)["out"]["outputs"] == {"values": {"greeting": "hi outs"}}
+    assert task_runs(execution)["out"]["outputs"] == {"values": {"greeting": "hi outs"}}
 
 
 def test_resume_finds_the_paused_run_by_flow_and_fills_its_on_resume(
@@ -199,7 +195,7 @@ def test_resume_finds_the_paused_run_by_flow_and_fills_its_on_resume(
     opener = run(client, "demo", "opener")
     assert opener["state"] == "SUCCESS", logs(client, opener["id"])
     final = wait_for_end(client, paused["id"])
-    assert _runs(final)["show"]["outputs"]["value"] == "yes from opener"
+    assert task_runs(final)["show"]["outputs"]["value"] == "yes from opener"
 
 
 def test_fetch_filters_by_tasks_id_level_and_flow(client: TestClient) -> None:
@@ -215,7 +211,7 @@ def test_fetch_filters_by_tasks_id_level_and_flow(client: TestClient) -> None:
         "    flowId: another-flow\n    allowFailure: true\n",
     )
     execution = run(client, "demo", "fetcher")
-    runs = _runs(execution)
+    runs = task_runs(execution)
     assert runs["fetch"]["outputs"]["size"] == 1
     lines = Path(runs["fetch"]["outputs"]["uri"]).read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["message"] for line in lines] == ["a-warn"]
@@ -249,7 +245,7 @@ def test_state_tasks_scope_loop_values_and_missing_documents(client: TestClient)
         " allowFailure: true}\n",
     )
     execution = run(client, "demo", "state-reader")
-    runs = _runs(execution)
+    runs = task_runs(execution)
     assert runs["shared"]["outputs"]["data"] == {"v": 1}
     assert runs["own"]["outputs"]["data"] == {}
     assert runs["whole"]["outputs"]["data"] == {"a": {"v": "a"}, "b": {"v": "b"}}
@@ -271,7 +267,7 @@ def test_kv_set_ttl_and_description(client: TestClient, engine: Engine) -> None:
     )
     execution = run(client, "demo", "kv-ttl")
     assert execution["state"] == "SUCCESS"
-    assert _runs(execution)["read"]["outputs"] == {"value": None}
+    assert task_runs(execution)["read"]["outputs"] == {"value": None}
     with Session(engine) as session:
         entry = kv_store.get_entry(session, "demo", "kept")
         assert entry is not None
@@ -290,8 +286,8 @@ def test_if_runs_then_or_else(client: TestClient) -> None:
         "    then: [{id: yes, type: Log, message: yes}]\n"
         "    else: [{id: no, type: Log, message: no}]\n",
     )
-    assert set(_runs(run(client, "demo", "branch", flag=True))) == {"choose", "yes"}
-    assert set(_runs(run(client, "demo", "branch", flag=False))) == {"choose", "no"}
+    assert set(task_runs(run(client, "demo", "branch", flag=True))) == {"choose", "yes"}
+    assert set(task_runs(run(client, "demo", "branch", flag=False))) == {"choose", "no"}
 
 
 def test_switch_runs_the_matching_case_or_defaults(client: TestClient) -> None:
@@ -302,8 +298,8 @@ def test_switch_runs_the_matching_case_or_defaults(client: TestClient) -> None:
         "    cases:\n      a: [{id: case-a, type: Log, message: a}]\n"
         "    defaults: [{id: fallback, type: Log, message: other}]\n",
     )
-    assert set(_runs(run(client, "demo", "switch", pick="a"))) == {"choose", "case-a"}
-    assert set(_runs(run(client, "demo", "switch", pick="z"))) == {"choose", "fallback"}
+    assert set(task_runs(run(client, "demo", "switch", pick="a"))) == {"choose", "case-a"}
+    assert set(task_runs(run(client, "demo", "switch", pick="z"))) == {"choose", "fallback"}
 
 
 # Fails when two copies run at once: the lock directory already exists.
@@ -352,7 +348,7 @@ def test_dag_runs_tasks_after_their_dependencies_within_concurrent(client: TestC
     )
     execution = run(client, "demo", "dag")
     assert execution["state"] == "SUCCESS", logs(client, execution["id"])
-    assert set(_runs(execution)) >= {"first", "second", "last"}
+    assert set(task_runs(execution)) >= {"first", "second", "last"}
 
 
 def test_allow_failure_task_ends_in_warning(client: TestClient) -> None:
@@ -364,7 +360,7 @@ def test_allow_failure_task_ends_in_warning(client: TestClient) -> None:
     )
     execution = run(client, "demo", "tolerant")
     assert execution["state"] == "WARNING"
-    assert _runs(execution)["try"]["state"] == "WARNING"
+    assert task_runs(execution)["try"]["state"] == "WARNING"
     assert "went on" in logs(client, execution["id"])
 
 
@@ -382,7 +378,7 @@ def test_subflow_transmit_failed_and_inherit_labels(client: TestClient) -> None:
         "  - {id: loud, type: Subflow, namespace: demo, flowId: child-fails}\n",
     )
     execution = run(client, "demo", "parent")
-    runs = _runs(execution)
+    runs = task_runs(execution)
     assert runs["quiet"]["state"] == "SUCCESS"
     assert runs["quiet"]["outputs"]["state"] == "FAILED"
     assert runs["loud"]["state"] == "FAILED"
@@ -458,7 +454,7 @@ def test_http_request_headers_form_content_type_options_and_allow_failed(
     finally:
         server.shutdown()
         server.server_close()
-    runs = _runs(execution)
+    runs = task_runs(execution)
     assert runs["text"]["outputs"]["body"] == "text/plain|abc|hi"
     assert runs["form"]["outputs"]["body"].endswith("|None|a=1")
     assert runs["stay"]["outputs"]["code"] == 302
@@ -493,7 +489,7 @@ def test_script_properties(client: TestClient) -> None:
     for expected in ("hi scripts before", "bash=yes", "reached", "sh-script", "42", "py-script"):
         assert expected in lines
     assert "never" not in lines
-    runs = _runs(execution)
+    runs = task_runs(execution)
     assert runs["stop"]["state"] == "WARNING"
     collected = runs["files"]["outputs"]["outputFiles"]["result.out"]
     assert Path(collected).read_text(encoding="utf-8").strip() == "from scripts"

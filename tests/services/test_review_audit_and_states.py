@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
-from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from controlplane.cli import app
 from controlplane.domain.plan_states import PlanStatus, allowed_targets, check_plan_transition
 from controlplane.errors import IllegalTransitionError
-from controlplane.store.audit import GENESIS, event_hash
 from controlplane.store.tables import AuditEventRow
+from tests.helpers import rewrite_audit_chain
 
 
 def _events(client: TestClient, count: int) -> None:
@@ -61,24 +60,12 @@ def test_a_rewritten_chain_is_detected_by_its_checkpoint(
 ) -> None:
     _events(client, 3)
     client.post("/api/v1/audit/checkpoints")
+
     # Rewrite every event (mallory everywhere) and recompute every hash: the links hold.
-    with Session(engine) as session:
-        prev = GENESIS
-        for row in session.exec(select(AuditEventRow).order_by(col(AuditEventRow.pk))).all():
-            row.actor = "mallory"
-            row.prev_hash = prev
-            row.hash = event_hash(
-                prev,
-                at=row.at.replace(tzinfo=None).isoformat(timespec="microseconds"),
-                actor=row.actor,
-                action=row.action,
-                target=row.target,
-                summary=row.summary,
-                request_id=row.request_id,
-            )
-            prev = row.hash
-            session.add(row)
-        session.commit()
+    def edit(_index: int, row: AuditEventRow) -> None:
+        row.actor = "mallory"
+
+    rewrite_audit_chain(engine, edit)
     status = client.get("/api/v1/audit/verify").json()
     assert status["valid"] is False
     assert status["reason"].startswith("rewritten")

@@ -12,10 +12,7 @@ lineage) runs at 1440. Screenshots go to test-artifacts/ui/.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +20,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, expect, sync_playwright
 
+from tests import live_server
+from tests.live_server import free_port
 from tests.ui.ui_harness import BREAKS, GATE, GREET, commit, make_repo, source_body
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -38,12 +37,6 @@ SLOW_GREET = GREET.replace(
     "  - id: check\n",
     "  - id: nap\n    type: io.kestra.plugin.core.flow.Sleep\n    duration: PT2S\n  - id: check\n",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -69,31 +62,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--data-dir",
         str(tmp_path / "data"),
     ]
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited: {(tmp_path / 'server.log').read_text()}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("the server did not become ready in 60 s")
-            time.sleep(0.2)
+    log_path = tmp_path / "server.log"
+    with live_server.server_process(command, env, log_path, probe=f"{url}/readyz", seconds=60):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")
