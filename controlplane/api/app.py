@@ -86,6 +86,9 @@ def create_app(
             service.stop()
         for worker in embedded:
             worker.stop()
+        reader = getattr(app.state, "read_engine", None)  # made on first read (api.auth)
+        if reader is not None and reader is not app_engine:
+            reader.dispose()
         if owns_engine:  # an engine handed in belongs to the caller
             app_engine.dispose()
 

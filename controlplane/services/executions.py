@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -524,27 +523,3 @@ def _cron_times(trigger: Schedule, start: datetime, end: datetime) -> list[datet
                 f"the backfill would create more than {MAX_BACKFILL} executions; split the interval"
             )
         times.append(moment.astimezone(UTC))
-
-
-def follow_logs(
-    engine: Engine, execution_id: str, *, after_pk: int | None, poll_seconds: float
-) -> Iterator[LogRow]:
-    """Yield the execution's log lines after ``after_pk``, then new ones as they come.
-
-    Ends once the execution is in a terminal state and every line written
-    before that has been yielded. No session is held between polls.
-    """
-    get_execution(engine, execution_id)  # NotFoundError before the first line
-    cursor = after_pk or 0
-    while True:
-        with Session(engine) as session:
-            # Read the state first: lines written before the end are then all read below.
-            execution = store.get_execution(session, execution_id)
-            ended = execution is None or State(execution.state) in TERMINAL
-            rows = list(store.logs_of(session, execution_id, after=cursor))
-        for row in rows:
-            cursor = row.pk or cursor
-            yield row
-        if ended:
-            return
-        time.sleep(poll_seconds)

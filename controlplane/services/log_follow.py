@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from anyio import to_thread
 from sqlalchemy import Engine
@@ -226,3 +227,11 @@ def check_exists(engine: Engine, execution_id: str) -> None:
     """``NotFoundError`` unless the execution exists."""
     if _state_of(engine, execution_id) is None:
         raise NotFoundError(f"execution {execution_id!r} not found")
+
+
+def notifier_of(state: Any) -> LogNotifier:
+    """The app's one notifier, made on first use; the API and the UI share it."""
+    notifier: LogNotifier | None = getattr(state, "log_notifier", None)
+    if notifier is None:
+        notifier = state.log_notifier = LogNotifier(state.engine)
+    return notifier

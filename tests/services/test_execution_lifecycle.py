@@ -14,7 +14,6 @@ from controlplane.runners.sandbox import Sandbox
 from controlplane.services.executions import (
     backfill_schedule,
     create_execution,
-    follow_logs,
     get_execution,
     restart_execution,
 )
@@ -226,23 +225,3 @@ tasks:
   - {id: nap2, type: Sleep, duration: PT0.3S}
   - {id: three, type: Log, message: third line}
 """
-
-
-def test_follow_logs_streams_until_the_execution_ends(engine: Engine, tmp_path: Path) -> None:
-    put_flow(engine, "demo", "chatty", FOLLOWED, Provenance())
-    execution = create_execution(engine, "demo", "chatty", inputs={})
-    worker = Worker(engine=engine, data_dir=tmp_path, poll_interval=0.05)
-    worker.start()
-    try:
-        lines = list(follow_logs(engine, execution.id, after_pk=None, poll_seconds=0.05))
-    finally:
-        worker.stop()
-    # The generator returned by itself, and only once the run had ended.
-    assert get_execution(engine, execution.id).execution.state == "SUCCESS"
-    assert [line.message for line in lines] == ["first line", "second line", "third line"]
-    positions = [line.pk for line in lines]
-    assert positions == sorted(positions)
-    rest = follow_logs(engine, execution.id, after_pk=positions[0], poll_seconds=0.05)
-    assert [line.message for line in rest] == ["second line", "third line"]
-    with pytest.raises(NotFoundError):
-        next(follow_logs(engine, "no-such-execution", after_pk=None, poll_seconds=0.05))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
 from functools import partial
 from typing import Annotated, Any
@@ -16,18 +16,18 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.types import Receive, Scope, Send
 
 from controlplane.api.auth import Editor, Reviewer, Viewer
 from controlplane.api.deps import EngineDep, PageDep
 from controlplane.api.limits import MAX_DB_INT, Text
 from controlplane.api.schemas import ErrorBody, WriteModel
+from controlplane.api.streaming import FollowResponse
 from controlplane.domain.fields import FLOW_ID_PATTERN, NAMESPACE_PATTERN, State
 from controlplane.domain.transitions import TERMINAL
 from controlplane.services import executions as service
 from controlplane.services import lineage, log_follow
 from controlplane.services.access import Principal
-from controlplane.services.log_follow import End, FollowLimitError, LogNotifier
+from controlplane.services.log_follow import End, FollowLimitError, notifier_of
 from controlplane.services.masking import (
     SecretFields,
     mask_sealed,
@@ -292,32 +292,6 @@ def restart_execution(
 _KEEPALIVE_SECONDS = 15.0
 
 
-def _notifier(request: Request) -> LogNotifier:
-    """The app's log notifier, made on first use (one per app)."""
-    state = request.app.state
-    notifier: LogNotifier | None = getattr(state, "log_notifier", None)
-    if notifier is None:
-        notifier = state.log_notifier = LogNotifier(state.engine)
-    return notifier
-
-
-class _FollowResponse(StreamingResponse):
-    """A stream that gives its follower slot back however it ends (even before it starts)."""
-
-    def __init__(self, content: AsyncIterator[str], release: Callable[[], None]) -> None:
-        super().__init__(
-            content, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-        )
-        self._release = release
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Stream, then release the slot."""
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._release()
-
-
 @router.get(
     "/{execution_id}/logs/follow",
     response_class=StreamingResponse,
@@ -348,7 +322,7 @@ async def follow_logs(
     followers at once (429 past it); a disconnect gives the slot back.
     """
     await run_in_threadpool(_visible, engine, principal, execution_id)
-    notifier = _notifier(request)
+    notifier = notifier_of(request.app.state)
     owner = principal.token_id or f"{principal.via}:{principal.name}"
     try:
         release = notifier.acquire(owner)
@@ -372,7 +346,7 @@ async def follow_logs(
                 data = LogLine.of(item).model_dump_json()
                 yield f"id: {item.pk}\nevent: log\ndata: {data}\n\n"
 
-    return _FollowResponse(events(), release)
+    return FollowResponse(events(), release)
 
 
 @router.post(

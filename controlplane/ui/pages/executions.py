@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
+from controlplane.api.streaming import FollowResponse
 from controlplane.domain.fields import State
 from controlplane.domain.transitions import TERMINAL
 from controlplane.errors import ConflictError, InvalidInputError, NotFoundError
 from controlplane.services import executions as execution_service
 from controlplane.services import lineage as lineage_service
 from controlplane.services.access import Principal
+from controlplane.services.log_follow import End, notifier_of
 from controlplane.services.masking import SecretFields, mask_sealed
 from controlplane.services.revisions import stored_spec
 from controlplane.store import executions as execution_store
@@ -283,7 +286,7 @@ def restart(request: Request, principal: Editor, execution_id: str) -> Response:
 
 
 @router.get("/executions/{execution_id}/logs/follow")
-def follow_logs(
+async def follow_logs(
     request: Request,
     principal: Viewer,
     execution_id: str,
@@ -291,33 +294,34 @@ def follow_logs(
 ) -> StreamingResponse:
     """The run's log lines after position ``after`` as server-sent events, until it ends.
 
-    The same stream as ``GET /api/v1/executions/{id}/logs/follow`` (one ``log``
-    event per line, its ``id`` the line's position, then one ``end`` event with
-    the final state), but authenticated by the UI session: a browser's
-    EventSource cannot send the API's bearer token.
+    The same stream as ``GET /api/v1/executions/{id}/logs/follow``, from the
+    same async notifier (no thread per follower, a cap per viewer), but
+    authenticated by the UI session: a browser's EventSource cannot send the
+    API's bearer token.
     """
-    engine = engine_of(request)
-    _visible_execution(request, principal, execution_id)
+    await run_in_threadpool(_visible_execution, request, principal, execution_id)
     last = request.headers.get("Last-Event-ID", "")
     start = int(last) if last.isdigit() else after
-    lines = execution_service.follow_logs(
-        engine, execution_id, after_pk=start, poll_seconds=_FOLLOW_POLL_SECONDS
-    )
+    notifier = notifier_of(request.app.state.host)
+    release = notifier.acquire(f"ui:{principal.name}")
 
-    def events() -> Iterator[str]:
-        for row in lines:
-            data = {
-                "position": row.pk,
-                "timestamp": when(row.timestamp),
-                "level": row.level,
-                "rank": level_rank(row.level),
-                "task_id": row.task_id or "",
-                "message": row.message,
-            }
-            yield f"id: {row.pk}\nevent: log\ndata: {json.dumps(data)}\n\n"
-        final = execution_service.get_execution(engine, execution_id).execution.state
-        yield f"event: end\ndata: {json.dumps({'state': final})}\n\n"
+    async def events() -> AsyncIterator[str]:
+        async for item in notifier.follow(execution_id, after=start, keepalive=15.0):
+            if item is None:
+                yield ": keep-alive\n\n"
+            elif isinstance(item, End):
+                kind = "end" if item.reason == "ended" else "reconnect"
+                body = {"state": item.state} if kind == "end" else {"reason": item.reason}
+                yield f"event: {kind}\ndata: {json.dumps(body)}\n\n"
+            else:
+                data = {
+                    "position": item.pk,
+                    "timestamp": when(item.timestamp),
+                    "level": item.level,
+                    "rank": level_rank(item.level),
+                    "task_id": item.task_id or "",
+                    "message": item.message,
+                }
+                yield f"id: {item.pk}\nevent: log\ndata: {json.dumps(data)}\n\n"
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-    )
+    return FollowResponse(events(), release)
