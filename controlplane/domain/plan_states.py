@@ -13,9 +13,9 @@ such a plan on, to ``applied`` or ``failed`` with the reason, never leaving it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
+from controlplane.domain.transitions import Rule, refuse_unless_allowed, rule, targets_of
 from controlplane.errors import IllegalTransitionError
 
 
@@ -46,40 +46,23 @@ TERMINAL = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class PlanRule:
-    """Transitions allowed from ``from_states`` to ``to_states``."""
-
-    name: str
-    from_states: frozenset[PlanStatus]
-    to_states: frozenset[PlanStatus]
-
-
-def _rule(name: str, sources: set[PlanStatus], targets: set[PlanStatus]) -> PlanRule:
-    return PlanRule(name, frozenset(sources), frozenset(targets))
-
-
 P = PlanStatus
-RULES: tuple[PlanRule, ...] = (
+RULES: tuple[Rule[PlanStatus], ...] = (
     # Enough approvals; the apply follows at once (or at recovery after a crash).
-    _rule("ApprovePending", {P.PENDING}, {P.APPROVED}),
-    _rule("RejectPending", {P.PENDING}, {P.REJECTED}),
+    rule("ApprovePending", {P.PENDING}, {P.APPROVED}),
+    rule("RejectPending", {P.PENDING}, {P.REJECTED}),
     # ``auto`` applies a pending plan directly; four-eyes goes through approved.
-    _rule("ApplyReady", {P.PENDING, P.APPROVED}, {P.APPLIED}),
+    rule("ApplyReady", {P.PENDING, P.APPROVED}, {P.APPLIED}),
     # A stale basis, an ownership conflict, a crashed apply that cannot be redone.
-    _rule("FailApply", {P.PENDING, P.APPROVED}, {P.FAILED}),
+    rule("FailApply", {P.PENDING, P.APPROVED}, {P.FAILED}),
     # A newer commit, or the source was deleted.
-    _rule("SupersedeOpen", {P.PENDING, P.APPROVED}, {P.SUPERSEDED}),
+    rule("SupersedeOpen", {P.PENDING, P.APPROVED}, {P.SUPERSEDED}),
 )
 
 
 def allowed_targets(current: PlanStatus) -> frozenset[PlanStatus]:
     """Every status ``current`` may move to."""
-    targets: set[PlanStatus] = set()
-    for rule in RULES:
-        if current in rule.from_states:
-            targets |= rule.to_states
-    return frozenset(targets)
+    return targets_of(RULES, current)
 
 
 def check_plan_transition(current: str, target: str) -> None:
@@ -88,9 +71,5 @@ def check_plan_transition(current: str, target: str) -> None:
         source, goal = PlanStatus(current), PlanStatus(target)
     except ValueError:
         raise IllegalTransitionError(f"unknown plan status {current!r} or {target!r}") from None
-    if goal not in allowed_targets(source):
-        if source in TERMINAL:
-            reason = f"the plan is already {source}"
-        else:
-            reason = f"no rule allows {source} → {goal}"
-        raise IllegalTransitionError(f"cannot move a plan from {source} to {goal}: {reason}")
+    ended = f"the plan is already {source}" if source in TERMINAL else None
+    refuse_unless_allowed(RULES, source, goal, ended=ended, subject="a plan ")
