@@ -1,12 +1,18 @@
 """The no-stub rule: every task type the registry holds runs a minimal flow to its end.
 
-``MINIMAL`` has one flow per type, keyed by any of its names. A type added to
-the registry without an entry here fails ``test_every_type_has_a_minimal_flow``;
-a type whose implementation is a stub fails its own run below.
+``MINIMAL`` has one flow per type, keyed by any of its names. A type that needs
+a server to talk to (Argo CD, Slack, S3, PostgreSQL, ...) is run instead by its
+family's tests in ``tests/plugins/``: each such module declares
+``RUNS = {type name: test function}``, naming the test that runs a flow with
+that type against the real thing or a local server speaking its protocol. A
+type added to the registry with neither fails ``test_every_type_has_a_minimal_flow``;
+a type whose implementation is a stub fails its own run.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +22,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+import tests.plugins
 from controlplane.domain.tasktypes import TASK_TYPES, canonical_type
 from tests.services.test_engine import logs, put_flow, run, wait_for_end
 
@@ -75,9 +82,24 @@ MINIMAL: dict[str, Minimal] = {
 }
 
 
+def _family_runs() -> dict[str, str]:
+    """Type name -> ``module::test`` for the family tests of ``tests/plugins/``."""
+    found: dict[str, str] = {}
+    for info in pkgutil.iter_modules(tests.plugins.__path__):
+        if not info.name.startswith("test_"):
+            continue
+        module = importlib.import_module(f"tests.plugins.{info.name}")
+        for name, test in getattr(module, "RUNS", {}).items():
+            assert callable(getattr(module, test, None)), f"{info.name}.RUNS names {test}"
+            assert test.startswith("test_"), f"{info.name}.RUNS: {test} is not a test"
+            found[name] = f"{info.name}::{test}"
+    return found
+
+
 def test_every_type_has_a_minimal_flow() -> None:
-    covered = {canonical_type(name) for name in MINIMAL}
-    assert None not in covered, "a MINIMAL key names no registered type"
+    names = [*MINIMAL, *_family_runs()]
+    covered = {canonical_type(name) for name in names}
+    assert None not in covered, "a MINIMAL or RUNS key names no registered type"
     assert sorted(set(TASK_TYPES) - covered) == []
 
 

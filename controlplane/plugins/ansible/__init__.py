@@ -1,0 +1,8 @@
+"""Ansible CLI: run ansible-playbook in the task's working directory."""
+
+from controlplane.domain.tasktypes.base import TaskBase
+
+# Filled in as the family's task types land.
+PLUGINS: tuple[type[TaskBase], ...] = ()
+
+__all__ = ["PLUGINS"]

@@ -1,0 +1,8 @@
+"""dbt: run dbt-core commands on a project."""
+
+from controlplane.domain.tasktypes.base import TaskBase
+
+# Filled in as the family's task types land.
+PLUGINS: tuple[type[TaskBase], ...] = ()
+
+__all__ = ["PLUGINS"]

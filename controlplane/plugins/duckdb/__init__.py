@@ -1,0 +1,8 @@
+"""DuckDB: queries on an in-process DuckDB database."""
+
+from controlplane.domain.tasktypes.base import TaskBase
+
+# Filled in as the family's task types land.
+PLUGINS: tuple[type[TaskBase], ...] = ()
+
+__all__ = ["PLUGINS"]
