@@ -343,13 +343,27 @@ def _call(server: str, method: str, url: str, **kwargs: Any) -> Any:
         err.print(f"cannot reach {server}: {exc}")
         raise typer.Exit(2) from None
     if response.is_error:
-        try:
-            message = response.json().get("message", response.text)
-        except ValueError:
-            message = response.text
-        err.print(f"{method} {url}: {response.status_code} {message}")
+        err.print(f"{method} {url}: {response.status_code} {_error_text(response)}", markup=False)
         raise typer.Exit(2)
     return response.json() if response.content else None
+
+
+def _error_text(response: Any) -> str:
+    """The API error's message, then one ``file:line:column: path: message`` per problem."""
+    try:
+        body = response.json()
+    except ValueError:
+        return str(response.text)
+    if not isinstance(body, dict):
+        return str(response.text)
+    lines = [str(body.get("message", response.text))]
+    for problem in body.get("problems") or []:
+        where = ":".join(
+            str(problem[key]) for key in ("file", "line", "column") if problem.get(key) is not None
+        )
+        path = f"{problem['path']}: " if problem.get("path") else ""
+        lines.append(f"  {where}: {path}{problem.get('message', '')}")
+    return "\n".join(lines)
 
 
 def _show_plan(plan: dict[str, Any]) -> None:
