@@ -58,7 +58,7 @@ def test_the_readme_tour_runs_as_written(live: str, tmp_path: Path) -> None:
         tour_block()
         .replace("http://127.0.0.1:8080", live)
         .replace("fpt_…", ADMIN_TOKEN)
-        .replace("/tmp/", f"{work}/")
+        .replace("/tmp/", f"{work}/")  # noqa: S108 - the tour's own paths, moved to tmp_path
     )
     # Report each failing command, with the tour's own text, and go on.
     traced = "trap 'echo \"TOUR-FAILED: $BASH_COMMAND\" >&2' ERR\n" + script
