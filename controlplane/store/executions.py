@@ -14,6 +14,7 @@ from controlplane.domain.transitions import TERMINAL, check_transition
 from controlplane.metrics import LEASE_TAKEOVERS
 from controlplane.store.scopes import scope_condition
 from controlplane.store.tables import ExecutionRow, FlowRow, LogRow, TaskRunRow, utcnow
+from controlplane.store.wakeups import wake_workers
 
 
 def set_state(session: Session, execution: ExecutionRow, target: State, reason: str = "") -> None:
@@ -34,6 +35,9 @@ def set_state(session: Session, execution: ExecutionRow, target: State, reason: 
         execution.lease_owner = None
         execution.lease_expires_at = None
     session.add(execution)
+    if target == State.QUEUED or target in TERMINAL:
+        # Queued work to claim, or an ended run that may free a concurrency slot.
+        wake_workers(session)
 
 
 def claim_next(session: Session, worker_id: str, lease: timedelta) -> ExecutionRow | None:

@@ -43,6 +43,7 @@ from controlplane.plugins.api import (
 from controlplane.runners.sandbox import Sandbox
 from controlplane.services.masking import SecretFields
 from controlplane.services.worker.attempts import run_attempts
+from controlplane.services.worker.batch import WriteBatch
 from controlplane.services.worker.boundary import PASS_THROUGH, describe_error, reason
 from controlplane.services.worker.frames import Frame, output_path
 from controlplane.services.worker.retry import RetryPolicy
@@ -50,7 +51,7 @@ from controlplane.services.worker.secrets import Secrets, sealed_values
 from controlplane.services.worker.variables import template_variables
 from controlplane.services.worker.walk import FlowableWalk
 from controlplane.store import executions as store
-from controlplane.store.db import as_utc, transaction
+from controlplane.store.db import as_utc
 from controlplane.store.tables import ExecutionRow, LogRow, TaskRunRow, utcnow
 from controlplane.store.text import escape_nul
 
@@ -96,13 +97,25 @@ class Executor:
     # Set when a task's retry asks for a new execution (behavior CREATE_NEW_EXECUTION).
     retry_as_new_execution: RetryPolicy | None = None
     secrets: Secrets = field(init=False)
+    # Task-run and log writes, committed per step (batch.py).
+    writes: WriteBatch = field(init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.secrets = Secrets(self.reveal_secret, self.unseal, self.seal)
 
     def run(self) -> State:
-        """Walk the flow; return its end state or raise Paused/Stopped signals."""
+        """Walk the flow; return its end state or raise Paused/Stopped signals.
+
+        Whatever way the walk ends, its queued writes are committed first.
+        """
+        self.writes = WriteBatch(self.engine)
+        try:
+            return self._walk()
+        finally:
+            self.writes.close()
+
+    def _walk(self) -> State:
         with Session(self.engine) as session:
             runs = store.task_runs_of(session, self.execution.id)
         for row in runs:
@@ -292,22 +305,20 @@ class Executor:
         self.save(row)
 
     def save(self, row: TaskRunRow) -> None:
-        """Write ``row`` as it is now."""
-        with transaction(self.engine) as session:
-            session.merge(row)
+        """Write ``row`` as it is now (committed with its step, see batch.py)."""
+        self.writes.save(row)
 
     def log(self, row: TaskRunRow | None, level: str, message: str) -> None:
         """One log line on ``row`` (or on the execution), secrets masked."""
-        with transaction(self.engine) as session:
-            session.add(
-                LogRow(
-                    execution_id=self.execution.id,
-                    task_run_id=row.id if row else None,
-                    task_id=row.task_id if row else None,
-                    level=level,
-                    message=escape_nul(self.secrets.mask(message)),
-                )
+        self.writes.log(
+            LogRow(
+                execution_id=self.execution.id,
+                task_run_id=row.id if row else None,
+                task_id=row.task_id if row else None,
+                level=level,
+                message=escape_nul(self.secrets.mask(message)),
             )
+        )
 
     def set_output(self, task_id: str, key: str, outputs: dict[str, Any]) -> None:
         """Expose ``outputs`` to later templates as ``outputs.<task_id>[.<loop values>]``."""

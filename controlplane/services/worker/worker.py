@@ -41,6 +41,7 @@ from controlplane.store import executions as store
 from controlplane.store.db import transaction
 from controlplane.store.tables import ExecutionRow, FlowRevisionRow, LogRow, utcnow
 from controlplane.store.text import escape_nul
+from controlplane.store.wakeups import listen, wakeup_for
 
 log = get_logger(__name__)
 
@@ -107,10 +108,11 @@ class Worker:
     def request_stop(self) -> None:
         """Stop claiming new runs; the run in hand finishes first."""
         self._stop.set()
+        wakeup_for(self.engine).fire()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Ask the loop to stop after the current run, and wait for it."""
-        self._stop.set()
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -124,7 +126,10 @@ class Worker:
         A database error (or any bug) in one turn is logged and retried with a
         capped exponential backoff; the loop itself only ends when asked to.
         """
+        wakeup = wakeup_for(self.engine)
+        listen(self.engine)
         while not self._stop.is_set():
+            seen = wakeup.generation
             try:
                 worked = self.run_once()
             except Exception:
@@ -135,8 +140,10 @@ class Worker:
                 continue
             self._failures = 0
             self.last_tick = time.time()
-            if not worked:
-                self._stop.wait(self.poll_interval)
+            if not worked and not self._stop.is_set():
+                # Woken at once when a run is queued (store/wakeups.py); the poll
+                # finds parked runs whose time came, and covers a lost notification.
+                wakeup.wait(seen, self.poll_interval)
 
     def run_once(self) -> bool:
         """Claim one execution and run it; False when there was nothing to do."""

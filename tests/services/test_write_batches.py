@@ -1,0 +1,100 @@
+"""Batched writes (services/worker/batch.py): a kill -9 mid-batch loses nothing
+committed and duplicates nothing.
+
+A standalone worker runs a flow whose third task kills that worker (once: a
+marker file remembers) while the task's start and log lines are still queued.
+A second worker takes the run over and replays it from what was committed.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import Engine
+
+from controlplane.api import create_app
+from controlplane.settings import Settings
+from tests.conftest import ADMIN_TOKEN, bearer
+from tests.services.test_worker_crash import start_worker, wait_until
+
+FLOW = """\
+id: batched
+namespace: demo
+tasks:
+  - id: first
+    type: Return
+    format: committed before the crash
+  - id: said
+    type: Log
+    message: "{{ outputs.first.value }}"
+  - id: crash
+    type: shell.Commands
+    env:
+      MARK: "__MARK__"
+    commands:
+      - echo "queued, maybe never committed"
+      # The first attempt kills the worker running it (the sandbox is off for
+      # this test, so the script can see its parent); the replay goes on.
+      - if [ ! -e "$MARK" ]; then touch "$MARK"; kill -9 $PPID; sleep 5; fi
+      - echo "second attempt"
+  - id: last
+    type: Log
+    message: done
+"""
+
+
+def test_kill_9_mid_batch_loses_nothing_committed_and_duplicates_nothing(
+    engine: Engine, tmp_path: Path
+) -> None:
+    app = create_app(
+        Settings(
+            database_url=str(engine.url), data_dir=tmp_path, admin_token=SecretStr(ADMIN_TOKEN)
+        ),
+        engine=engine,
+        workers=0,
+    )
+    mark = tmp_path / "killed-once"
+    with TestClient(app, headers=bearer(ADMIN_TOKEN)) as client:
+        flow = FLOW.replace("__MARK__", str(mark))
+        assert client.put("/api/v1/flows/demo/batched", json={"content": flow}).status_code == 201
+        execution_id = client.post("/api/v1/executions/demo/batched", json={}).json()["id"]
+        url = f"/api/v1/executions/{execution_id}"
+
+        first = start_worker(engine, tmp_path, sandbox="off")
+        try:
+            wait_until(lambda: first.poll() is not None, timeout=60)
+        finally:
+            first.kill()
+            first.wait()
+        assert first.returncode == -signal.SIGKILL
+        assert mark.exists()
+        before = client.get(url).json()
+        assert before["state"] == "RUNNING"
+        committed = {r["task_id"]: r for r in before["task_runs"]}
+        # The tasks that ended before the crash were committed with their logs.
+        assert committed["first"]["state"] == "SUCCESS"
+        assert committed["said"]["state"] == "SUCCESS"
+
+        second = start_worker(engine, tmp_path, sandbox="off")
+        try:
+            wait_until(lambda: client.get(url).json()["state"] == "SUCCESS", timeout=60)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=30)
+        body = client.get(url).json()
+        logs = client.get(f"{url}/logs").json()
+
+    runs = Counter(r["task_id"] for r in body["task_runs"])
+    assert runs == {"first": 1, "said": 1, "crash": 1, "last": 1}, body["task_runs"]
+    by_task = {r["task_id"]: r for r in body["task_runs"]}
+    assert by_task["first"]["attempt"] == 1  # committed work is not redone
+    assert by_task["said"]["outputs"] == committed["said"]["outputs"]
+    messages = Counter(line["message"] for line in logs)
+    assert messages["committed before the crash"] == 1
+    assert messages["second attempt"] == 1
+    assert messages["done"] == 1
+
