@@ -45,13 +45,45 @@ def bench(n: int) -> str:
     return done(values)
 
 
+def open_loop(rate: float, seconds: float, threads: int) -> dict[str, object]:
+    """Runs arriving every ``1 / rate`` s (bench/open_loop.py); each run's (start, end)."""
+    total = int(rate * seconds)
+    spans: list[tuple[float, float]] = []
+    failed = late = 0
+
+    def one(n: int, due: float) -> None:
+        nonlocal failed, late
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        elif delay < -0.05:
+            late += 1  # no thread was free when the run was due: it queued here
+        try:
+            bench(n)
+        except Exception:  # noqa: BLE001 - a failed run is counted, not fatal
+            failed += 1
+        # Latency counts from when the run was due, as Flowplane's counts from its creation.
+        spans.append((time.time() - (time.monotonic() - due), time.time()))
+
+    start = time.monotonic() + 0.5
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for n in range(total):
+            pool.submit(one, n, start + n / rate)
+    return {"runs": total, "failed": failed, "late": late, "threads": threads, "spans": spans}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rate", type=float, help="open loop: runs per second (with --seconds)")
+    parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--json", action="store_true", help="print one JSON line of figures")
     args = parser.parse_args()
     bench(-1)  # warm-up: starts the ephemeral API server once
+    if args.rate:
+        print(json.dumps(open_loop(args.rate, args.seconds, max(args.threads, 16))))
+        return
     latencies: list[float] = []
     failed = 0
 

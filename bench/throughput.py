@@ -22,9 +22,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -83,10 +86,9 @@ def percentile(values: list[float], fraction: float) -> float:
     return values[max(int(len(values) * fraction) - 1, 0)]
 
 
-def measure(
-    runs: int, workers: int = 1, database_url: str | None = None, threads: int = 8
-) -> dict[str, float]:
-    """Run the workload on a fresh server; wall time, throughput and latencies in seconds."""
+@contextmanager
+def serve(workers: int = 1, database_url: str | None = None) -> Iterator[httpx.Client]:
+    """A fresh `flowplane server` with the bench flow stored; an admin client to it."""
     port = free_port()
     data = Path(tempfile.mkdtemp(prefix="fp-bench-"))
     token = secrets.token_urlsafe(16)
@@ -112,51 +114,71 @@ def measure(
     ]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     try:
         headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=base, timeout=30, headers=headers) as client:
-            for _ in range(200):
+        with httpx.Client(base_url=base, timeout=30, headers=headers, limits=limits) as client:
+            deadline = time.monotonic() + 120  # a loaded machine starts slowly
+            while True:
                 try:
                     if client.get("/healthz").status_code == 200:
                         break
                 except httpx.TransportError:
+                    if time.monotonic() > deadline:
+                        raise
                     time.sleep(0.1)
             client.put("/api/v1/flows/bench/bench", json={"content": FLOW}).raise_for_status()
-
-            def fire(n: int) -> str:
-                response = client.post("/api/v1/executions/webhook/bench/bench/go", json={"n": n})
-                response.raise_for_status()
-                return str(response.json()["id"])
-
-            started = time.monotonic()
-            with ThreadPoolExecutor(max_workers=threads) as pool:
-                ids = list(pool.map(fire, range(runs)))
-            pending = set(ids)
-            ended: dict[str, dict[str, object]] = {}
-            while pending:
-                listed = client.get(
-                    "/api/v1/executions", params={"namespace": "bench", "limit": 500}
-                ).json()
-                for item in listed:
-                    if item["id"] in pending and item["state"] in {"SUCCESS", "FAILED"}:
-                        pending.discard(item["id"])
-                        ended[item["id"]] = item
-                if time.monotonic() - started > 600:
-                    sys.exit(f"timed out with {len(pending)} runs pending")
-                time.sleep(0.2)
-            elapsed = time.monotonic() - started
+            yield client
     finally:
         server.terminate()
         server.wait(30)
 
-    # From the webhook's arrival (the run's creation) to its end: queueing included.
-    latencies = sorted(
-        (
-            datetime.fromisoformat(str(item["ended_at"]))
-            - datetime.fromisoformat(str(item["created_at"]))
-        ).total_seconds()
-        for item in ended.values()
-    )
+
+def fire(client: httpx.Client, n: int) -> str:
+    """Trigger one run through the webhook; its execution id."""
+    response = client.post("/api/v1/executions/webhook/bench/bench/go", json={"n": n})
+    response.raise_for_status()
+    return str(response.json()["id"])
+
+
+def wait_all(client: httpx.Client, ids: list[str], limit: float = 600) -> dict[str, dict[str, Any]]:
+    """Poll the executions list until every run in ``ids`` ended; the ended items by id."""
+    started = time.monotonic()
+    pending = set(ids)
+    ended: dict[str, dict[str, Any]] = {}
+    while pending:
+        listed = client.get(
+            "/api/v1/executions", params={"namespace": "bench", "limit": 500}
+        ).json()
+        for item in listed:
+            if item["id"] in pending and item["state"] in {"SUCCESS", "FAILED"}:
+                pending.discard(item["id"])
+                ended[item["id"]] = item
+        if time.monotonic() - started > limit:
+            sys.exit(f"timed out with {len(pending)} runs pending")
+        if pending:
+            time.sleep(0.2)
+    return ended
+
+
+def engine_seconds(item: dict[str, Any]) -> float:
+    """From the run's creation (the webhook's arrival) to its end, queueing included."""
+    ended = datetime.fromisoformat(str(item["ended_at"]))
+    return (ended - datetime.fromisoformat(str(item["created_at"]))).total_seconds()
+
+
+def measure(
+    runs: int, workers: int = 1, database_url: str | None = None, threads: int = 8
+) -> dict[str, float]:
+    """Run the workload on a fresh server; wall time, throughput and latencies in seconds."""
+    with serve(workers, database_url) as client:
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            ids = list(pool.map(lambda n: fire(client, n), range(runs)))
+        ended = wait_all(client, ids)
+        elapsed = time.monotonic() - started
+
+    latencies = sorted(engine_seconds(item) for item in ended.values())
     return {
         "runs": runs,
         "failed": sum(1 for item in ended.values() if item["state"] != "SUCCESS"),
