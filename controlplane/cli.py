@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from controlplane import __version__
+from controlplane.cli_convert import convert_app
 from controlplane.cli_ops import register as register_operator_commands
 from controlplane.cli_ops.client import ServerOption
 from controlplane.domain.validate import validate_flow
@@ -602,6 +603,7 @@ def schema_flow(
 
 
 register_operator_commands(app, plans_app)
+app.add_typer(convert_app, name="convert")
 
 
 def main() -> None:

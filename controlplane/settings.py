@@ -23,9 +23,16 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    public_url: str | None = Field(
+        default=None,
+        description="The URL people reach the server at (links in notifications); "
+        "default: http://host:port",
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest accepted body")
     workers: int = Field(default=1, ge=0, le=32, description="Embedded workers in the server")
-    scheduler: bool = Field(default=True, description="Run the Schedule trigger scheduler")
+    scheduler: bool = Field(
+        default=True, description="Run the Schedule trigger scheduler and the polling-trigger loop"
+    )
     poll_sources: bool = Field(default=True, description="Poll Git sources at their interval")
     lease_seconds: float = Field(
         default=15, gt=0, description="How long a worker's claim on a run holds without heartbeat"
@@ -63,6 +70,20 @@ class Settings(BaseSettings):
     work_dir: Path | None = Field(
         default=None,
         description="Root of task working directories; never inside data_dir (default: tmp)",
+    )
+    dependency_cache_dir: Path | None = Field(
+        default=None,
+        description="Where Python `dependencies` environments are cached; never inside data_dir "
+        "(default: tmp)",
+    )
+    package_index_url: str | None = Field(
+        default=None,
+        description="Index uv installs `dependencies` from (default: the worker's UV_INDEX_URL "
+        "or PIP_INDEX_URL, else PyPI)",
+    )
+    package_install_args: list[str] = Field(
+        default_factory=list,
+        description='More `uv pip install` options, e.g. ["--no-index", "--find-links", "/w"]',
     )
     log_level: str = "INFO"
     log_json: bool = True

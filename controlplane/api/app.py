@@ -33,6 +33,7 @@ from controlplane.services.access import ensure_admin_token
 from controlplane.services.gitops.plans import recover_plans
 from controlplane.services.gitops.poller import Poller
 from controlplane.services.loop import STALE_FLOOR_SECONDS, BackgroundLoop, LoopRegistry
+from controlplane.services.polling import PollingTriggers
 from controlplane.services.scheduler import Scheduler
 from controlplane.services.sealing import register_recipient
 from controlplane.services.secrets import Keyring, load_keyring
@@ -161,11 +162,13 @@ def _watch_worker(loops: LoopRegistry, worker: Worker, lease_seconds: float) -> 
     )
 
 
-def _background(engine: Engine, settings: Settings) -> list[Scheduler | Poller]:
-    """The scheduler and the Git poller, as the settings ask."""
+def _background(engine: Engine, settings: Settings) -> list[Scheduler | PollingTriggers | Poller]:
+    """The scheduler, the polling-trigger loop and the Git poller, as the settings ask."""
     scheduler = Scheduler(engine) if settings.scheduler else None
+    # Plugin polling triggers (JDBC, Git, ...) start runs as schedules do.
+    polling = PollingTriggers(engine, settings.data_dir.resolve()) if settings.scheduler else None
     poller = Poller(engine, settings.data_dir.resolve() / "git") if settings.poll_sources else None
-    return [b for b in (scheduler, poller) if b is not None]
+    return [b for b in (scheduler, polling, poller) if b is not None]
 
 
 def _audit_anchor(engine: Engine, keyring: Keyring) -> BackgroundLoop:

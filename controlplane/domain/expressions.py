@@ -89,6 +89,13 @@ def create_environment() -> SandboxedEnvironment:
         render=_render_again,
         renderOnce=_render_once,
         secret=_secret,
+        read=_read,
+        dayOfWeek=_day_of_week,
+        dayOfMonth=_day_of_month,
+        monthOfYear=_month_of_year,
+        hourOfDay=_hour_of_day,
+        isWeekend=_is_weekend,
+        isDayWeekInMonth=_is_day_week_in_month,
         printContext=_print_context,
         fetchContext=_print_context,
         max=filters.pebble_max,
@@ -347,6 +354,78 @@ def _secret(context: Context, key: str) -> str:
     if value is None:
         raise RenderError(f"secret '{key}' is not available")
     return str(value)
+
+
+@pass_context
+def _read(context: Context, path: str, namespace: str | None = None) -> str:
+    """Kestra's ``read(path)``: a file of this execution or a namespace file (worker only)."""
+    reader = context.get("__read_file")
+    if not callable(reader):
+        raise RenderError("read() is only available to a task's properties, when it runs")
+    return str(reader(path, namespace))
+
+
+# -- Calendar functions (Kestra's schedule helpers) --------------------------------------
+# Each reads the date as written: an offset is kept, never normalized to UTC.
+_POSITIONS: Final = ("FIRST", "SECOND", "THIRD", "FOURTH")
+
+
+def _calendar_date(value: object, function: str) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time())
+    try:
+        return dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        raise RenderError(
+            f"{function}() could not read {value!r} as an ISO-8601 date or date-time"
+        ) from None
+
+
+def _day_of_week(date: object) -> str:
+    """``MONDAY`` ... ``SUNDAY``."""
+    return _DAYS[_calendar_date(date, "dayOfWeek").weekday()].upper()
+
+
+def _day_of_month(date: object) -> int:
+    return _calendar_date(date, "dayOfMonth").day
+
+
+def _month_of_year(date: object) -> int:
+    return _calendar_date(date, "monthOfYear").month
+
+
+def _hour_of_day(date: object) -> int:
+    # A date without a time has no hour: refused, as Kestra does.
+    if isinstance(date, str) and "T" not in date.upper() and " " not in date.strip():
+        raise RenderError(f"hourOfDay() needs a date-time, not the date {date!r}")
+    if isinstance(date, dt.date) and not isinstance(date, dt.datetime):
+        raise RenderError(f"hourOfDay() needs a date-time, not the date {date.isoformat()!r}")
+    return _calendar_date(date, "hourOfDay").hour
+
+
+def _is_weekend(date: object) -> bool:
+    return _calendar_date(date, "isWeekend").weekday() >= _DAYS.index("Saturday")
+
+
+def _is_day_week_in_month(date: object, dayOfWeek: str, position: str) -> bool:  # noqa: N803
+    """Whether ``date`` is the FIRST..FOURTH or LAST ``dayOfWeek`` of its month."""
+    day = _calendar_date(date, "isDayWeekInMonth").date()
+    names = [name.upper() for name in _DAYS]
+    if str(dayOfWeek).upper() not in names:
+        raise RenderError(
+            f"isDayWeekInMonth(): dayOfWeek {dayOfWeek!r} is not one of {', '.join(names)}"
+        )
+    place = str(position).upper()
+    if place not in {*_POSITIONS, "LAST"}:
+        choices = ", ".join((*_POSITIONS, "LAST"))
+        raise RenderError(f"isDayWeekInMonth(): position {position!r} is not one of {choices}")
+    if day.weekday() != names.index(str(dayOfWeek).upper()):
+        return False
+    if place == "LAST":
+        return day.day + 7 > calendar.monthrange(day.year, day.month)[1]
+    return (day.day - 1) // 7 == _POSITIONS.index(place)
 
 
 # -- Filters --------------------------------------------------------------------------

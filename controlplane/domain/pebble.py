@@ -429,6 +429,22 @@ def inclusive_range(start: int, end: int) -> list[int]:
     return list(numbers)  # Pebble gives a list, which prints as one
 
 
+def pebble_range(*args: int) -> list[int]:
+    """Pebble's ``range(start, end, step=1)``: ``end`` included, as a list.
+
+    With one argument it is Jinja's ``range(stop)`` (Pebble has no such form).
+    A negative ``step`` counts down; ``range(5, 1)`` is empty, as in Pebble.
+    """
+    if any(not isinstance(n, int) or isinstance(n, bool) for n in args):
+        raise TypeError("range() needs integers")
+    if len(args) < 2 or len(args) > 3:  # noqa: PLR2004 - start, end and an optional step
+        return list(bounded_range(*args))
+    start, end, step = args[0], args[1], args[2] if len(args) == 3 else 1  # noqa: PLR2004
+    if step == 0:
+        raise ValueError("range() step must not be 0")
+    return list(bounded_range(start, end + (1 if step > 0 else -1), step))
+
+
 # -- AST construction ----------------------------------------------------------
 
 
@@ -556,7 +572,7 @@ class PebbleEnvironment(ImmutableSandboxedEnvironment):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.globals.update(range=bounded_range, lipsum=bounded_lipsum, namespace=BoundedNamespace)
+        self.globals.update(range=pebble_range, lipsum=bounded_lipsum, namespace=BoundedNamespace)
         self.filters["sum"] = bounded_sum
         self.filters = {name: bounded_filter(name, f) for name, f in self.filters.items()}
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, field_validator
 
+# Importing the task types loads the plugins, whose polling trigger types join the union below.
+import controlplane.domain.tasktypes  # noqa: F401
 from controlplane.domain.conditions import Condition, misplaced
 from controlplane.domain.fields import DynDuration, State, StrictModel, Text
+from controlplane.domain.polling import POLLING_TRIGGERS, PollingTrigger, canonical_trigger
 
 _PREFIX = "io.kestra.plugin.core.trigger."
 
@@ -165,19 +168,38 @@ TRIGGER_NAMES = {
 
 def _trigger_tag(value: Any) -> str | None:
     name = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return TRIGGER_NAMES.get(name, name) if isinstance(name, str) else None
+    if not isinstance(name, str):
+        return None
+    return TRIGGER_NAMES.get(name) or canonical_trigger(name) or name
 
 
-Trigger = Annotated[
-    Annotated[Schedule, Tag("Schedule")]
-    | Annotated[Webhook, Tag("Webhook")]
-    | Annotated[FlowTrigger, Tag("Flow")],
-    Discriminator(
-        _trigger_tag,
-        custom_error_type="unknown_trigger",
-        custom_error_message=(
-            "unknown trigger type; Flowplane supports io.kestra.plugin.core.trigger.Schedule, "
-            "Webhook and Flow"
+def _unknown_trigger_message() -> str:
+    message = (
+        "unknown trigger type; Flowplane supports io.kestra.plugin.core.trigger.Schedule, "
+        "Webhook and Flow"
+    )
+    if POLLING_TRIGGERS:
+        message += ", and the polling triggers " + ", ".join(sorted(POLLING_TRIGGERS))
+    return message
+
+
+if TYPE_CHECKING:
+    # To the type checker a polling trigger is its base class; at run time the
+    # union holds every registered polling trigger type, each under its name.
+    Trigger = Schedule | Webhook | FlowTrigger | PollingTrigger
+else:
+    Trigger = Annotated[
+        Union[
+            (
+                Annotated[Schedule, Tag("Schedule")],
+                Annotated[Webhook, Tag("Webhook")],
+                Annotated[FlowTrigger, Tag("Flow")],
+                *(Annotated[cls, Tag(name)] for name, cls in POLLING_TRIGGERS.items()),
+            )
+        ],
+        Discriminator(
+            _trigger_tag,
+            custom_error_type="unknown_trigger",
+            custom_error_message=_unknown_trigger_message(),
         ),
-    ),
-]
+    ]

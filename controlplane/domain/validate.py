@@ -44,11 +44,6 @@ UNSUPPORTED_TYPES = {
         "ForEachItem is not supported: it splits files held in Kestra's internal storage; "
         "use ForEach over a list, or a Subflow per item"
     ),
-    "io.kestra.plugin.scripts.runner.docker.Docker": (
-        "the Docker task runner is not supported: Flowplane runs no Docker engine; "
-        "use io.kestra.plugin.core.runner.Process or "
-        "io.kestra.plugin.ee.kubernetes.runner.Kubernetes (see docs/kubernetes.md)"
-    ),
 }
 
 _ID_HINT = "must start with a letter or digit and hold only letters, digits, '_' or '-'"

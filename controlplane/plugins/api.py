@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, BinaryIO, ClassVar, Protocol
 
 from controlplane.domain.fields import State
 from controlplane.domain.tasktypes.base import FlowableBase, TaskBase
@@ -71,6 +71,11 @@ class ExecutionInfo:
     state: str
     flow_revision: int | None = None
     labels: dict[str, Any] = field(default_factory=dict)
+    # When the run was created (Kestra's startDate) and ended (None while it runs).
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    # The tasks whose runs ended FAILED, in the order they ended.
+    failed_tasks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -210,6 +215,63 @@ class RunContext(Protocol):
 
     def set_labels(self, labels: dict[str, str]) -> dict[str, Any]:
         """Add or override labels on this run; return all its labels."""
+        ...
+
+    # --- the execution's files, counts of runs, triggers, per-item templates
+
+    def put_file(self, source: Path, name: str) -> str:
+        """Move ``source`` into this task run's stored files as ``name``; return its URI."""
+        ...
+
+    def open_file(self, uri: str) -> BinaryIO:
+        """Open a file of this execution for reading; TaskFailedError for any other path."""
+        ...
+
+    def delete_file(self, uri: str) -> bool:
+        """Delete a file of this execution; return whether it existed."""
+        ...
+
+    def purge_files(self) -> list[str]:
+        """Delete every file this execution's task runs stored; return their URIs."""
+        ...
+
+    def render_with(self, value: Any, variables: dict[str, Any]) -> Any:
+        """Render ``value`` with ``variables`` added to the task's own (they win)."""
+        ...
+
+    def count_executions(
+        self,
+        flows: Sequence[tuple[str, str]],
+        namespaces: Sequence[str],
+        *,
+        states: Sequence[str],
+        start: datetime,
+        end: datetime,
+    ) -> list[tuple[str, str | None, int]]:
+        """``(namespace, flow id, count)`` of runs created in ``[start, end]``.
+
+        One row per listed flow (0 when none), then one per listed namespace
+        that has runs (flow id None). Each namespace must let this flow in.
+        """
+        ...
+
+    def toggle_trigger(
+        self, namespace: str, flow_id: str, trigger_id: str, *, enabled: bool
+    ) -> bool:
+        """Switch a flow's trigger on or off; return whether its source disables it anyway."""
+        ...
+
+    # --- namespace files (Kestra's ``namespaceFiles`` of script tasks)
+
+    def namespace_files(
+        self, include: Sequence[str], exclude: Sequence[str], *, namespace: str | None = None
+    ) -> dict[str, bytes]:
+        """The files of ``namespace`` (default: the flow's) matching Kestra's globs, by path.
+
+        A pattern matches the path with a leading ``/`` (Java glob syntax, or
+        ``regex:``/``glob:``), one starting with a word character anywhere in the
+        tree; no ``include`` means every file. Another namespace must let this flow in.
+        """
         ...
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from controlplane.errors import FlowplaneError
 from controlplane.logging import get_logger
+from controlplane.runners.dependencies import PackageSettings
 from controlplane.settings import Settings
 
 log = get_logger(__name__)
@@ -97,6 +98,8 @@ class Sandbox:
     gid: int = NOBODY
     # The interpreter Python script tasks run (its venv and base install are exposed).
     python: Path = field(default_factory=lambda: Path(sys.executable))
+    # Where Python `dependencies` environments are cached and installed from.
+    packages: PackageSettings = field(default_factory=PackageSettings)
 
     def work_dir_for(self, execution_id: str) -> Path:
         """The directory that holds one execution's task working directories."""
@@ -114,6 +117,7 @@ class Sandbox:
             network=settings.sandbox_network,
             cpu_seconds=settings.sandbox_cpu_seconds,
             memory_bytes=None if memory is None else memory * 1024**2,
+            packages=PackageSettings.from_settings(settings),
         )
 
     def effective_mode(self) -> str:
@@ -137,24 +141,43 @@ class Sandbox:
         if mode != "off" and os.geteuid() == 0:
             os.chown(path, self.uid, self.gid, follow_symlinks=False)
 
-    def launch(self, argv: list[str], *, cwd: Path, env: dict[str, str], mode: str) -> Launch:
-        """The command line and environment that run ``argv`` under ``mode``."""
-        clean = self.environment(cwd, env)
+    def launch(
+        self,
+        argv: list[str],
+        *,
+        cwd: Path,
+        env: dict[str, str],
+        mode: str,
+        venv: Path | None = None,
+    ) -> Launch:
+        """The command line and environment that run ``argv`` under ``mode``.
+
+        ``venv`` is a virtual environment of the script's ``dependencies``: bound
+        read-only into the sandbox, its ``bin`` first on the PATH.
+        """
+        clean = self.environment(cwd, env, venv)
         if mode == "off":
             return Launch(argv, clean)
         self._check_work_dir(cwd)
+        if venv is not None:
+            self._check_venv(venv, mode)
         limited = [*self._limits(), *argv]
         if mode == "setuid":
             if not self.network:
                 raise SandboxError("network isolation needs bubblewrap (FLOWPLANE_SANDBOX=bwrap)")
             self._close_data_dir()
             return Launch(limited, clean, user=self.uid, group=self.gid)
-        return Launch(self._bwrap(limited, cwd), clean)
+        return Launch(self._bwrap(limited, cwd, venv), clean)
 
-    def environment(self, cwd: Path, env: dict[str, str]) -> dict[str, str]:
+    def environment(
+        self, cwd: Path, env: dict[str, str], venv: Path | None = None
+    ) -> dict[str, str]:
         """PATH, HOME (the working directory) and LANG, then the task's own ``env``."""
         path = f"{self.python.parent}:/usr/local/bin:/usr/bin:/bin"
-        return {"PATH": path, "HOME": str(cwd), "LANG": "C.UTF-8", **env}
+        if venv is None:
+            return {"PATH": path, "HOME": str(cwd), "LANG": "C.UTF-8", **env}
+        base = {"PATH": f"{venv / 'bin'}:{path}", "VIRTUAL_ENV": str(venv)}
+        return {**base, "HOME": str(cwd), "LANG": "C.UTF-8", **env}
 
     def exposed_paths(self) -> list[Path]:
         """The host paths bound read-only into a bwrap sandbox, besides the work dir."""
@@ -182,11 +205,11 @@ class Sandbox:
             raise SandboxError("resource limits need `prlimit` (Debian package util-linux)")
         return [prlimit, *options, "--"]
 
-    def _bwrap(self, argv: list[str], cwd: Path) -> list[str]:
+    def _bwrap(self, argv: list[str], cwd: Path, venv: Path | None = None) -> list[str]:
         bwrap = shutil.which("bwrap")
         if bwrap is None:
             raise SandboxError("FLOWPLANE_SANDBOX=bwrap but `bwrap` is not installed")
-        exposed = self.exposed_paths()
+        exposed = [*self.exposed_paths(), *([venv] if venv is not None else [])]
         self._check_data_dir_hidden(exposed)
         made = {Path("/"), Path(_SANDBOX_TMP), Path("/proc"), Path("/dev")}
         args = [bwrap, "--die-with-parent", "--new-session"]
@@ -252,6 +275,23 @@ class Sandbox:
                 raise SandboxError(
                     f"the data directory {data_dir} lies under {path}, which scripts can read; "
                     "move FLOWPLANE_DATA_DIR (or FLOWPLANE_WORK_DIR) elsewhere"
+                )
+
+    def _check_venv(self, venv: Path, mode: str) -> None:
+        """A dependencies environment stays out of the data directory, within nobody's reach."""
+        if self.data_dir is not None and venv.resolve().is_relative_to(self.data_dir.resolve()):
+            raise SandboxError(
+                f"the dependencies environment {venv} lies inside the data directory "
+                f"{self.data_dir}; set FLOWPLANE_DEPENDENCY_CACHE_DIR elsewhere"
+            )
+        if mode != "setuid":
+            return
+        for directory in venv.resolve().parents:
+            if not directory.stat().st_mode & stat.S_IXOTH:
+                raise SandboxError(
+                    f"the setuid sandbox runs scripts as uid {self.uid}, which cannot reach the "
+                    f"dependencies environment {venv} ({directory} is closed to other users); "
+                    "set FLOWPLANE_DEPENDENCY_CACHE_DIR where other users can read"
                 )
 
     def check_python(self, mode: str) -> None:

@@ -36,6 +36,7 @@ from controlplane.services.revisions import stored_spec
 from controlplane.services.sealing import contains_sealed, seal
 from controlplane.store import executions as store
 from controlplane.store import flows as flow_store
+from controlplane.store import trigger_states
 from controlplane.store.audit import record_event
 from controlplane.store.db import transaction
 from controlplane.store.tables import (
@@ -206,10 +207,14 @@ def trigger_webhook(
     with Session(engine) as session:
         _flow, revision = flow_store.get_live(session, namespace, flow_id)
         source = revision.source if revision else None
+        # Switched off at run time (a trigger.Toggle task): answered as a disabled one.
+        off = trigger_states.disabled_keys(session)
     if source is None:
         raise NotFoundError(f"no webhook {namespace}/{flow_id}/{key}")
     spec = stored_spec(source)
     for trigger in spec.triggers or []:
+        if (namespace, flow_id, trigger.id) in off:
+            continue
         if isinstance(trigger, Webhook) and not trigger.disabled and _key_of(trigger, spec) == key:
             if not _conditions_hold(trigger, payload):
                 raise ConflictError(f"webhook {trigger.id}: its conditions do not hold")

@@ -35,7 +35,7 @@ from controlplane.logging import get_logger
 from controlplane.services.executions import create_execution, get_execution
 from controlplane.services.namespaces import ensure_namespace_allowed
 from controlplane.services.revisions import stored_spec
-from controlplane.store import kv
+from controlplane.store import kv, trigger_states
 from controlplane.store.db import as_utc, transaction
 from controlplane.store.flows import FlowFilter, list_active
 from controlplane.store.tables import ExecutionRow, TaskRunRow, utcnow
@@ -54,6 +54,8 @@ def fire_flow_triggers(engine: Engine, upstream: ExecutionRow) -> list[str]:
             for _flow, revision in rows
             if "trigger.Flow" in revision.source or "type: Flow" in revision.source
         ]
+        # Switched off at run time (a trigger.Toggle task): they do not listen.
+        off = trigger_states.disabled_keys(session)
     event = {
         "type": "flow",
         "executionId": upstream.id,
@@ -70,6 +72,8 @@ def fire_flow_triggers(engine: Engine, upstream: ExecutionRow) -> list[str]:
     for namespace, flow_id, source in candidates:
         for trigger in stored_spec(source).triggers or []:
             if not isinstance(trigger, FlowTrigger) or trigger.disabled:
+                continue
+            if (namespace, flow_id, trigger.id) in off:
                 continue
             # The fault boundary of one listener: a broken condition or input is
             # logged against the listener, and the other listeners still fire.

@@ -72,6 +72,14 @@ def execution_lineage(engine: Engine, execution_id: str) -> dict[str, Any]:
             "written_by": revision.created_by,
             "written_by_token": writer.summary["token_id"] if writer else None,
             "source": revision.source,
+            # A flow converted from Argo Workflows keeps the Argo file it came from.
+            "original": None
+            if revision.original_source is None
+            else {
+                "format": revision.original_format,
+                "path": revision.original_path,
+                "source": revision.original_source,
+            },
         },
         "git_commit": commit,
         "plan": None

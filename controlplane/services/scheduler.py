@@ -20,6 +20,9 @@ the newest such time is kept in the namespace's key-value table under a
 again. ``stopAfter`` disables a trigger once one of its runs of the live
 revision is in a listed state; the state is derived from ``trigger_fires``
 joined to ``executions``, so it is durable, and a new revision re-arms it.
+A trigger switched off at run time (``trigger_states``, the Toggle task) is
+not evaluated; switched on again, it fires from that moment, not the times
+it missed meanwhile.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from controlplane.logging import get_logger
 from controlplane.services.executions import fire_schedule
 from controlplane.services.loop import MAX_BACKOFF_SECONDS, BackgroundLoop
 from controlplane.services.revisions import stored_spec
-from controlplane.store import kv
+from controlplane.store import kv, trigger_states
 from controlplane.store.db import as_utc, transaction
 from controlplane.store.flows import FlowFilter, list_active
 from controlplane.store.tables import ExecutionRow, FlowRevisionRow, TriggerFireRow, utcnow
@@ -156,12 +159,16 @@ class Scheduler:
     def _schedules(self) -> list[tuple[FlowRevisionRow, Schedule]]:
         with Session(self.engine) as session:
             rows, _ = list_active(session, FlowFilter(), offset=0, limit=100_000)
+            # Switched off at run time (a trigger.Toggle task): not evaluated at all.
+            off = trigger_states.disabled_keys(session)
         return [
             (revision, trigger)
             for _flow, revision in rows
             if "Schedule" in revision.source
             for trigger in stored_spec(revision.source).triggers or []
-            if isinstance(trigger, Schedule) and not trigger.disabled
+            if isinstance(trigger, Schedule)
+            and not trigger.disabled
+            and (revision.namespace, revision.flow_id, trigger.id) not in off
         ]
 
     def _fire_due(self, revision: FlowRevisionRow, trigger: Schedule, now: datetime) -> int:
@@ -310,7 +317,15 @@ class Scheduler:
                 session, revision.namespace, _skip_key(revision.flow_id, trigger.id)
             )
             skipped = _skipped_at(entry.value if entry else None)
-        marks = [as_utc(mark) for mark in (revision.created_at, last, skipped) if mark is not None]
+            # As Kestra since 1.2.22: times missed while switched off are not recovered.
+            enabled = trigger_states.enabled_at(
+                session, (revision.namespace, revision.flow_id, trigger.id)
+            )
+        marks = [
+            as_utc(mark)
+            for mark in (revision.created_at, last, skipped, enabled)
+            if mark is not None
+        ]
         return max(marks)
 
     def fire(self, revision: FlowRevisionRow, trigger: Schedule, moment: datetime) -> int:

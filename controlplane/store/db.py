@@ -23,6 +23,8 @@ from sqlmodel import Session
 
 from controlplane.errors import StoreError
 from controlplane.store import namespace_files as _namespace_files  # noqa: F401 - registers its table
+from controlplane.store import polling as _polling  # noqa: F401 - registers its tables
+from controlplane.store import trigger_states as _trigger_states  # noqa: F401 - registers its table
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 

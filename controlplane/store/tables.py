@@ -84,6 +84,11 @@ class FlowRevisionRow(SQLModel, table=True):
     created_by: str | None = Field(default=None, max_length=200)
     # Written by a rollback plan: ``git_commit_sha`` is the older commit it restored.
     rollback: bool = Field(default=False)
+    # A flow converted from another format (``argo``) keeps that source byte for byte;
+    # ``source`` then holds the converted flow.
+    original_format: str | None = Field(default=None, max_length=20)
+    original_path: str | None = Field(default=None, max_length=1000)
+    original_source: str | None = Field(default=None, sa_type=Text)
 
 
 class ExecutionRow(SQLModel, table=True):

@@ -55,6 +55,14 @@ TRIGGER_FAMILIES: dict[str, type[BaseModel]] = {"every trigger": triggers.Schedu
 _LOG = {"id": "inner", "type": "Log", "message": "m"}
 # The smallest valid task of each type, to which a refused property is added.
 MINIMAL_TASKS: dict[str, dict[str, Any]] = {
+    "jdbc.postgresql.Query": {"url": "jdbc:postgresql://localhost/db", "sql": "SELECT 1"},
+    "jdbc.postgresql.Queries": {"url": "jdbc:postgresql://localhost/db", "sql": "SELECT 1"},
+    "jdbc.postgresql.CopyIn": {
+        "url": "jdbc:postgresql://localhost/db",
+        "from": "data.csv",
+        "table": "t",
+    },
+    "git.Clone": {"url": "https://example.invalid/repo.git"},
     "Log": {"message": "m"},
     "Return": {},
     "Echo": {"format": "f"},
@@ -89,6 +97,18 @@ MINIMAL_TASKS: dict[str, dict[str, Any]] = {
     "shell.Script": {"script": "true"},
     "python.Commands": {"commands": ["python -V"]},
     "python.Script": {"script": "pass"},
+    "http.Download": {"uri": "http://example.invalid/f.csv"},
+    "storage.Write": {"content": "c"},
+    "storage.Concat": {"files": ["/f"]},
+    "storage.Split": {"from": "/f", "rows": 1},
+    "storage.Size": {"uri": "/f"},
+    "storage.Delete": {"uri": "/f"},
+    "storage.PurgeCurrentExecutionFiles": {},
+    "storage.DeduplicateItems": {"from": "/f", "expr": "{{ k }}"},
+    "storage.FilterItems": {"from": "/f", "filterCondition": "{{ k }}"},
+    "Assert": {"conditions": ["{{ true }}"]},
+    "execution.Count": {"namespaces": ["demo"], "startDate": "{{ now() }}", "expression": "x"},
+    "trigger.Toggle": {"trigger": "t"},
 }
 MINIMAL_TRIGGERS: dict[str, dict[str, Any]] = {
     "Schedule": {"cron": "* * * * *"},

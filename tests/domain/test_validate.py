@@ -164,7 +164,7 @@ def test_alias_bomb_is_refused_quickly() -> None:
     assert "expands to more than" in problems[0].message
 
 
-def test_docker_runner_gets_a_clear_error() -> None:
+def test_an_unknown_task_runner_gets_a_clear_error() -> None:
     problems = problems_of(
         """\
         id: x
@@ -174,11 +174,14 @@ def test_docker_runner_gets_a_clear_error() -> None:
             type: io.kestra.plugin.scripts.shell.Commands
             commands: [ls]
             taskRunner:
-              type: io.kestra.plugin.scripts.runner.docker.Docker
+              type: io.kestra.plugin.ee.aws.runner.Batch
         """
     )
     assert problems[0].path == "tasks[0].taskRunner"
-    assert "Docker task runner is not supported" in problems[0].message
+    assert problems[0].message.startswith(
+        "taskRunner.type must be io.kestra.plugin.core.runner.Process, "
+        "io.kestra.plugin.scripts.runner.docker.Docker or"
+    )
 
 
 def test_aliases_and_both_retry_spellings_are_accepted() -> None:

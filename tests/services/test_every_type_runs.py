@@ -23,10 +23,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 import tests.plugins
+from controlplane.domain.polling import POLLING_TRIGGERS, canonical_trigger
 from controlplane.domain.tasktypes import TASK_TYPES, canonical_type
 from tests.services.test_engine import logs, put_flow, run, wait_for_end
 
 _LOG = "{id: inner, type: Log, message: \"inside {{ taskrun.value ?? '' }}\"}"
+# A stored file, and a file of records, for the storage tasks to work on.
+_WRITE = '- {id: w, type: storage.Write, content: "a\\nb\\n"}'
+_ITEMS = "- {id: w, type: storage.Write, content: '{\"k\": 1}'}"
 
 
 @dataclass(frozen=True)
@@ -79,21 +83,63 @@ MINIMAL: dict[str, Minimal] = {
         "- {id: t, type: python.Commands, commands: [\"python -c 'print(1)'\"]}"
     ),
     "python.Script": Minimal('- {id: t, type: python.Script, script: "print(1)"}'),
+    "http.Download": Minimal(
+        '- {id: t, type: http.Download, uri: "{{ inputs.url }}"}', inputs=("url",)
+    ),
+    "storage.Write": Minimal("- {id: t, type: storage.Write, content: hello, extension: .txt}"),
+    "storage.Split": Minimal(
+        f"{_WRITE}\n- {{id: t, type: storage.Split, from: '{{{{ outputs.w.uri }}}}', rows: 1}}"
+    ),
+    "storage.Concat": Minimal(
+        f"{_WRITE}\n- {{id: t, type: storage.Concat, files: ['{{{{ outputs.w.uri }}}}']}}"
+    ),
+    "storage.Size": Minimal(
+        f"{_WRITE}\n- {{id: t, type: storage.Size, uri: '{{{{ outputs.w.uri }}}}'}}"
+    ),
+    "storage.Delete": Minimal(
+        f"{_WRITE}\n- {{id: t, type: storage.Delete, uri: '{{{{ outputs.w.uri }}}}'}}"
+    ),
+    "storage.PurgeCurrentExecutionFiles": Minimal(
+        f"{_WRITE}\n- {{id: t, type: storage.PurgeCurrentExecutionFiles}}"
+    ),
+    "storage.DeduplicateItems": Minimal(
+        f"{_ITEMS}\n- {{id: t, type: storage.DeduplicateItems, "
+        "from: '{{ outputs.w.uri }}', expr: '{{ k }}'}"
+    ),
+    "storage.FilterItems": Minimal(
+        f"{_ITEMS}\n- {{id: t, type: storage.FilterItems, "
+        "from: '{{ outputs.w.uri }}', filterCondition: '{{ k == 1 }}'}"
+    ),
+    "Assert": Minimal("- {id: t, type: Assert, conditions: ['{{ 1 + 1 == 2 }}']}"),
+    "execution.Count": Minimal(
+        "- {id: t, type: execution.Count, flows: [{namespace: every, flowId: one}], "
+        "startDate: '2020-01-01T00:00:00Z', expression: '{{ count >= 1 }}'}"
+    ),
+    "trigger.Toggle": Minimal("- {id: t, type: trigger.Toggle, flowId: toggled, trigger: yearly}"),
 }
 
 
-def _family_runs() -> dict[str, str]:
-    """Type name -> ``module::test`` for the family tests of ``tests/plugins/``."""
+def _family_runs(attribute: str = "RUNS") -> dict[str, str]:
+    """Type name -> ``module::test`` for the family tests of ``tests/plugins/``.
+
+    ``RUNS`` names task types; ``TRIGGER_RUNS`` names polling trigger types.
+    """
     found: dict[str, str] = {}
     for info in pkgutil.iter_modules(tests.plugins.__path__):
         if not info.name.startswith("test_"):
             continue
         module = importlib.import_module(f"tests.plugins.{info.name}")
-        for name, test in getattr(module, "RUNS", {}).items():
-            assert callable(getattr(module, test, None)), f"{info.name}.RUNS names {test}"
-            assert test.startswith("test_"), f"{info.name}.RUNS: {test} is not a test"
+        for name, test in getattr(module, attribute, {}).items():
+            assert callable(getattr(module, test, None)), f"{info.name}.{attribute} names {test}"
+            assert test.startswith("test_"), f"{info.name}.{attribute}: {test} is not a test"
             found[name] = f"{info.name}::{test}"
     return found
+
+
+def test_every_polling_trigger_type_runs_in_a_family_test() -> None:
+    covered = {canonical_trigger(name) for name in _family_runs("TRIGGER_RUNS")}
+    assert None not in covered, "a TRIGGER_RUNS key names no registered trigger type"
+    assert sorted(set(POLLING_TRIGGERS) - covered) == []
 
 
 def test_every_type_has_a_minimal_flow() -> None:
@@ -130,9 +176,20 @@ def _paused_run(client: TestClient) -> str:
     return str(paused["id"])
 
 
+def _flow_with_trigger(client: TestClient) -> dict[str, str]:
+    put_flow(
+        client,
+        "id: toggled\nnamespace: every\ntasks:\n  - {id: l, type: Log, message: m}\n"
+        "triggers:\n  - {id: yearly, type: Schedule, cron: '0 0 1 1 *'}\n",
+    )
+    return {}
+
+
 _SETUP: dict[str, Callable[[TestClient, str], dict[str, str]]] = {
     "Resume": lambda client, _url: {"target": _paused_run(client)},
     "http.Request": lambda _client, url: {"url": url},
+    "http.Download": lambda _client, url: {"url": url},
+    "trigger.Toggle": lambda client, _url: _flow_with_trigger(client),
 }
 
 

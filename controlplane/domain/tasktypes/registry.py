@@ -22,6 +22,7 @@ from typing import Annotated, Any, Union
 from pydantic import BaseModel, Discriminator, Tag
 
 from controlplane.domain.fields import StrictModel
+from controlplane.domain.polling import PollingTrigger, register_trigger
 from controlplane.domain.tasktypes import flowable
 from controlplane.domain.tasktypes.base import (
     TASK_ALIASES,
@@ -49,11 +50,12 @@ class PluginOrigin:
 PLUGIN_ORIGINS: dict[str, PluginOrigin] = {}
 
 
-def _classes(loaded: Any, where: str) -> list[type[TaskBase]]:
+def _classes(loaded: Any, where: str) -> list[type[TaskBase | PollingTrigger]]:
     items = list(loaded) if isinstance(loaded, list | tuple) else [loaded]
     for item in items:
-        if not (isinstance(item, type) and issubclass(item, TaskBase)):
-            msg = f"entry point {where} yields {item!r}, not a TaskBase subclass"
+        # A family may declare polling trigger types beside its task types.
+        if not (isinstance(item, type) and issubclass(item, TaskBase | PollingTrigger)):
+            msg = f"entry point {where} yields {item!r}, not a TaskBase or PollingTrigger subclass"
             raise TypeError(msg)
     return items
 
@@ -70,7 +72,7 @@ def _entry_points() -> list[EntryPoint]:
 
 
 def load_plugins() -> None:
-    """Register every task type the installed ``flowplane.plugins`` entry points declare.
+    """Register every task type (and polling trigger type) the ``flowplane.plugins`` points declare.
 
     A plugin that fails to import or declares a clashing type name stops the
     load with an error naming the entry point: a flow validated without it
@@ -92,7 +94,10 @@ def load_plugins() -> None:
             raise RuntimeError(msg) from exc
         distribution = point.dist.name if point.dist is not None else "?"
         for cls in _classes(loaded, where):
-            register(cls)
+            if issubclass(cls, PollingTrigger):
+                register_trigger(cls)
+            else:
+                register(cls)
             PLUGIN_ORIGINS[cls.TYPE] = PluginOrigin(point.name, distribution, point.value)
 
 

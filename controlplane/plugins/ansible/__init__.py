@@ -1,8 +1,7 @@
-"""Ansible CLI: run ansible-playbook in the task's working directory."""
+"""Ansible CLI: run ansible-playbook in the task's working directory, with per-host results."""
 
-from controlplane.domain.tasktypes.base import TaskBase
+from controlplane.plugins.ansible.cli import AnsibleCLI
 
-# Filled in as the family's task types land.
-PLUGINS: tuple[type[TaskBase], ...] = ()
+PLUGINS = (AnsibleCLI,)
 
 __all__ = ["PLUGINS"]

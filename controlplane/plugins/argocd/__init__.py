@@ -1,8 +1,7 @@
 """Argo CD: sync an application and read its status (REST API over httpx)."""
 
-from controlplane.domain.tasktypes.base import TaskBase
+from controlplane.plugins.argocd.apps import Status, Sync
 
-# Filled in as the family's task types land.
-PLUGINS: tuple[type[TaskBase], ...] = ()
+PLUGINS = (Sync, Status)
 
 __all__ = ["PLUGINS"]

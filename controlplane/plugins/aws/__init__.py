@@ -1,8 +1,8 @@
-"""Amazon S3: upload, download, list and delete objects, and the S3 polling trigger."""
+"""AWS: S3 object tasks (Upload, Download, List, Delete) and the S3 polling Trigger, via boto3."""
 
-from controlplane.domain.tasktypes.base import TaskBase
+from controlplane.plugins.aws.s3 import Delete, Download, List, Upload
+from controlplane.plugins.aws.trigger import Trigger
 
-# Filled in as the family's task types land.
-PLUGINS: tuple[type[TaskBase], ...] = ()
+PLUGINS = (Upload, Download, List, Delete, Trigger)
 
 __all__ = ["PLUGINS"]

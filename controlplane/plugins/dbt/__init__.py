@@ -1,8 +1,7 @@
-"""dbt: run dbt-core commands on a project."""
+"""dbt CLI: run dbt commands on a dbt project in the task's working directory."""
 
-from controlplane.domain.tasktypes.base import TaskBase
+from controlplane.plugins.dbt.cli import DbtCLI
 
-# Filled in as the family's task types land.
-PLUGINS: tuple[type[TaskBase], ...] = ()
+PLUGINS = (DbtCLI,)
 
 __all__ = ["PLUGINS"]

@@ -1,8 +1,7 @@
-"""DuckDB: queries on an in-process DuckDB database."""
+"""DuckDB: run SQL on a DuckDB database local to the task (Kestra's jdbc.duckdb tasks)."""
 
-from controlplane.domain.tasktypes.base import TaskBase
+from controlplane.plugins.duckdb.query import Queries, Query
 
-# Filled in as the family's task types land.
-PLUGINS: tuple[type[TaskBase], ...] = ()
+PLUGINS = (Query, Queries)
 
 __all__ = ["PLUGINS"]

@@ -1,8 +1,8 @@
-"""Git: clone repositories, and push or sync flows through Flowplane's own GitOps."""
+"""Git: clone repositories, and start runs when a branch moves."""
 
-from controlplane.domain.tasktypes.base import TaskBase
+from controlplane.plugins.git.clone import Clone
+from controlplane.plugins.git.trigger import Trigger
 
-# Filled in as the family's task types land.
-PLUGINS: tuple[type[TaskBase], ...] = ()
+PLUGINS = (Clone, Trigger)
 
 __all__ = ["PLUGINS"]

@@ -1,8 +1,9 @@
 """JDBC-style database tasks: PostgreSQL queries, COPY and the polling trigger."""
 
-from controlplane.domain.tasktypes.base import TaskBase
+from controlplane.plugins.jdbc.copy_in import CopyIn
+from controlplane.plugins.jdbc.query import Queries, Query
+from controlplane.plugins.jdbc.trigger import Trigger
 
-# Filled in as the family's task types land.
-PLUGINS: tuple[type[TaskBase], ...] = ()
+PLUGINS = (Query, Queries, CopyIn, Trigger)
 
 __all__ = ["PLUGINS"]

@@ -1,8 +1,7 @@
-"""Kubernetes: kubectl-style Apply, Get and Delete through the official client."""
+"""Kubernetes kubectl tasks: apply, get and delete resources through the Kubernetes API."""
 
-from controlplane.domain.tasktypes.base import TaskBase
+from controlplane.plugins.kubernetes.kubectl import Apply, Delete, Get
 
-# Filled in as the family's task types land.
-PLUGINS: tuple[type[TaskBase], ...] = ()
+PLUGINS = (Apply, Get, Delete)
 
 __all__ = ["PLUGINS"]

@@ -1,8 +1,7 @@
 """Grafana Loki: log queries over Loki's HTTP API."""
 
-from controlplane.domain.tasktypes.base import TaskBase
+from controlplane.plugins.loki.query import Query, QueryRange
 
-# Filled in as the family's task types land.
-PLUGINS: tuple[type[TaskBase], ...] = ()
+PLUGINS = (QueryRange, Query)
 
 __all__ = ["PLUGINS"]

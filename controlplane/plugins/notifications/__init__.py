@@ -1,8 +1,18 @@
-"""Notifications: Slack, Microsoft Teams and Discord webhooks, and e-mail over SMTP."""
+"""Notifications: Slack, Microsoft Teams and Discord webhooks, and email over SMTP."""
 
-from controlplane.domain.tasktypes.base import TaskBase
+from controlplane.plugins.notifications.discord import DiscordExecution, DiscordIncomingWebhook
+from controlplane.plugins.notifications.mail import MailSend
+from controlplane.plugins.notifications.slack import SlackExecution, SlackIncomingWebhook
+from controlplane.plugins.notifications.teams import TeamsExecution, TeamsIncomingWebhook
 
-# Filled in as the family's task types land.
-PLUGINS: tuple[type[TaskBase], ...] = ()
+PLUGINS = (
+    SlackIncomingWebhook,
+    SlackExecution,
+    TeamsIncomingWebhook,
+    TeamsExecution,
+    DiscordIncomingWebhook,
+    DiscordExecution,
+    MailSend,
+)
 
 __all__ = ["PLUGINS"]

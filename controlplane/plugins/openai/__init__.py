@@ -1,8 +1,7 @@
-"""OpenAI: chat completions through the official client, any compatible base URL."""
+"""OpenAI: chat completions through the official client (the 'openai' extra, imported lazily)."""
 
-from controlplane.domain.tasktypes.base import TaskBase
+from controlplane.plugins.openai.chat import ChatCompletion
 
-# Filled in as the family's task types land.
-PLUGINS: tuple[type[TaskBase], ...] = ()
+PLUGINS = (ChatCompletion,)
 
 __all__ = ["PLUGINS"]

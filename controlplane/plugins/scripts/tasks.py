@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shlex
 import shutil
 import signal
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from controlplane.domain.durations import parse_duration
 from controlplane.domain.tasktypes import scripts
 from controlplane.plugins.api import RunContext, TaskFailedError
-from controlplane.runners import kubernetes
+from controlplane.plugins.scripts.output_dir import collect_output_dir, prepare_output_dir
+from controlplane.plugins.storage.globs import matching_files
+from controlplane.runners import docker, kubernetes
+from controlplane.runners.dependencies import DependencyError, PythonEnvironment, python_environment
+from controlplane.runners.namespace_files import NamespaceFilesError, write_namespace_files
 from controlplane.runners.process import ProcessResult, run_process
 from controlplane.runners.sandbox import Sandbox, SandboxError
 
@@ -22,7 +29,7 @@ _ScriptTask = (
 _OUTPUTS = {
     "exitCode": "the exit code of the script",
     "vars": 'values the script printed as ::{"outputs": {...}}:: lines',
-    "outputFiles": "files matching outputFiles, by name",
+    "outputFiles": "files matching outputFiles, and those written to {{ outputDir }}, by name",
 }
 
 
@@ -99,13 +106,16 @@ def run_script(task: _ScriptTask, run: RunContext) -> dict[str, Any]:
     timeout = _seconds(run.render(task.timeout)) if task.timeout else None
     if isinstance(task.taskRunner, scripts.KubernetesRunner):
         return _run_in_pod(task, task.taskRunner, run, timeout)
+    if isinstance(task.taskRunner, scripts.DockerRunner):
+        return _run_in_container(task, task.taskRunner, run, timeout)
     result = _run_sandboxed(task, run, timeout)
     if result.timed_out:
         raise TaskFailedError(f"timed out after {task.timeout}")
     if result.killed:
         raise TaskFailedError("killed")
     outputs: dict[str, Any] = {"exitCode": result.exit_code, "vars": result.outputs}
-    files = _collect_output_files(task, run)
+    # outputDir's files first, then outputFiles' (which win on a name), as in Kestra.
+    files = {**collect_output_dir(task, run), **_collect_output_files(task, run)}
     if files:
         outputs["outputFiles"] = files
     if result.exit_code != 0:
@@ -114,34 +124,107 @@ def run_script(task: _ScriptTask, run: RunContext) -> dict[str, Any]:
 
 
 def _run_sandboxed(task: _ScriptTask, run: RunContext, timeout: float | None) -> ProcessResult:
-    """Start the script under the worker's sandbox policy (docs/security.md)."""
+    """Start the script under the worker's sandbox policy (docs/security.md).
+
+    Namespace files, then input files, are written into the working directory
+    first; a Python task's ``dependencies`` are installed (outside the sandbox)
+    into a cached environment that the sandbox binds read-only.
+    """
     sandbox = run.sandbox
     try:
         mode = sandbox.effective_mode()
         if isinstance(task, scripts.PythonCommands | scripts.PythonScript):
             sandbox.check_python(mode)
-        if mode == "off":
-            run.log("WARN", "the script sandbox is off: this script runs as the server's user")
-        sandbox.prepare(run.working_dir, mode)
-        for written in _write_input_files(task, run):
-            sandbox.give(written, mode)
-        argv, script = _argv(task, run, str(sandbox.python))
-        if script is not None:
-            sandbox.give(script, mode)
-        env = {k: str(run.render(v)) for k, v in task.env.items()}
-        launch = sandbox.launch(argv, cwd=run.working_dir, env=env, mode=mode)
     except SandboxError as exc:
         raise TaskFailedError(str(exc)) from None
-    return run_process(
-        launch.argv,
-        cwd=run.working_dir,
-        env=launch.env,
-        on_line=run.log,
-        timeout=timeout,
-        should_stop=run.should_stop,
-        user=launch.user,
-        group=launch.group,
-    )
+    with _dependencies(task, run) as venv:
+        try:
+            if mode == "off":
+                run.log("WARN", "the script sandbox is off: this script runs as the server's user")
+            sandbox.prepare(run.working_dir, mode)
+            for written in [
+                *_write_namespace_files(task, run),
+                *_write_input_files(task, run),
+                *prepare_output_dir(task, run),
+            ]:
+                sandbox.give(written, mode)
+            python = venv.python if venv is not None else sandbox.python
+            argv, script = _argv(task, run, str(python))
+            if script is not None:
+                sandbox.give(script, mode)
+            env = {k: str(run.render(v)) for k, v in task.env.items()}
+            launch = sandbox.launch(
+                argv,
+                cwd=run.working_dir,
+                env=env,
+                mode=mode,
+                venv=venv.path if venv is not None else None,
+            )
+        except SandboxError as exc:
+            raise TaskFailedError(str(exc)) from None
+        return run_process(
+            launch.argv,
+            cwd=run.working_dir,
+            env=launch.env,
+            on_line=run.log,
+            timeout=timeout,
+            should_stop=run.should_stop,
+            user=launch.user,
+            group=launch.group,
+        )
+
+
+@contextlib.contextmanager
+def _dependencies(task: _ScriptTask, run: RunContext) -> Iterator[PythonEnvironment | None]:
+    """A Python task's ``dependencies`` installed into an environment (cached), or None."""
+    requirements: list[str] = []
+    cache = True
+    if isinstance(task, scripts.PythonCommands | scripts.PythonScript):
+        rendered = (str(run.render(d)).strip() for d in task.dependencies or [])
+        requirements = [r for r in rendered if r]
+        cache = _flag(run.render(task.dependencyCacheEnabled))
+    if not requirements:
+        yield None
+        return
+    try:
+        with python_environment(
+            requirements,
+            python=run.sandbox.python,
+            packages=run.sandbox.packages,
+            task_type=task.TYPE,
+            log=run.log,
+            should_stop=run.should_stop,
+            timeout=run.remaining_seconds(),
+            cache=cache,
+        ) as environment:
+            yield environment
+    except DependencyError as exc:
+        raise TaskFailedError(str(exc)) from None
+
+
+def _write_namespace_files(task: _ScriptTask, run: RunContext) -> list[Path]:
+    """Copy the namespace files ``namespaceFiles`` selects into the working directory."""
+    config = task.namespaceFiles
+    if config is None or not _flag(run.render(config.enabled)):
+        return []
+    include = [str(run.render(p)) for p in config.include or []]
+    exclude = [str(run.render(p)) for p in config.exclude or []]
+    own = run.execution.namespace
+    namespaces = [str(run.render(n)) for n in config.namespaces or [own]]
+    per_namespace = _flag(run.render(config.folderPerNamespace))
+    files: dict[str, bytes] = {}
+    try:
+        for namespace in namespaces:
+            # In namespace order: a path in a later namespace wins, as in Kestra.
+            found = run.namespace_files(include, exclude, namespace=namespace)
+            files.update({f"{namespace}/{p}" if per_namespace else p: c for p, c in found.items()})
+        written = write_namespace_files(
+            run.working_dir, files, if_exists=config.ifExists, log=run.log
+        )
+    except (NamespaceFilesError, OSError) as exc:
+        raise TaskFailedError(f"namespaceFiles: {exc}") from None
+    run.log("INFO", f"namespaceFiles: {len(files)} file(s) from {', '.join(namespaces)}")
+    return written
 
 
 def _exit_message(result: ProcessResult, sandbox: Sandbox) -> str:
@@ -159,16 +242,39 @@ def _exit_message(result: ProcessResult, sandbox: Sandbox) -> str:
 
 
 def _write_input_files(task: _ScriptTask, run: RunContext) -> list[Path]:
-    files = task.inputFiles if isinstance(task.inputFiles, dict) else {}
     written = []
-    for name, content in files.items():
+    for name, content in _input_files(task, run).items():
         target = (run.working_dir / name).resolve()
         if run.working_dir.resolve() not in target.parents:
             raise TaskFailedError(f"input file {name!r} points outside the working directory")
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(str(run.render(content)), encoding="utf-8")
+        target.write_text(content, encoding="utf-8")
         written.append(target)
     return written
+
+
+def _input_files(task: _ScriptTask, run: RunContext) -> dict[str, str]:
+    """``inputFiles`` rendered: a map, or one template rendering to a JSON map (as Kestra).
+
+    Contents that come out of the rendered JSON are written as they are, not
+    rendered a second time: an upstream output cannot smuggle in a template.
+    """
+    files = task.inputFiles
+    if not isinstance(files, str):
+        return {name: str(run.render(content)) for name, content in (files or {}).items()}
+    rendered = run.render(files)
+    try:
+        parsed = json.loads(rendered) if isinstance(rendered, str) else rendered
+    except json.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise TaskFailedError(
+            "inputFiles given as one string must render to a JSON map of file names to contents"
+        )
+    return {
+        str(name): content if isinstance(content, str) else json.dumps(content, default=str)
+        for name, content in parsed.items()
+    }
 
 
 def _collect_output_files(task: _ScriptTask, run: RunContext) -> dict[str, str]:
@@ -180,17 +286,18 @@ def _collect_output_files(task: _ScriptTask, run: RunContext) -> dict[str, str]:
     found: dict[str, str] = {}
     root = run.working_dir.resolve()
     store = run.working_dir.parent / "output-files" / task.id
-    for pattern in task.outputFiles or []:
-        for path in sorted(run.working_dir.glob(str(run.render(pattern)))):
-            if path.is_symlink() or not path.resolve().is_relative_to(root):
-                run.log("WARN", f"output file {path.name!r} is a link; it was not collected")
-                continue
-            if path.is_file():
-                name = str(path.relative_to(run.working_dir))
-                destination = store / name
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                _copy_regular_file(path, destination)
-                found[name] = str(destination)
+    # Kestra's glob matching (storage/globs.py): `**` crosses folders, `out/**` names files.
+    patterns = [str(run.render(pattern)) for pattern in task.outputFiles or []]
+    for path in matching_files(run.working_dir, patterns):
+        if path.is_symlink() or not path.resolve().is_relative_to(root):
+            run.log("WARN", f"output file {path.name!r} is a link; it was not collected")
+            continue
+        if path.is_file():
+            name = str(path.relative_to(run.working_dir))
+            destination = store / name
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            _copy_regular_file(path, destination)
+            found[name] = str(destination)
     return found
 
 
@@ -255,15 +362,15 @@ def _run_in_pod(
 def _pod_command(task: _ScriptTask, run: RunContext) -> list[str]:
     """The container command: input files written by the shell, then the task's lines."""
     before = [str(run.render(c)) for c in task.beforeCommands or []]
-    files = dict(task.inputFiles) if isinstance(task.inputFiles, dict) else {}
+    files = _input_files(task, run)
     if isinstance(task, scripts.ShellScript | scripts.PythonScript):
         is_python = isinstance(task, scripts.PythonScript)
         script_name = "script.py" if is_python else "script.sh"
-        files[script_name] = task.script
+        files[script_name] = str(run.render(task.script))
         body = [f"{'python' if is_python else '/bin/sh'} {script_name}"]
     else:
         body = [str(run.render(c)) for c in task.commands]
-    writes = [_write_file_line(name, str(run.render(content))) for name, content in files.items()]
+    writes = [_write_file_line(name, content) for name, content in files.items()]
     interpreter = [str(run.render(p)) for p in task.interpreter or ["/bin/sh", "-c"]]
     prefix = "set -e\n" if task.failFast is True else ""
     script = "\n".join(writes) + ("\n" if writes else "") + prefix + "\n".join([*before, *body])
@@ -332,3 +439,199 @@ def _connection(
         trust_certs=_flag(run.render(config.trustCerts)),
         disable_hostname_verification=_flag(run.render(config.disableHostnameVerification)),
     )
+
+
+# --- Docker runner (docs/docker.md) -------------------------------------------------
+
+# In a container, `python` means the image's interpreter; python3 is the name every
+# image with Python has (Debian's python3 package installs no `python`).
+_CONTAINER_PYTHON = "python3"
+
+
+def _run_in_container(
+    task: _ScriptTask, runner: scripts.DockerRunner, run: RunContext, timeout: float | None
+) -> dict[str, Any]:
+    """Run the task in a container that shares (or receives a copy of) the working directory."""
+    is_python = isinstance(task, scripts.PythonCommands | scripts.PythonScript)
+    image = str(run.render(task.containerImage)) if task.containerImage else None
+    image = image or _DEFAULT_IMAGES[is_python]
+    user, owner = _container_user(runner, run)
+    written = [
+        *_write_namespace_files(task, run),
+        *_write_input_files(task, run),
+        *prepare_output_dir(task, run),
+    ]
+    argv, script = _argv(task, run, _CONTAINER_PYTHON)
+    if script is not None:
+        written.append(script)
+    if runner.fileHandlingStrategy == "MOUNT":
+        _hand_over(run.working_dir, written, owner)
+    workdir = str(run.working_dir)
+    env = {"HOME": workdir, "WORKING_DIR": workdir}
+    env.update({k: str(run.render(v)) for k, v in task.env.items()})
+    memory = runner.memory
+    request = docker.ContainerRequest(
+        image=image,
+        command=argv,
+        working_dir=run.working_dir,
+        env=env,
+        user=user,
+        entrypoint=[str(run.render(p)) for p in runner.entryPoint or [""]],
+        pull_policy=runner.pullPolicy,
+        auth=_registry_auth(runner, run, image),
+        labels=_container_labels(run),
+        nano_cpus=_nano_cpus(runner, run),
+        memory=_size(run, "memory.memory", memory.memory if memory else None),
+        memory_swap=_size(run, "memory.memorySwap", memory.memorySwap if memory else None),
+        memory_swappiness=(
+            int(run.render(memory.memorySwappiness))
+            if memory and memory.memorySwappiness is not None
+            else None
+        ),
+        memory_reservation=_size(
+            run, "memory.memoryReservation", memory.memoryReservation if memory else None
+        ),
+        oom_kill_disable=(
+            _flag(run.render(memory.oomKillDisable))
+            if memory and memory.oomKillDisable is not None
+            else None
+        ),
+        shm_size=_size(run, "shmSize", runner.shmSize),
+        network_mode=_network_mode(runner, run),
+        extra_hosts=[str(run.render(h)) for h in runner.extraHosts or []],
+        file_handling=runner.fileHandlingStrategy,
+        owner=owner,
+        delete=_flag(run.render(runner.delete)),
+        kill_grace=_seconds(run.render(runner.killGracePeriod)),
+        timeout=timeout,
+    )
+    host = str(run.render(runner.host)) if runner.host else None
+    try:
+        with docker.connect(host, task.TYPE) as client:
+            result = docker.run_container(
+                client, request, on_line=run.log, should_stop=run.should_stop
+            )
+    except docker.DockerError as exc:
+        raise TaskFailedError(str(exc)) from None
+    if result.timed_out:
+        raise TaskFailedError(f"timed out after {task.timeout}")
+    if result.killed:
+        raise TaskFailedError("killed")
+    outputs: dict[str, Any] = {"exitCode": result.exit_code, "vars": result.outputs}
+    files = {**collect_output_dir(task, run), **_collect_output_files(task, run)}
+    if files:
+        outputs["outputFiles"] = files
+    if result.exit_code != 0:
+        message = f"command exited with code {result.exit_code}"
+        if result.oom_killed:
+            message += " (the container ran out of memory: see taskRunner.memory)"
+        raise TaskFailedError(message)
+    return outputs
+
+
+def _container_user(
+    runner: scripts.DockerRunner, run: RunContext
+) -> tuple[str, tuple[int, int] | None]:
+    """The container's user, and the uid/gid that must own the working directory.
+
+    Without ``user``, the script runs as the sandbox user (``nobody``) when the
+    worker is root or the files are copied in, else as the worker's own user,
+    who owns the working directory already.
+    """
+    if runner.user:
+        user = str(run.render(runner.user))
+        uid, _, gid = user.partition(":")
+        if uid.isdigit() and (not gid or gid.isdigit()):
+            return user, (int(uid), int(gid or uid))
+        return user, None
+    if os.geteuid() == 0 or runner.fileHandlingStrategy == "VOLUME":
+        owner = (run.sandbox.uid, run.sandbox.gid)
+    else:
+        owner = (os.getuid(), os.getgid())
+    return f"{owner[0]}:{owner[1]}", owner
+
+
+def _hand_over(directory: Path, written: list[Path], owner: tuple[int, int] | None) -> None:
+    """Give the bind-mounted working directory and the files written into it to ``owner``."""
+    if owner is None or os.geteuid() != 0:
+        return
+    os.chown(directory, *owner, follow_symlinks=False)
+    directory.chmod(0o700)
+    for path in written:
+        os.chown(path, *owner, follow_symlinks=False)
+
+
+def _registry_auth(
+    runner: scripts.DockerRunner, run: RunContext, image: str
+) -> dict[str, str] | None:
+    """The pull's credentials, from ``credentials`` or ``config`` (rendered; never logged)."""
+    credentials = None
+    if runner.credentials is not None:
+        credentials = {
+            name: str(run.render(value)) if value is not None else None
+            for name, value in runner.credentials
+        }
+    config = None
+    if runner.config is not None:
+        rendered = run.render(runner.config)
+        try:
+            config = json.loads(rendered) if isinstance(rendered, str) else rendered
+            scripts.check_docker_config(config)
+        except ValueError as exc:
+            # json's message quotes the text, which may hold a password: keep only the cause.
+            reason = str(exc) if not isinstance(exc, json.JSONDecodeError) else exc.msg
+            raise TaskFailedError(f"taskRunner.config: {reason}") from None
+    try:
+        return docker.registry_auth(image, credentials, config)
+    except docker.DockerError as exc:
+        raise TaskFailedError(f"taskRunner: {exc}") from None
+
+
+def _container_labels(run: RunContext) -> dict[str, str]:
+    """Which run a container belongs to, as the Kubernetes runner labels its pods."""
+    labels = {}
+    for key, template in {
+        "flowplane.io/namespace": "{{ flow.namespace }}",
+        "flowplane.io/flow-id": "{{ flow.id }}",
+        "flowplane.io/task-id": "{{ task.id }}",
+        "flowplane.io/execution-id": "{{ execution.id }}",
+        "flowplane.io/taskrun-id": "{{ taskrun.id }}",
+        "flowplane.io/taskrun-attempt": "{{ taskrun.attemptsCount }}",
+    }.items():
+        labels[key] = str(run.render(template))
+    return labels
+
+
+def _nano_cpus(runner: scripts.DockerRunner, run: RunContext) -> int | None:
+    if runner.cpu is None:
+        return None
+    rendered = str(run.render(runner.cpu.cpus))
+    try:
+        cpus = float(rendered)
+    except ValueError:
+        cpus = 0.0
+    if cpus <= 0:
+        raise TaskFailedError(f"taskRunner.cpu.cpus: {rendered!r} is not a positive number")
+    return int(cpus * 1_000_000_000)
+
+
+def _size(run: RunContext, name: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return scripts.parse_byte_size(str(run.render(value)))
+    except ValueError as exc:
+        raise TaskFailedError(f"taskRunner.{name}: {exc}") from None
+
+
+def _network_mode(runner: scripts.DockerRunner, run: RunContext) -> str | None:
+    """The flow's ``networkMode``; ``none`` when the worker keeps scripts off the network."""
+    mode = str(run.render(runner.networkMode)) if runner.networkMode else None
+    if run.sandbox.network:
+        return mode
+    if mode not in {None, "none"}:
+        raise TaskFailedError(
+            f"networkMode {mode!r} is refused: this worker runs scripts without network "
+            "(FLOWPLANE_SANDBOX_NETWORK=false)"
+        )
+    return "none"

@@ -1,8 +1,7 @@
-"""Serialisation: CSV, JSON and Amazon Ion conversions of files in the execution's storage."""
+"""Serdes: convert stored files between CSV, JSON and Ion (Kestra's record format)."""
 
-from controlplane.domain.tasktypes.base import TaskBase
+from controlplane.plugins.serdes.converters import CsvToIon, IonToCsv, IonToJson, JsonToIon
 
-# Filled in as the family's task types land.
-PLUGINS: tuple[type[TaskBase], ...] = ()
+PLUGINS = (CsvToIon, IonToCsv, JsonToIon, IonToJson)
 
 __all__ = ["PLUGINS"]

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from controlplane.domain.tasktypes import core
 from controlplane.plugins.api import RunContext, TaskFailedError
+from controlplane.plugins.storage.globs import matching_files
 
 
 class LocalFiles(core.LocalFiles):
@@ -57,17 +58,17 @@ def collect_files(directory: Path, patterns: list[str], store: Path) -> dict[str
     """Copy files matching the glob ``patterns`` into ``store``; map their names to copies."""
     found: dict[str, str] = {}
     root = directory.resolve()
-    for pattern in patterns:
-        for path in sorted(directory.glob(pattern)):
-            # A script may plant a link to a server file (the age identity): the
-            # worker copies as root, so links and paths leaving the directory are skipped.
-            if path.is_symlink() or not path.resolve().is_relative_to(root) or not path.is_file():
-                continue
-            name = str(path.relative_to(directory))
-            destination = store / name
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-            with os.fdopen(fd, "rb") as reader, destination.open("wb") as writer:
-                shutil.copyfileobj(reader, writer)
-            found[name] = str(destination)
+    # Kestra's glob matching (globs.py): `**` crosses folders, `out/**` names files.
+    for path in matching_files(directory, patterns):
+        # A script may plant a link to a server file (the age identity): the
+        # worker copies as root, so links and paths leaving the directory are skipped.
+        if path.is_symlink() or not path.resolve().is_relative_to(root) or not path.is_file():
+            continue
+        name = str(path.relative_to(directory))
+        destination = store / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as reader, destination.open("wb") as writer:
+            shutil.copyfileobj(reader, writer)
+        found[name] = str(destination)
     return found

@@ -1,8 +1,7 @@
 """Terraform CLI: run terraform commands in the task's working directory."""
 
-from controlplane.domain.tasktypes.base import TaskBase
+from controlplane.plugins.terraform.cli import TerraformCLI
 
-# Filled in as the family's task types land.
-PLUGINS: tuple[type[TaskBase], ...] = ()
+PLUGINS = (TerraformCLI,)
 
 __all__ = ["PLUGINS"]

@@ -24,6 +24,7 @@ from controlplane.domain.plan import Action
 from controlplane.errors import ConflictError, FlowplaneError, NotFoundError
 from controlplane.logging import get_logger
 from controlplane.services.flows import Definition, Provenance, write_definition, write_tombstone
+from controlplane.services.gitops.argo import keep_original
 from controlplane.services.gitops.lifecycle import (
     APPLIED,
     APPROVED,
@@ -180,6 +181,8 @@ def _apply_change(
         change["spec_sha256"],
     )
     result = write_definition(session, definition, provenance, flow, live)
+    if result.changed:
+        keep_original(result.state.revision, change)
     if not result.changed and flow is not None and flow.origin != provenance.origin:
         # Taken over with the very same source: only the owner changes.
         flow.origin = provenance.origin

@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from controlplane.domain.argo.gitfiles import expand_argo_files
 from controlplane.domain.plan import Action, compute_plan
 from controlplane.services.gitops.lifecycle import active_sets, is_local, source_origin
 from controlplane.services.gitops.sources import get_source
@@ -83,7 +84,8 @@ def source_drift(
     with Session(engine) as session:
         owned, _ = active_sets(session, origin)
         # Only the flow diff matters here; the commit was valid when it was applied.
-        plan = compute_plan(owned, snapshot.files, flows_path=source.flows_path)
+        files = expand_argo_files(snapshot.files, flows_path=source.flows_path).files
+        plan = compute_plan(owned, files, flows_path=source.flows_path)
         for change in plan.changes:
             if change.action is Action.CHANGE:
                 items.append(

@@ -30,10 +30,12 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from controlplane.domain.argo.gitfiles import expand_argo_files
 from controlplane.domain.plan import WRITING_ACTIONS, Action, compute_plan, render_plan_text
 from controlplane.errors import InvalidRequestError, Problem, SourceUnavailableError, StoreError
 from controlplane.metrics import PLAN_DURATION, SYNC_DURATION
 from controlplane.services.gitops.apply import apply_plan
+from controlplane.services.gitops.argo import annotate_changes, argo_text
 from controlplane.services.gitops.history import commit_identities
 from controlplane.services.gitops.lifecycle import (
     APPLIED,
@@ -290,9 +292,11 @@ def _plan_row(
         active, others = active_sets(session, origin)
         inputs = secret_inputs(session, keyring, origin, secrets.values, prune=source.prune)
     started = time.perf_counter()
+    # Argo Workflows files are converted first; the plan sees the flows they become.
+    expansion = expand_argo_files(snapshot.files, flows_path=source.flows_path)
     plan = compute_plan(
         active,
-        snapshot.files,
+        expansion.files,
         flows_path=source.flows_path,
         active_secrets=inputs.active,
         desired_secrets=inputs.desired,
@@ -307,6 +311,7 @@ def _plan_row(
     PLAN_DURATION.observe(time.perf_counter() - started)
     # Problems compute_plan cannot see: secret files and undecodable flow files.
     extra = [
+        *expansion.problems,
         *secrets.problems,
         *(Problem("not valid UTF-8", file=path) for path in snapshot.undecodable),
         *snapshot.problems,
@@ -336,6 +341,10 @@ def _plan_row(
         identities = [item.to_dict() for item in found]
     with Session(engine) as session:
         basis = _basis(session, plan.changes)
+        changes = annotate_changes(
+            session, [_change_dict(change) for change in plan.changes], expansion.originals
+        )
+    text += argo_text(changes)
     return PlanRow(
         id=str(uuid.uuid4()),
         source_id=source.id,
@@ -347,7 +356,7 @@ def _plan_row(
         message=commit.message if commit is not None else f"contents of {origin}",
         status=status,
         summary=dict(plan.summary),
-        changes=[_change_dict(change) for change in plan.changes],
+        changes=changes,
         problems=[p.to_dict() for p in problems],
         text=text,
         kind=kind,

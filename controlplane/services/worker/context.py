@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlmodel import Session, col, select
 
@@ -22,11 +22,16 @@ from controlplane.domain.fields import State
 from controlplane.domain.tasktypes import TaskBase
 from controlplane.errors import FlowplaneError
 from controlplane.plugins.api import ExecutionInfo, LogLine, TaskFailedError
+from controlplane.runners.namespace_files import PathFilter
 from controlplane.runners.sandbox import Sandbox
+from controlplane.services.execution_counts import count_executions
+from controlplane.services.execution_files import ExecutionFiles
 from controlplane.services.executions import resume_execution
+from controlplane.services.namespace_files import read_namespace_files
 from controlplane.services.namespaces import ensure_namespace_allowed
 from controlplane.services.sealing import is_sealed, seal
 from controlplane.services.task_authority import ensure_resume_authority
+from controlplane.services.trigger_states import set_trigger_enabled
 from controlplane.services.worker.boundary import LEVEL_RANK, field_of
 from controlplane.services.worker.frames import Frame
 from controlplane.store import executions as executions_store
@@ -38,7 +43,7 @@ if TYPE_CHECKING:
     from controlplane.services.worker.executor import Executor
 
 
-def execution_info(row: ExecutionRow) -> ExecutionInfo:
+def execution_info(row: ExecutionRow, failed_tasks: Sequence[str] = ()) -> ExecutionInfo:
     """What a plugin may see of an execution row."""
     return ExecutionInfo(
         id=row.id,
@@ -47,6 +52,23 @@ def execution_info(row: ExecutionRow) -> ExecutionInfo:
         state=row.state,
         flow_revision=row.flow_revision,
         labels=dict(row.labels),
+        started_at=as_utc(row.created_at),
+        ended_at=as_utc(row.ended_at) if row.ended_at else None,
+        failed_tasks=tuple(failed_tasks),
+    )
+
+
+def _failed_tasks(session: Session, execution_id: str) -> list[str]:
+    """The task ids of ``execution_id`` whose runs ended FAILED, oldest first."""
+    return list(
+        session.exec(
+            select(TaskRunRow.task_id)
+            .where(
+                col(TaskRunRow.execution_id) == execution_id,
+                col(TaskRunRow.state) == State.FAILED.value,
+            )
+            .order_by(col(TaskRunRow.ended_at))
+        ).all()
     )
 
 
@@ -235,6 +257,7 @@ class TaskRunContext:
                 ).first()
             else:
                 row = executions_store.get_execution(session, self.executor.execution.id)
+            failed = _failed_tasks(session, row.id) if row is not None else []
         if row is None:
             raise TaskFailedError(f"no execution found for {execution_id or flow_id or 'this run'}")
         if namespace and row.namespace != namespace:
@@ -242,7 +265,7 @@ class TaskRunContext:
         if flow_id and row.flow_id != flow_id:
             raise TaskFailedError(f"execution {row.id} is not a run of flow {flow_id}")
         self._allow(row.namespace, action)
-        return execution_info(row)
+        return execution_info(row, failed)
 
     def resume_execution(self, execution_id: str, inputs: dict[str, Any]) -> None:  # noqa: D102
         own = self.executor.execution
@@ -257,6 +280,9 @@ class TaskRunContext:
     def execution_logs(self, execution_id: str, *, action: str) -> list[LogLine]:  # noqa: D102
         if execution_id != self.executor.execution.id:
             self.find_execution(execution_id, None, None, paused=False, action=action)
+        else:
+            # This run's own lines may still wait in its write batch: commit them first.
+            self.executor.writes.flush()
         with Session(self.executor.engine) as session:
             rows = executions_store.logs_of(session, execution_id)
         return [
@@ -274,6 +300,85 @@ class TaskRunContext:
         # Later templates in this run see the new labels.
         self.executor.execution.labels = merged
         return merged
+
+    # --- the execution's files, counts of runs, triggers, per-item templates -------
+
+    def _files(self) -> ExecutionFiles:
+        return ExecutionFiles(self.executor.work_dir, self.row.id)
+
+    def put_file(self, source: Path, name: str) -> str:  # noqa: D102
+        try:
+            return self._files().put(source, name)
+        except FlowplaneError as exc:
+            raise TaskFailedError(str(exc)) from None
+
+    def open_file(self, uri: str) -> BinaryIO:  # noqa: D102
+        try:
+            return self._files().open(uri)
+        except FlowplaneError as exc:
+            raise TaskFailedError(str(exc)) from None
+
+    def delete_file(self, uri: str) -> bool:  # noqa: D102
+        try:
+            return self._files().delete(uri)
+        except FlowplaneError as exc:
+            raise TaskFailedError(str(exc)) from None
+
+    def purge_files(self) -> list[str]:  # noqa: D102
+        return self._files().purge()
+
+    def render_with(self, value: Any, variables: dict[str, Any]) -> Any:  # noqa: D102
+        own = self.executor.variables(self.task, self.frame, self.row)
+        name = field_of(self.task, value)
+        return self.executor.render_with(value, self.task, name, {**own, **variables})
+
+    def count_executions(  # noqa: D102
+        self,
+        flows: Sequence[tuple[str, str]],
+        namespaces: Sequence[str],
+        *,
+        states: Sequence[str],
+        start: datetime,
+        end: datetime,
+    ) -> list[tuple[str, str | None, int]]:
+        for namespace in sorted({ns for ns, _ in flows} | set(namespaces)):
+            self._allow(namespace, "count its executions")
+        return count_executions(
+            self.executor.engine,
+            flows=flows,
+            namespaces=namespaces,
+            states=states,
+            start=start,
+            end=end,
+        )
+
+    def toggle_trigger(  # noqa: D102
+        self, namespace: str, flow_id: str, trigger_id: str, *, enabled: bool
+    ) -> bool:
+        self._allow(namespace, "toggle a trigger")
+        own = self.executor.execution
+        try:
+            return set_trigger_enabled(
+                self.executor.engine,
+                namespace,
+                flow_id,
+                trigger_id,
+                enabled=enabled,
+                actor=f"flow:{own.namespace}/{own.flow_id}",
+            )
+        except FlowplaneError as exc:
+            raise TaskFailedError(str(exc)) from None
+
+    # --- namespace files --------------------------------------------------------
+
+    def namespace_files(  # noqa: D102
+        self, include: Sequence[str], exclude: Sequence[str], *, namespace: str | None = None
+    ) -> dict[str, bytes]:
+        target = namespace or self.executor.execution.namespace
+        self._allow(target, "read its namespace files")
+        files = read_namespace_files(self.executor.engine, target)
+        wanted = PathFilter(include, exclude)
+        return {path: content for path, content in files.items() if wanted(path)}
 
 
 def _text(value: Any) -> str:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from controlplane.domain.tasktypes import TaskBase
+from jinja2 import StrictUndefined
+
+from controlplane.domain.tasktypes import TaskBase, scripts
+from controlplane.services.worker.file_reader import FileReader
 from controlplane.services.worker.frames import Frame
 from controlplane.store.tables import TaskRunRow
 
@@ -34,7 +37,8 @@ def template_variables(
             "startDate": executor.execution.created_at.isoformat(),
             "state": executor.execution.state,
         },
-        "inputs": executor.inputs,
+        # Kestra nests dotted input ids: `request.name` is `inputs.request.name`.
+        "inputs": _nest_dotted(executor.inputs),
         "vars": executor.flow.variables or {},
         "labels": _nest_labels(executor.execution.labels),
         "trigger": executor.execution.trigger,
@@ -52,7 +56,64 @@ def template_variables(
         "envs": {},
         "globals": {},
         "__secret_lookup": executor.secrets.lookup,
+        "__read_file": FileReader(executor, row.id),
+        **_output_dir(executor, task, frame, row),
     }
+
+
+# The script tasks that collect the files a script writes to ``{{ outputDir }}``.
+_SCRIPT_TASKS = (
+    scripts.ShellCommands,
+    scripts.ShellScript,
+    scripts.PythonCommands,
+    scripts.PythonScript,
+)
+
+
+def _output_dir(
+    executor: Executor, task: TaskBase, frame: Frame, row: TaskRunRow
+) -> dict[str, Any]:
+    """Kestra's ``outputDir`` of a script task: a folder of its working directory.
+
+    The Process and Docker runners see the working directory at the worker's
+    own path (bind-mounted at that path in the container), so the absolute
+    path is the one the script sees. A Kubernetes pod gets a copy of the
+    files and returns none, so there the variable says so when used.
+    """
+    if not isinstance(task, _SCRIPT_TASKS):
+        return {}
+    if isinstance(task.taskRunner, scripts.KubernetesRunner):
+        hint = (
+            "outputDir is not available with the Kubernetes task runner: files a pod "
+            "writes are not collected (use the Process or Docker runner)"
+        )
+        return {"outputDir": StrictUndefined(hint=hint)}
+    working = frame.shared_dir or executor.work_dir / row.id / "work"
+    # One folder per task run, so tasks sharing a WorkingDirectory keep theirs apart.
+    return {"outputDir": str(working / f"output-dir-{row.id}")}
+
+
+def _nest_dotted(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with each dotted key (``request.name``) also nested; the flat key stays.
+
+    A key whose parent already holds a value that is not a map stays flat only.
+    """
+    nested: dict[str, Any] = dict(values)
+    for key, value in values.items():
+        if "." not in key:
+            continue
+        *parents, leaf = key.split(".")
+        node: dict[str, Any] | None = nested
+        for part in parents:
+            if node is None:
+                break
+            child = node.get(part, {})
+            # Copied, never changed in place: the maps are the execution's own values.
+            node[part] = child = dict(child) if isinstance(child, dict) else child
+            node = child if isinstance(child, dict) else None
+        if node is not None:
+            node.setdefault(leaf, value)
+    return nested
 
 
 def _nest_labels(labels: dict[str, Any]) -> dict[str, Any]:
