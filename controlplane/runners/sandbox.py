@@ -221,6 +221,9 @@ class Sandbox:
             # Unprivileged bwrap maps the server's uid to `nobody` inside.
             args += ["--unshare-user", "--uid", str(self.uid), "--gid", str(self.gid)]
         args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", _SANDBOX_TMP]
+        # A private, writable /dev/shm: POSIX semaphores (Python's multiprocessing
+        # locks, which ansible-playbook takes) live there.
+        args += ["--perms", "1777", "--tmpfs", "/dev/shm"]  # noqa: S108 - inside the sandbox
         for path in exposed:
             if path.is_symlink() and path.parent == Path("/"):
                 # /bin -> usr/bin on merged-/usr systems: keep it a link.
