@@ -30,6 +30,9 @@ def test_template_is_a_valid_commit() -> None:
         ("platform.monitoring", "log-analysis"),
         ("platform.ops", "argocd-promote"),
         ("platform.ops", "backup"),
+        ("platform.ops", "db-backup-s3"),
+        ("platform.ops", "image-scan"),
         ("platform.ops", "promote"),
+        ("platform.ops", "release-chain"),
     ]
     assert {c.action for c in plan.changes} == {Action.ADD}

@@ -10,10 +10,12 @@ resume authority, and seals secrets before they are stored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import importlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any, BinaryIO, ClassVar, Protocol
 
 from controlplane.domain.fields import State
@@ -25,7 +27,10 @@ __all__ = [
     "ExecutionInfo",
     "Flowable",
     "FlowableBase",
+    "GitSyncRequest",
+    "GitSyncResult",
     "LogLine",
+    "NamespaceFlow",
     "PausedSignal",
     "RunContext",
     "State",
@@ -33,6 +38,8 @@ __all__ = [
     "TaskBase",
     "TaskFailedError",
     "Walk",
+    "refuse",
+    "require_extra",
     "worst",
 ]
 
@@ -87,6 +94,53 @@ class LogLine:
     level: str
     message: str
     timestamp: datetime
+
+
+@dataclass(frozen=True)
+class NamespaceFlow:
+    """A live flow as PushFlows exports it: where it lives, its revision, its exact source."""
+
+    namespace: str
+    flow_id: str
+    revision: int
+    source: str
+
+
+@dataclass(frozen=True)
+class GitSyncRequest:
+    """What a SyncFlows task asks: sync the Git source of this repository, branch and directory.
+
+    ``directory`` None matches the source whatever its flows path. Every
+    namespace the sync touches must be ``namespace`` (or, with
+    ``include_children``, one under it). ``delete`` must agree with the
+    source's ``prune``. ``dry_run`` plans without storing anything.
+    """
+
+    url: str
+    branch: str
+    directory: str | None
+    namespace: str
+    include_children: bool
+    delete: bool
+    dry_run: bool
+
+
+@dataclass(frozen=True)
+class GitSyncResult:
+    """The plan a sync made (or, on a dry run, would make).
+
+    ``changes`` has one map per flow: ``namespace``, ``flow_id``, ``action``
+    (``add``, ``change``, ``remove``, ``unchanged``, ``orphan``,
+    ``take_over``), ``path``, ``from_revision``, ``to_revision``.
+    """
+
+    source_id: str
+    plan_id: str | None
+    status: str
+    commit: str | None
+    changes: tuple[dict[str, Any], ...]
+    problems: tuple[str, ...]
+    text: str
 
 
 _RANK = {State.SUCCESS: 0, State.SKIPPED: 0, State.WARNING: 1, State.FAILED: 2}
@@ -274,6 +328,26 @@ class RunContext(Protocol):
         """
         ...
 
+    # --- flows and Git sources (git.PushFlows, git.SyncFlows)
+
+    def namespace_flows(self, namespace: str, *, include_children: bool) -> list[NamespaceFlow]:
+        """The live flows of ``namespace`` (and of those under it), by namespace then id.
+
+        Every namespace read must let this flow in (``allowedNamespaces``).
+        """
+        ...
+
+    def sync_git_source(self, request: GitSyncRequest) -> GitSyncResult:
+        """Sync the Git source an admin registered for the request's repository and branch.
+
+        The plan is stored and applied by the source's policy (``auto``), or
+        waits for reviewers (``approval``); this flow is recorded as who asked
+        and never counts as a reviewer. Refused (nothing stored) unless every
+        namespace the source serves and the plan touches is in the request's
+        scope and lets this flow in.
+        """
+        ...
+
 
 class Walk(Protocol):
     """What a flowable task may do while the worker walks it: run children, park, end.
@@ -372,6 +446,12 @@ class Walk(Protocol):
         """Where files this task exposes as outputs are kept."""
         ...
 
+    def namespace_files(
+        self, include: Sequence[str], exclude: Sequence[str], *, namespace: str | None = None
+    ) -> dict[str, bytes]:
+        """Namespace files, as ``RunContext.namespace_files`` has them (``namespaceFiles``)."""
+        ...
+
     def start_subflow(
         self,
         namespace: str,
@@ -413,3 +493,30 @@ class Flowable:
     def resolve(self, walk: Walk) -> State:
         """Run the children this task chooses; return its state before error branches."""
         raise NotImplementedError
+
+
+# --- helpers for plugin specs and optional extras -----------------------------------
+
+
+def require_extra(module: str, extra: str, task_type: str) -> ModuleType:
+    """Import ``module`` of the optional extra ``extra``, or fail the task naming the extra."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as missing:
+        raise TaskFailedError(
+            f"task type {task_type} needs the {extra!r} extra: pip install 'flowplane[{extra}]' "
+            f"({missing})"
+        ) from None
+
+
+def refuse(values: Any, refused: Mapping[str, str]) -> Any:
+    """Raise for Kestra properties this type does not honour, with the reason why.
+
+    Used in ``model_validator(mode="before")``: the property is named in the
+    message, so validation points at it with its file and line.
+    """
+    if isinstance(values, dict):
+        for name, reason in refused.items():
+            if name in values:
+                raise ValueError(f"{name} is not supported: {reason}")
+    return values

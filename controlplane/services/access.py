@@ -31,7 +31,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
@@ -109,7 +109,7 @@ class Principal:
 
     def covers(self, role: str, scopes: Collection[str]) -> bool:
         """Whether a token of ``role`` and ``scopes`` is no wider than this principal."""
-        if role not in _RANK or _RANK[role] > _RANK[self.role]:
+        if role not in _RANK or _RANK[cast("Role", role)] > _RANK[self.role]:
             return False
         return all(any(pattern_within(p, mine) for mine in self.scopes) for p in scopes)
 
@@ -149,7 +149,7 @@ def parse_role(value: str) -> Role:
     """``value`` as a Role, or a 400 naming the allowed roles."""
     if value not in ROLES:
         raise InvalidRequestError(f"role must be one of {list(ROLES)}, not {value!r}")
-    return value
+    return cast("Role", value)
 
 
 def _digest(secret: str) -> str:

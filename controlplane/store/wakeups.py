@@ -121,8 +121,11 @@ def _listen_forever(engine: Engine) -> None:
                 # Wake once after (re)connecting: notifications sent while the
                 # connection was down are gone, so look for work anyway.
                 wakeup.fire()
-                for _notice in connection.notifies():
-                    wakeup.fire()
+                while True:
+                    for _notice in connection.notifies(timeout=30.0):
+                        wakeup.fire()
+                    # Quiet for 30 s: a dead connection raises here, and is replaced.
+                    connection.execute("SELECT 1")
         except Exception:  # noqa: BLE001 - the listener must outlive a database restart
             log.warning("work_listener_reconnecting", retry_in=backoff)
         threading.Event().wait(backoff)

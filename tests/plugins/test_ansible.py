@@ -5,28 +5,20 @@ The flows run through the API and the embedded worker. The playbook targets
 writes a file the flow collects, sets a fact, and declares outputs with the
 ``kestra`` module; the callback's per-host results become the outputs.
 
-Sandbox mode: Ansible needs a writable ``/dev/shm`` (multiprocessing locks),
-which the bubblewrap sandbox does not provide yet (the change is reported
-for ``controlplane/runners/sandbox.py``). Until it does, the flows that run
-playbooks use ``FLOWPLANE_SANDBOX=off`` (``SANDBOX`` below): the commands run
-as the test's own user, with the sandbox's clean environment.
-``test_bubblewrap_needs_dev_shm`` pins what happens under bubblewrap today.
+The flows run under the suite's default sandbox (bubblewrap here: the
+commands run as uid 65534, in a clean environment, with a private
+``/dev/shm`` for Ansible's multiprocessing locks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
 
-from controlplane.api import create_app
 from controlplane.domain.validate import validate_flow
 from controlplane.errors import InvalidFlowError
-from controlplane.settings import Settings
-from tests.conftest import ADMIN_TOKEN, bearer
 from tests.services.test_engine import logs, put_flow, run, task_runs
 
 RUNS: dict[str, str] = {
@@ -34,9 +26,6 @@ RUNS: dict[str, str] = {
         "test_playbook_writes_a_file_sets_a_fact_and_outputs"
     ),
 }
-
-# The sandbox mode the playbook flows run under (see the module docstring).
-SANDBOX = "off"
 
 # Kestra renders inputFiles, so Ansible's own {{ }} sit in a raw block.
 PLAYBOOK = """\
@@ -85,23 +74,7 @@ tasks:
 """
 
 
-@pytest.fixture
-def sandbox_client(engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
-    """The API as tests/conftest.py builds it, with the script sandbox set to ``SANDBOX``."""
-    settings = Settings(
-        database_url=str(engine.url),
-        data_dir=tmp_path,
-        poll_sources=False,
-        admin_token=ADMIN_TOKEN,
-        sandbox=SANDBOX,
-    )
-    app = create_app(settings, engine=engine)
-    with TestClient(app, headers=bearer(ADMIN_TOKEN)) as test_client:
-        yield test_client
-
-
-def test_playbook_writes_a_file_sets_a_fact_and_outputs(sandbox_client: TestClient) -> None:
-    client = sandbox_client
+def test_playbook_writes_a_file_sets_a_fact_and_outputs(client: TestClient) -> None:
     put_flow(client, _flow("ansible", extra="    outputLogFile: true\n"))
     execution = run(client, "demo", "ansible")
     lines = logs(client, execution["id"])
@@ -133,8 +106,7 @@ def test_playbook_writes_a_file_sets_a_fact_and_outputs(sandbox_client: TestClie
     assert "Remember the answer" in Path(files["log"]).read_text()
 
 
-def test_explicit_mode_keeps_only_declared_outputs(sandbox_client: TestClient) -> None:
-    client = sandbox_client
+def test_explicit_mode_keeps_only_declared_outputs(client: TestClient) -> None:
     config = (
         "    ansibleConfig: |\n      [defaults]\n      log_path = {{ workingDir }}/custom.log\n"
         "      callback_plugins = ./callback_plugins\n      callbacks_enabled = kestra_logger\n"
@@ -154,8 +126,7 @@ def test_explicit_mode_keeps_only_declared_outputs(sandbox_client: TestClient) -
     ]
 
 
-def test_a_failing_play_fails_the_task(sandbox_client: TestClient) -> None:
-    client = sandbox_client
+def test_a_failing_play_fails_the_task(client: TestClient) -> None:
     source = """\
 id: ansible-fail
 namespace: demo
@@ -180,13 +151,28 @@ tasks:
     assert "command exited with code 2" in lines
 
 
-def test_bubblewrap_needs_dev_shm(client: TestClient) -> None:
-    # The suite's default sandbox (bubblewrap): Ansible cannot start its workers.
-    put_flow(client, _flow("ansible-bwrap"))
-    execution = run(client, "demo", "ansible-bwrap")
-    lines = logs(client, execution["id"])
-    assert any("Unable to use multiprocessing" in line for line in lines), lines
-    assert execution["state"] == "FAILED"
+def test_playbooks_run_as_the_sandbox_user(client: TestClient) -> None:
+    source = """\
+id: ansible-who
+namespace: demo
+tasks:
+  - id: ansible
+    type: io.kestra.plugin.ansible.cli.AnsibleCLI
+    inputFiles:
+      playbook.yml: |
+        - hosts: localhost
+          connection: local
+          gather_facts: false
+          tasks:
+            - {name: who, ansible.builtin.command: id -u, register: who}
+            - kestra: {outputs: {uid: "{% raw %}{{ who.stdout }}{% endraw %}"}}
+    commands:
+      - ansible-playbook -i localhost, playbook.yml
+"""
+    put_flow(client, source)
+    execution = run(client, "demo", "ansible-who")
+    assert execution["state"] == "SUCCESS", logs(client, execution["id"])
+    assert task_runs(execution)["ansible"]["outputs"]["vars"]["outputs"] == {"uid": "65534"}
 
 
 @pytest.mark.parametrize(

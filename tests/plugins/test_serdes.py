@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from controlplane.domain.validate import validate_flow
 from controlplane.errors import InvalidFlowError
+from controlplane.plugins.api import TaskFailedError, require_extra
 from tests.services.test_engine import logs, put_flow, run, task_runs
 
 RUNS: dict[str, str] = {
@@ -62,7 +63,7 @@ tasks:
     ion_file = Path(outputs["csv"]["uri"])
     assert ion_file.suffix == ".ion"
     records = ion.loads(ion_file.read_text(), single_value=False)
-    assert [dict(r) for r in records][0] == {"name": "Ada", "age": "36", "city": "London; UK"}
+    assert dict(records[0]) == {"name": "Ada", "age": "36", "city": "London; UK"}
     # `\N` is Kestra's null; the row with too few fields was logged and left out.
     assert records[1]["age"].ion_type.name == "NULL"
     assert len(records) == 2
@@ -236,3 +237,13 @@ tasks:
 """
     with pytest.raises(InvalidFlowError, match=message):
         validate_flow(source)
+
+
+def test_a_missing_extra_is_named() -> None:
+    # The integration families import their client libraries only when a task runs.
+    with pytest.raises(
+        TaskFailedError, match=r"needs the 'serdes' extra: pip install 'flowplane\[serdes\]'"
+    ):
+        require_extra(
+            "no_such_module_for_flowplane", "serdes", "io.kestra.plugin.serdes.csv.CsvToIon"
+        )

@@ -25,9 +25,9 @@ from pydantic import model_validator
 
 from controlplane.domain.fields import DynBool, Text
 from controlplane.plugins.ansible import callback
-from controlplane.plugins.api import RunContext, TaskFailedError
+from controlplane.plugins.api import RunContext, TaskFailedError, refuse
+from controlplane.plugins.scripts.cli import is_local_runner, run_cli
 from controlplane.plugins.scripts.tasks import ShellCommands
-from controlplane.plugins.serdes.support import is_local_runner, refuse, run_cli
 
 TYPE = "io.kestra.plugin.ansible.cli.AnsibleCLI"
 DEFAULT_IMAGE = "cytopia/ansible:latest-tools"

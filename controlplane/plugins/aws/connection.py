@@ -13,8 +13,7 @@ from typing import Any, ClassVar, Protocol
 
 from controlplane.domain.durations import parse_duration
 from controlplane.domain.fields import DynBool, DynDuration, StrictModel, Text
-from controlplane.plugins.api import TaskFailedError
-from controlplane.plugins.serdes.support import require_extra
+from controlplane.plugins.api import TaskFailedError, require_extra
 
 _LOCK = threading.Lock()
 # Reading botocore's service models takes ~0.6 s per session; one loader caches them for all.

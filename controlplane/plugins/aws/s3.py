@@ -20,9 +20,8 @@ from pydantic import Field, model_validator
 
 from controlplane.domain.fields import DynBool, DynInt, Text
 from controlplane.domain.tasktypes.base import TaskBase
-from controlplane.plugins.api import RunContext, TaskFailedError
+from controlplane.plugins.api import RunContext, TaskFailedError, refuse
 from controlplane.plugins.aws.connection import AwsConnection
-from controlplane.plugins.serdes.support import refuse
 
 _PREFIX = "io.kestra.plugin.aws.s3."
 # Kestra's ChecksumAlgorithm enum, in boto3's spelling.

@@ -26,9 +26,9 @@ from typing import Any, Literal, cast
 from pydantic import model_validator
 
 from controlplane.domain.fields import DynBool, StrictModel, Text
-from controlplane.plugins.api import RunContext, TaskFailedError
+from controlplane.plugins.api import RunContext, TaskFailedError, refuse
+from controlplane.plugins.scripts.cli import hand_over, is_local_runner, run_cli
 from controlplane.plugins.scripts.tasks import ShellCommands
-from controlplane.plugins.serdes.support import is_local_runner, refuse, run_cli
 
 TYPE = "io.kestra.plugin.dbt.cli.DbtCLI"
 DEFAULT_IMAGE = "ghcr.io/kestra-io/dbt"
@@ -89,12 +89,17 @@ class DbtCLI(ShellCommands):
             project = (context.working_dir / str(context.render(self.projectDir))).resolve()
             if not project.is_relative_to(context.working_dir.resolve()):
                 raise TaskFailedError("projectDir points outside the working directory")
+        if is_local_runner(self):
+            # dbt writes target/ and logs/ into the project: the sandbox user must own it
+            # (inputFiles leave the directories they create to the server's user).
+            hand_over(context, project)
         if self.profiles is not None:
             target = context.working_dir / "profiles.yml"
             if target.exists():
                 context.log("INFO", "profiles.yml exists in the working directory; overriding it")
             target.write_text(str(context.render(self.profiles)), encoding="utf-8")
         if self.loadManifest is not None:
+            hand_over(context, project / "target")
             _load_manifest(self.loadManifest, context, project)
         commands = [_dbt_command(self, command, context) for command in self.commands]
         task = self.model_copy(update={"commands": commands})
@@ -185,8 +190,8 @@ def _load_manifest(where: KvStoreManifest, context: RunContext, project: Path) -
         context.log("WARN", "loadManifest is set but no manifest was found in the KV store")
         return
     target = project / "target" / "manifest.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(value if isinstance(value, str) else json.dumps(value), encoding="utf-8")
+    hand_over(context, target)
 
 
 def _read(path: Path, root: Path) -> str:

@@ -33,8 +33,7 @@ from pydantic import model_validator
 
 from controlplane.domain.fields import DynBool, DynInt, Text
 from controlplane.domain.tasktypes.base import TaskBase
-from controlplane.plugins.api import RunContext, TaskFailedError
-from controlplane.plugins.serdes.support import refuse, require_extra
+from controlplane.plugins.api import RunContext, TaskFailedError, refuse, require_extra
 
 _PREFIX = "io.kestra.plugin.jdbc.duckdb."
 _MEMORY_URLS = {"jdbc:duckdb:", "jdbc:duckdb::memory:"}

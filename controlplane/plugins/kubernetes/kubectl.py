@@ -28,9 +28,8 @@ from pydantic import Field, model_validator
 from controlplane.domain.durations import parse_duration
 from controlplane.domain.fields import DynBool, DynDuration, StrictModel, Text
 from controlplane.domain.tasktypes.base import TaskBase
-from controlplane.plugins.api import RunContext, TaskFailedError
+from controlplane.plugins.api import RunContext, TaskFailedError, refuse, require_extra
 from controlplane.plugins.kubernetes.client import Cluster, KubectlError, Resource
-from controlplane.plugins.serdes.support import refuse, require_extra
 from controlplane.runners import kubernetes as runner
 
 _PREFIX = "io.kestra.plugin.kubernetes.kubectl."

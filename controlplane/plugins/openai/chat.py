@@ -11,7 +11,7 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from controlplane.domain.fields import DynBool, DynInt, StrictModel, Text
 from controlplane.domain.tasktypes.base import TaskBase
-from controlplane.plugins.api import RunContext, TaskFailedError
+from controlplane.plugins.api import RunContext, TaskFailedError, require_extra
 
 TYPE = "io.kestra.plugin.openai.ChatCompletion"
 
@@ -92,12 +92,7 @@ class ChatCompletion(TaskBase):
 
     def run(self, context: RunContext) -> dict[str, Any]:
         """Send one chat completion request; outputs as the API answers them."""
-        try:
-            import openai  # noqa: PLC0415 - an optional extra, imported when used
-        except ImportError:
-            raise TaskFailedError(
-                f"task type {TYPE} needs the 'openai' extra: pip install 'flowplane[openai]'"
-            ) from None
+        openai = require_extra("openai", "openai", TYPE)
         client = openai.OpenAI(
             api_key=str(context.render(self.apiKey)),
             # None: the client reads OPENAI_BASE_URL, else api.openai.com.

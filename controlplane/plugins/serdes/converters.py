@@ -27,8 +27,7 @@ from pydantic import Field, field_validator, model_validator
 
 from controlplane.domain.fields import DynBool, DynInt, Text
 from controlplane.domain.tasktypes.base import TaskBase
-from controlplane.plugins.api import RunContext, TaskFailedError
-from controlplane.plugins.serdes.support import refuse, require_extra
+from controlplane.plugins.api import RunContext, TaskFailedError, refuse, require_extra
 
 _URI_OUTPUT: Mapping[str, str] = {"uri": "the converted file"}
 # Kestra's parser limit on one field, 16 MiB; Python's csv keeps a process-wide one.

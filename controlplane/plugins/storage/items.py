@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import importlib
 import json
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -23,7 +22,7 @@ from pydantic import Field
 from controlplane.domain.fields import Text
 from controlplane.domain.tasktypes.base import TaskBase
 from controlplane.errors import EvaluationError
-from controlplane.plugins.api import RunContext, TaskFailedError
+from controlplane.plugins.api import RunContext, TaskFailedError, require_extra
 from controlplane.plugins.storage.lines import encode_line, open_lines
 
 _FALSY = {"false", "0", "-0", ""}  # Kestra's TruthUtils
@@ -130,14 +129,7 @@ def _items(lines: Iterator[str], task_type: str) -> Iterator[tuple[str, dict[str
 
 def _ion(task_type: str) -> Any:
     """``amazon.ion.simpleion``, or the failure that names the extra it needs."""
-    # The same message as ``require_extra`` (plugins/serdes/support.py, bound for plugins.api).
-    try:
-        return importlib.import_module("amazon.ion.simpleion")
-    except ImportError as missing:
-        raise TaskFailedError(
-            f"task type {task_type} needs the 'serdes' extra to read Ion lines:"
-            f" pip install 'flowplane[serdes]' ({missing})"
-        ) from None
+    return require_extra("amazon.ion.simpleion", "serdes", task_type)
 
 
 def _plain(value: Any) -> Any:

@@ -19,9 +19,9 @@ from typing import Any
 
 from pydantic import model_validator
 
-from controlplane.plugins.api import RunContext, TaskFailedError
+from controlplane.plugins.api import RunContext, TaskFailedError, refuse
+from controlplane.plugins.scripts.cli import is_local_runner, run_cli, sandbox_path
 from controlplane.plugins.scripts.tasks import ShellCommands
-from controlplane.plugins.serdes.support import is_local_runner, refuse, run_cli, sandbox_path
 
 TYPE = "io.kestra.plugin.terraform.cli.TerraformCLI"
 DEFAULT_IMAGE = "hashicorp/terraform"

@@ -41,7 +41,10 @@ class WriteBatch:
     def __init__(self, engine: Engine, max_delay: float = 0.2) -> None:
         self._engine = engine
         self._max_delay = max_delay
+        # Guards the queues only; held for no database call, so logging never waits on one.
         self._lock = threading.Lock()
+        # One flush at a time, so commits keep the order in which rows were queued.
+        self._flushing = threading.Lock()
         # Latest snapshot per task run id; insertion order keeps parents first.
         self._runs: dict[str, dict[str, Any]] = {}
         self._logs: list[LogRow] = []
@@ -51,7 +54,11 @@ class WriteBatch:
         self._flusher.start()
 
     def save(self, row: TaskRunRow) -> None:
-        """Queue ``row`` as it is now; an ended row commits with everything before it."""
+        """Queue ``row`` as it is now; an ended row commits with everything before it.
+
+        The commit of an ended row raises when the database fails: the task's
+        end must be durable before the next task starts.
+        """
         # A snapshot: the executor keeps changing the object after this call.
         snapshot = {name: getattr(row, name) for name in _COLUMNS}
         with self._lock:
@@ -61,27 +68,38 @@ class WriteBatch:
             self.flush()
 
     def log(self, line: LogRow) -> None:
-        """Queue one log line."""
+        """Queue one log line; never raises (a failed commit keeps it queued)."""
         with self._lock:
             self._logs.append(line)
             self._touch()
             full = len(self._logs) >= MAX_PENDING
         if full:
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # the lines stay queued for the next flush
+                log.warning("write_batch_flush_failed", exc_info=True)
 
     def flush(self) -> None:
-        """Commit everything queued, in one transaction."""
-        with self._lock:
-            if not self._runs and not self._logs:
-                return
-            runs, logs = list(self._runs.values()), self._logs
-            # Committed under the lock: a row queued meanwhile waits for the next flush,
-            # and two flushes never interleave their order.
-            with transaction(self._engine) as session:
-                for values in runs:
-                    session.merge(TaskRunRow(**values))
-                session.add_all(logs)
-            self._runs, self._logs, self._oldest = {}, [], None
+        """Commit everything queued, in one transaction; on failure it stays queued."""
+        with self._flushing:
+            with self._lock:
+                if not self._runs and not self._logs:
+                    return
+                runs, logs = self._runs, self._logs
+                self._runs, self._logs, self._oldest = {}, [], None
+            try:
+                with transaction(self._engine) as session:
+                    for values in runs.values():
+                        session.merge(TaskRunRow(**values))
+                    session.add_all(logs)
+            except BaseException:
+                with self._lock:
+                    # Put them back in front of what was queued meanwhile; a newer
+                    # snapshot of the same task run wins.
+                    self._runs = {**runs, **self._runs}
+                    self._logs = [*logs, *self._logs]
+                    self._oldest = self._oldest or time.monotonic()
+                raise
 
     def close(self) -> None:
         """Commit what is left and stop the flusher thread."""

@@ -1,55 +1,41 @@
-"""Helpers the integration families share: optional extras, refused properties, CLI tools.
+"""Command-line tools run through the script sandbox.
 
-``require_extra`` belongs in ``controlplane.plugins.api`` (every family with a
-heavy client needs it); it lives here until that file gains it. Stored files
-(an earlier task's ``uri``) are read and written through the run context's
-``open_file`` and ``put_file``, which keep a flow inside its own execution's
-files.
+What TerraformCLI, AnsibleCLI and DbtCLI share with ``shell.Commands``: the
+same sandbox, runners and outputs.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from controlplane.domain.tasktypes import scripts
 from controlplane.plugins.api import RunContext, TaskFailedError
 from controlplane.plugins.scripts.tasks import ShellCommands, run_script
-
-
-def require_extra(module: str, extra: str, task_type: str) -> ModuleType:
-    """Import ``module`` of the optional extra ``extra``, or fail the task naming the extra."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as missing:
-        raise TaskFailedError(
-            f"task type {task_type} needs the {extra!r} extra: pip install 'flowplane[{extra}]' "
-            f"({missing})"
-        ) from None
-
-
-def refuse(values: Any, refused: Mapping[str, str]) -> Any:
-    """Raise for Kestra properties this type does not honour, with the reason why.
-
-    Used in ``model_validator(mode="before")``: the property is named in the
-    message, so validation points at it with its file and line.
-    """
-    if isinstance(values, dict):
-        for name, reason in refused.items():
-            if name in values:
-                raise ValueError(f"{name} is not supported: {reason}")
-    return values
-
-
-# --- command-line tools run through the script sandbox ---------------------------
+from controlplane.runners.sandbox import SandboxError
 
 
 def is_local_runner(task: scripts.ShellCommands) -> bool:
     """Whether the task runs on the worker (the Process runner), not in a container."""
     return task.taskRunner is None or isinstance(task.taskRunner, scripts.ProcessRunner)
+
+
+def hand_over(context: RunContext, *paths: Path) -> None:
+    """Create missing directories among ``paths`` and give each to the sandbox user.
+
+    Files and directories the worker writes for a script belong to the server's
+    user; the script runs as the sandbox user, who must be able to write there.
+    """
+    sandbox = context.sandbox
+    try:
+        mode = sandbox.effective_mode()
+    except SandboxError as exc:
+        raise TaskFailedError(str(exc)) from None
+    for path in paths:
+        if not path.exists():
+            path.mkdir(parents=True)
+        sandbox.give(path, mode)
 
 
 def sandbox_path(context: RunContext, *prefix: Path) -> str:
