@@ -12,6 +12,7 @@ from controlplane import __version__
 from controlplane.cli_convert import convert_app
 from controlplane.cli_ops import register as register_operator_commands
 from controlplane.cli_ops.client import ServerOption
+from controlplane.domain.argo import convert_source, is_argo_source, to_yaml
 from controlplane.domain.validate import validate_flow
 from controlplane.errors import InvalidFlowError, Problem
 
@@ -507,7 +508,12 @@ def check_file(path: Path) -> list[Problem]:
     except UnicodeDecodeError as exc:
         return [Problem(f"not valid UTF-8 (byte {exc.start})", file=str(path))]
     try:
-        validate_flow(text, file=str(path))
+        if is_argo_source(text):
+            # An Argo Workflows file is valid when it converts into valid flows.
+            for flow in convert_source(text, file=str(path)):
+                validate_flow(to_yaml(flow), file=str(path))
+        else:
+            validate_flow(text, file=str(path))
     except InvalidFlowError as exc:
         return exc.problems
     return []

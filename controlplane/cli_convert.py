@@ -51,7 +51,7 @@ def convert_argo(  # noqa: C901 - read, convert, then print or write: one comman
     ] = None,
     runner: Annotated[
         str,
-        typer.Option(help=f"Where containers run: {' or '.join(RUNNERS)}"),
+        typer.Option(help=f"Where containers run: {', '.join(RUNNERS)}"),
     ] = "process",
 ) -> None:
     """Print the Flowplane flows equal to Argo Workflows (Workflow, WorkflowTemplate, CronWorkflow).

@@ -8,11 +8,13 @@ server runs on sync.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from controlplane.domain.argo.gitfiles import expand_argo_files
 from controlplane.domain.normalize import normalize, spec_digest
 from controlplane.domain.plan import ActiveFlow, DesiredFile, Plan, compute_plan
 from controlplane.domain.validate import validate_flow
@@ -113,7 +115,10 @@ def plan_checkout(root: Path, client: httpx.Client, source_id: str) -> Plan:
     known: dict[str, Collection[str]] = dict(stored_secret_keys(client, namespaces))
     for namespace in sealed_namespaces(root):
         known[namespace] = _AnyKey()
-    return compute_plan(owned, files, known_flows=others, known_secrets=known)
+    # Argo Workflows files are converted as the server converts them on sync.
+    expansion = expand_argo_files(files)
+    plan = compute_plan(owned, expansion.files, known_flows=others, known_secrets=known)
+    return replace(plan, problems=(*expansion.problems, *plan.problems))
 
 
 def _get(client: httpx.Client, url: str, **kwargs: Any) -> Any:

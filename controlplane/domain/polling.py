@@ -98,6 +98,10 @@ class TriggerContext(Protocol):
         """True once the server is stopping: a long poll should give up."""
         ...
 
+    def ensure_not_server_database(self, host: str, port: int, dbname: str) -> None:
+        """Raise ``TaskFailedError`` when ``host:port/dbname`` is Flowplane's own database."""
+        ...
+
 
 def canonical_trigger(name: str) -> str | None:
     """The full name of a polling trigger type, by full name or alias; None when unknown."""

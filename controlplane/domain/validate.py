@@ -223,7 +223,8 @@ _PROPERTY_NAMES = _known_property_names()
 
 
 def _unknown_property(name: str) -> str:
-    match = difflib.get_close_matches(name, _PROPERTY_NAMES, n=1, cutoff=0.75)
+    # A name known on another type is close to itself: never suggest the same name.
+    match = difflib.get_close_matches(name, _PROPERTY_NAMES - {name}, n=1, cutoff=0.75)
     hint = f"; did you mean {match[0]!r}?" if match else ""
     return f"unknown property {name!r}{hint}"
 
@@ -343,10 +344,18 @@ class _SemanticChecks:
 
 
 _CHOICE_TYPES = {InputType.SELECT, InputType.ENUM, InputType.MULTISELECT}
+_FILE_INPUT_REFUSED = (
+    "a required FILE input is not supported: Flowplane takes no file upload when a run starts; "
+    "pass the content as a STRING input, or keep the file as a namespace file and read() it"
+)
 
 
 def _input_problems(spec: Input) -> Iterator[tuple[str, str]]:
     """Type-specific rules of one input, as ``(message, field)`` pairs."""
+    if spec.type == InputType.FILE and spec.required and spec.defaults is None:
+        # Refused here rather than at every start: a run has no way to receive the file.
+        # An optional one stays valid; a value given for it is refused when the run starts.
+        yield (_FILE_INPUT_REFUSED, "type")
     if spec.type in _CHOICE_TYPES and not spec.values and not spec.expression:
         yield (f"a {spec.type} input needs values (or an expression)", "type")
     if spec.type == InputType.ARRAY and spec.itemType is None:

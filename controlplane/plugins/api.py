@@ -348,6 +348,12 @@ class RunContext(Protocol):
         """
         ...
 
+    # --- database tasks (jdbc)
+
+    def ensure_not_server_database(self, host: str, port: int, dbname: str) -> None:
+        """Raise ``TaskFailedError`` when ``host:port/dbname`` is Flowplane's own database."""
+        ...
+
 
 class Walk(Protocol):
     """What a flowable task may do while the worker walks it: run children, park, end.

@@ -51,6 +51,7 @@ _ETC = (
     "ld.so.conf.d",
     "ssl",
     "ca-certificates",
+    "os-release",  # what distribution this is (scripts and tools read it)
     "alternatives",
 )
 # The top-level directories of a Debian-like system that hold programs and libraries.

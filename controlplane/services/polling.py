@@ -45,6 +45,7 @@ from controlplane.domain.polling import POLLING_ALIASES, POLLING_TRIGGERS, Fire,
 from controlplane.domain.tasktypes.base import labels_as_dict
 from controlplane.errors import EvaluationError, StoreError
 from controlplane.logging import get_logger
+from controlplane.services import own_database
 from controlplane.services.executions import create_in_session
 from controlplane.services.loop import BackgroundLoop
 from controlplane.services.masking import mask_text, secret_variants
@@ -170,6 +171,9 @@ class PollContext:
 
     def should_stop(self) -> bool:  # noqa: D102
         return self.stopping.is_set()
+
+    def ensure_not_server_database(self, host: str, port: int, dbname: str) -> None:  # noqa: D102
+        own_database.ensure_not_server_database(self.engine, host, port, dbname)
 
 
 def fire_polling(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from controlplane.plan_preview import plan_checkout
 from tests.conftest import token_headers
 from tests.helpers import commit, init_repo
 from tests.services.test_gitops import add_source
@@ -137,3 +138,19 @@ def test_an_argo_file_that_cannot_convert_makes_the_plan_invalid(
     assert problem["path"] == "spec.templates[1].daemon"
     assert problem["line"] == 24
     assert "daemon templates are not supported" in problem["message"]
+
+
+def test_a_local_plan_preview_converts_argo_files_too(client: TestClient, tmp_path: Path) -> None:
+    checkout = tmp_path / "checkout"
+    (checkout / "flows" / "team.argo").mkdir(parents=True)
+    (checkout / "flows" / "team.argo" / "greet.yaml").write_text(ARGO)
+    plan = plan_checkout(checkout, client, "flows")
+    assert plan.valid, plan.problems
+    assert [(c.action.value, c.namespace, c.flow_id) for c in plan.changes] == [
+        ("add", "team.argo", "greet")
+    ]
+    (checkout / "flows" / "team.argo" / "greet.yaml").write_text(
+        ARGO.replace("    - name: say\n", "    - name: say\n      daemon: true\n")
+    )
+    (problem,) = plan_checkout(checkout, client, "flows").problems
+    assert problem.render().startswith("flows/team.argo/greet.yaml:24:7: spec.templates[1].daemon")

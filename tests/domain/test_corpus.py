@@ -17,6 +17,7 @@ EXPECTED_FAILURES = {
     "sla-execution-condition.yaml": "sla is not supported",
     "sla-max-duration-fail.yaml": "sla is not supported",
     "flowable-with-parent-fail.yaml": "invalid expression: unexpected '%'",
+    "inputs.yaml": "a required FILE input is not supported",
 }
 
 

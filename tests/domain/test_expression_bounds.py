@@ -105,7 +105,8 @@ NORMAL = [
     ("{{ {'a': [1, 2]} }}", '{"a":[1,2]}'),
     ("{{ flow.namespace ~ '.' ~ flow.id }}", "company.team.bounded"),
     ("{{ range(3) | join(',') }}", "0,1,2"),
-    ("{{ range(1, 4) | map('string') | join('-') }}", "1-2-3"),
+    # Pebble's range includes its end.
+    ("{{ range(1, 4) | map('string') | join('-') }}", "1-2-3-4"),
     ("{% for i in range(3) %}{{ loop.index }}/{{ loop.length }} {% endfor %}", "1/3 2/3 3/3 "),
     ("{% for k in {'a': 1, 'b': 2} %}{{ k }}{% else %}none{% endfor %}", "ab"),
     ("{% for x in [] %}{{ x }}{% else %}none{% endfor %}", "none"),

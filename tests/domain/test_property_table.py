@@ -55,6 +55,24 @@ TRIGGER_FAMILIES: dict[str, type[BaseModel]] = {"every trigger": triggers.Schedu
 _LOG = {"id": "inner", "type": "Log", "message": "m"}
 # The smallest valid task of each type, to which a refused property is added.
 MINIMAL_TASKS: dict[str, dict[str, Any]] = {
+    "compress.ArchiveCompress": {"from": {"a.txt": "/f"}, "algorithm": "ZIP"},
+    "compress.ArchiveDecompress": {"from": "/f", "algorithm": "ZIP"},
+    "terraform.cli.TerraformCLI": {"commands": ["terraform version"]},
+    "ansible.cli.AnsibleCLI": {"commands": ["ansible --version"]},
+    "dbt.cli.DbtCLI": {"commands": ["dbt --version"]},
+    "kubectl.Apply": {"spec": "{apiVersion: v1, kind: ConfigMap, metadata: {name: c}}"},
+    "kubectl.Get": {"resourceType": "pods"},
+    "kubectl.Delete": {"resourceType": "pods", "resourcesNames": ["p"]},
+    "s3.Upload": {"bucket": "b", "from": "/f", "key": "k"},
+    "s3.Download": {"bucket": "b", "key": "k"},
+    "s3.List": {"bucket": "b"},
+    "s3.Delete": {"bucket": "b", "key": "k"},
+    "jdbc.duckdb.Query": {"sql": "SELECT 1"},
+    "jdbc.duckdb.Queries": {"sql": "SELECT 1"},
+    "serdes.csv.CsvToIon": {"from": "/f"},
+    "serdes.csv.IonToCsv": {"from": "/f"},
+    "serdes.json.JsonToIon": {"from": "/f"},
+    "serdes.json.IonToJson": {"from": "/f"},
     "jdbc.postgresql.Query": {"url": "jdbc:postgresql://localhost/db", "sql": "SELECT 1"},
     "jdbc.postgresql.Queries": {"url": "jdbc:postgresql://localhost/db", "sql": "SELECT 1"},
     "jdbc.postgresql.CopyIn": {

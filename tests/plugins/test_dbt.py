@@ -5,10 +5,8 @@ schema tests, a DuckDB database in the working directory. ``dbt build`` runs
 for real; the test reads the database dbt built, the stored run results and
 the manifest kept in the key-value store.
 
-Sandbox mode: dbt, like Ansible, takes multiprocessing locks in ``/dev/shm``,
-which the bubblewrap sandbox does not provide yet (the change is reported for
-``controlplane/runners/sandbox.py``); until then this flow runs under
-``FLOWPLANE_SANDBOX=off`` (tests/plugins/test_ansible.py's ``sandbox_client``).
+The flow runs under the suite's default sandbox (bubblewrap here: uid 65534,
+a clean environment, a private ``/dev/shm`` for dbt's multiprocessing lock).
 dbt's start-up takes several seconds, so this is the family's one run.
 """
 
@@ -17,9 +15,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 from fastapi.testclient import TestClient
 
-from tests.plugins.test_ansible import sandbox_client  # noqa: F401 - the fixture
 from tests.services.test_engine import logs, put_flow, run, task_runs
 
 RUNS: dict[str, str] = {"io.kestra.plugin.dbt.cli.DbtCLI": "test_dbt_build_a_project"}
@@ -50,6 +48,7 @@ tasks:
       namespace: demo
     beforeCommands:
       - cat shop/target/manifest.json; echo
+      - id -u
     profiles: |
       shop:
         target: dev
@@ -71,8 +70,7 @@ tasks:
 """
 
 
-def test_dbt_build_a_project(sandbox_client: TestClient) -> None:  # noqa: F811
-    client = sandbox_client
+def test_dbt_build_a_project(client: TestClient) -> None:
     # A manifest of an earlier run, which loadManifest writes where dbt's --state finds it.
     previous = {"metadata": {"marker": "from-the-kv-store"}, "nodes": {}}
     response = client.put("/api/v1/namespaces/demo/kv/previous-manifest", json={"value": previous})
@@ -85,6 +83,7 @@ def test_dbt_build_a_project(sandbox_client: TestClient) -> None:  # noqa: F811
     assert outputs["vars"] == {"built": True}
 
     assert any("from-the-kv-store" in line for line in lines), lines
+    assert "65534" in lines  # dbt ran as the sandbox user
     # dbt's JSON log events became plain log lines.
     assert any(line.startswith("Running with dbt=") for line in lines), lines
     assert any("Completed successfully" in line for line in lines)
@@ -100,8 +99,6 @@ def test_dbt_build_a_project(sandbox_client: TestClient) -> None:  # noqa: F811
     )
 
     # The model dbt materialised, read from the database file the flow collected.
-    import duckdb
-
     with duckdb.connect(outputs["outputFiles"]["shop.duckdb"], read_only=True) as db:
         rows = db.execute("select id, customer from orders order by id").fetchall()
     assert rows == [(1, "ada"), (2, "dbt")]

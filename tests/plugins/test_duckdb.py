@@ -72,7 +72,7 @@ tasks:
   - id: say
     type: Log
     message: "{{{{ outputs.one.row.orders }}}} orders, {{{{ outputs.all.size }}}} above 2"
-"""
+"""  # noqa: S608 - a flow's YAML, not SQL built from input
     put_flow(client, source)
     execution = run(client, "demo", "duck")
     lines = logs(client, execution["id"])
@@ -101,7 +101,8 @@ tasks:
     assert outputs["zone"]["row"] == {"at": "2024-05-01T10:00:00+02:00"}
     stored = outputs["store"]
     assert stored["size"] == 4
-    assert [json.loads(x) for x in Path(stored["uri"]).read_text().splitlines()][0] == {
+    first = Path(stored["uri"]).read_text().splitlines()[0]
+    assert json.loads(first) == {
         "id": 1,
         "total": 10.5,
     }
@@ -167,7 +168,7 @@ def test_sql_is_held_to_the_tasks_directory(client: TestClient, tmp_path: Path) 
     secret.write_text("AGE-SECRET-KEY-1")
     outside = tmp_path / "written.csv"
     cases = {
-        "read": f"SELECT * FROM read_text('{secret}')",
+        "read": f"SELECT * FROM read_text('{secret}')",  # noqa: S608 - the attack under test
         "write": f"COPY (SELECT 1) TO '{outside}'",
         "env": "SELECT getenv('HOME')",
         "unlock": "SET enable_external_access = true",

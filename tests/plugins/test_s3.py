@@ -291,6 +291,35 @@ namespace: demo
     assert execution["state"] == "SUCCESS", logs(client, execution["id"])
     assert [o["key"] for o in task_runs(execution)["list"]["outputs"]["objects"]] == ["r.txt"]
 
+    # Temporary credentials given as such: sessionToken goes with the key pair.
+    sts_client = boto3.client(
+        "sts",
+        endpoint_url=s3_server.url,
+        region_name=REGION,
+        aws_access_key_id=s3_server.assumer[0],
+        aws_secret_access_key=s3_server.assumer[1],
+    )
+    role = "arn:aws:iam::123456789012:role/reader"
+    temporary = sts_client.assume_role(RoleArn=role, RoleSessionName="probe")["Credentials"]
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": temporary["AccessKeyId"],
+        "AWS_SECRET_KEY_ID": temporary["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": temporary["SessionToken"],
+    }.items():
+        client.put(f"/api/v1/namespaces/demo/secrets/{key}", json={"value": value})
+    source = f"""\
+id: s3-session
+namespace: demo
+{INPUTS}tasks:
+  - id: list
+    type: io.kestra.plugin.aws.s3.List
+{CONNECTION}    sessionToken: "{{{{ secret('AWS_SESSION_TOKEN') }}}}"
+"""
+    put_flow(client, source)
+    execution = run(client, "demo", "s3-session", endpoint=s3_server.url, bucket=bucket)
+    assert execution["state"] == "SUCCESS", logs(client, execution["id"])
+    assert temporary["SessionToken"] not in json.dumps(execution)
+
 
 def test_a_wrong_secret_key_fails_the_task(
     client: TestClient, s3_server: S3Server, bucket: str
@@ -511,6 +540,7 @@ namespace: demo
     marker: docs/a
     encodingType: url
     expectedBucketOwner: "123456789012"
+    requestPayer: requester
   - id: delete
     type: io.kestra.plugin.aws.s3.Delete
 {CONNECTION}    key: docs/doc.txt

@@ -22,7 +22,10 @@ LOOP_TYPE = "io.flowplane.argo.Loop"
 RETRY_TYPE = "io.flowplane.argo.Retry"
 SHELL_TYPE = "io.kestra.plugin.scripts.shell.Commands"
 KUBERNETES_RUNNER = "io.kestra.plugin.ee.kubernetes.runner.Kubernetes"
-RUNNERS = ("process", "kubernetes")
+DOCKER_RUNNER = "io.kestra.plugin.scripts.runner.docker.Docker"
+# Where converted containers run: on the worker, in a pod, or in a Docker container.
+RUNNERS = ("process", "kubernetes", "docker")
+DOCKER_PULL = {"Always": "ALWAYS", "IfNotPresent": "IF_NOT_PRESENT", "Never": "NEVER"}
 _CHILD_KEYS = {"tasks", "then", "else", "finally", "errors"}
 _MAX_ID = 100
 

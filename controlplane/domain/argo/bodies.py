@@ -16,6 +16,8 @@ from controlplane.domain.argo.base import (
 from controlplane.domain.argo.depends import (
     DependsError,
     Node,
+    Op,
+    Ref,
     format_depends,
     parse_depends,
     referenced_tasks,
@@ -177,8 +179,10 @@ class BodyBuilder(ConverterBase):
                 if deps[name]:
                     node_entry["dependsOn"] = [ids[d] for d in deps[name] if d in ids]
                 nodes.append(node_entry)
-                if logic[name] is not None:
-                    depends_out[ids[name]] = format_depends(logic[name], lambda n: ids.get(n, n))  # type: ignore[arg-type]
+                node = logic[name]
+                # A plain "a && b" over the same tasks is what dependsOn says already.
+                if node is not None and not _plain_conjunction(node, deps[name]):
+                    depends_out[ids[name]] = format_depends(node, lambda n: ids.get(n, n))
                 flags = self.fields(task.get("continueOn"), (*at, "continueOn"), "continueOn")
                 if flags:
                     continue_on[ids[name]] = {k: bool(v) for k, v in flags.items()}
@@ -373,6 +377,19 @@ class BodyBuilder(ConverterBase):
             task["collect"] = ref.task_id
         task["tasks"] = [item_task]
         return finalize(task, loops)
+
+
+def _plain_conjunction(node: Node, deps: list[str]) -> bool:
+    """Whether ``node`` is ``a && b && …`` of bare names, each dependency once."""
+    names: list[str] = []
+
+    def walk(item: Node) -> bool:
+        if isinstance(item, Ref):
+            names.append(item.task)
+            return item.result is None
+        return isinstance(item, Op) and item.op == "&&" and walk(item.left) and walk(item.right)
+
+    return walk(node) and sorted(names) == sorted(deps)
 
 
 def _topological(deps: dict[str, list[str]]) -> list[str] | None:

@@ -283,7 +283,16 @@ def _flow(  # noqa: C901, PLR0912, PLR0917 - the parts of one flow
                 "values": {"status": "Failed"},
             }
         ]
-    return flow
+    return _ordered(flow)
+
+
+_ORDER = ("id", "namespace", "description", "labels", "inputs", "variables", "tasks")
+
+
+def _ordered(flow: dict[str, Any]) -> dict[str, Any]:
+    """The flow's keys in the order a reader expects (variables before the tasks using them)."""
+    first = {key: flow[key] for key in _ORDER if key in flow}
+    return {**first, **{key: value for key, value in flow.items() if key not in first}}
 
 
 def _inputs(converter: Converter, spec: dict[str, Any], path: Path) -> list[dict[str, Any]]:
@@ -324,6 +333,7 @@ def _entrypoint(
     if found is None:
         return []
     template, where = found
+    _entry_inputs(converter, template, where, flow)
     arguments = {name: Value((Expr(f"inputs['{name}']"),)) for name in converter.workflow.inputs}
     built = converter.instantiate(
         template, where, arguments, converter.new_id(str(entry)), (), root=True
@@ -350,6 +360,33 @@ def _entrypoint(
         converter.ids.discard(task["id"])
         return list(task["tasks"])
     return [task]
+
+
+def _entry_inputs(
+    converter: Converter, template: dict[str, Any], path: Path, flow: dict[str, Any]
+) -> None:
+    """Entrypoint parameters no workflow argument names become flow inputs too.
+
+    Argo fills them from ``-p`` at submit time (or the caller's arguments, for a
+    WorkflowTemplate called through templateRef); Flowplane from the run's inputs.
+    """
+    inputs = template.get("inputs") if isinstance(template.get("inputs"), dict) else {}
+    for parameter in (inputs or {}).get("parameters") or []:
+        name = parameter.get("name") if isinstance(parameter, dict) else None
+        if not isinstance(name, str) or name in converter.workflow.inputs:
+            continue
+        if not re.match(r"^[a-zA-Z0-9][.a-zA-Z0-9_-]*$", name):
+            converter.refuse(
+                (*path, "inputs"), f"parameter name {name!r} cannot be a flow input id"
+            )
+            continue
+        entry: dict[str, Any] = {"id": name, "type": "STRING"}
+        default = parameter.get("value", parameter.get("default"))
+        if default is not None:
+            entry["defaults"] = str(default)
+            entry["required"] = False
+        flow.setdefault("inputs", []).append(entry)
+        converter.workflow.inputs[name] = name
 
 
 def _template_ref(
@@ -614,7 +651,9 @@ def _companion(  # noqa: C901, PLR0917 - a companion flow is a small whole flow
     converter.problems.extend(p for p in companion.problems if p not in converter.problems)
     for note, paths in companion.notes.items():
         converter.notes.setdefault(note, []).extend(paths)
-    return ConvertedFlow(flow_id, namespace, document.file, document.index, kind, name, flow)
+    return ConvertedFlow(
+        flow_id, namespace, document.file, document.index, kind, name, _ordered(flow)
+    )
 
 
 def _notes(converter: Converter) -> list[str]:

@@ -7,6 +7,8 @@ from typing import Any
 
 from controlplane.domain.argo import leaf as shell
 from controlplane.domain.argo.base import (
+    DOCKER_PULL,
+    DOCKER_RUNNER,
     KUBERNETES_RUNNER,
     RETRY_TYPE,
     SHELL_TYPE,
@@ -45,7 +47,7 @@ class LeafBuilder(ConverterBase):
         task: dict[str, Any] = {"id": task_id, "type": SHELL_TYPE}
         raw_image = container.get("image")
         image = self.text(raw_image, scope, (*where, "image")) if raw_image else Value()
-        image_text = image.text if image.is_literal else "{{ image }}"
+        image_text = image.text if image.is_literal else "set by a parameter"
         task["description"] = f"Argo template {name} ({kind}, image {image_text or 'none'})"
         wrapper = shell.Wrapper(argv=[], template=name)
         if self.runner == "process":
@@ -58,9 +60,12 @@ class LeafBuilder(ConverterBase):
                 env["ARGO_IMAGE"] = image.template()
         else:
             if raw_image is None:
-                self.refuse(where, "the Kubernetes runner needs an image")
+                self.refuse(where, f"the {self.runner} runner needs an image")
             task["containerImage"] = image.template()
-            task["taskRunner"] = self.kubernetes_runner(template, container, path, scope)
+            if self.runner == "kubernetes":
+                task["taskRunner"] = self.kubernetes_runner(template, container, path, scope)
+            else:
+                task["taskRunner"] = self.docker_runner(template, container, path)
         command = container.get("command") or []
         args = container.get("args") or []
         if not isinstance(command, list) or not isinstance(args, list):
@@ -106,8 +111,11 @@ class LeafBuilder(ConverterBase):
             wrapper.working_dir = self.text(
                 container["workingDir"], scope, (*where, "workingDir")
             ).text
-        if self.runner == "process":
-            for field_name in ("resources", "imagePullPolicy"):
+        if self.runner != "kubernetes":
+            ignored = (
+                ("resources", "imagePullPolicy") if self.runner == "process" else ("resources",)
+            )
+            for field_name in ignored:
                 if field_name in container:
                     self.notes.setdefault(
                         (field_name, "applies on the Kubernetes runner only"), []
@@ -125,10 +133,10 @@ class LeafBuilder(ConverterBase):
         task["failFast"] = False
         if env:
             task["env"] = env
-        strategy = template.get("retryStrategy")
-        conditional = isinstance(strategy, dict) and strategy.get("expression") is not None
-        assert not conditional or isinstance(strategy, dict)  # noqa: S101 - for the type checker
-        retry = self.retry(strategy, (*path, "retryStrategy"))
+        raw_strategy = template.get("retryStrategy")
+        strategy: dict[str, Any] = raw_strategy if isinstance(raw_strategy, dict) else {}
+        conditional = strategy.get("expression") is not None
+        retry = self.retry(raw_strategy, (*path, "retryStrategy"))
         timeout = self.timeout(template, path, scope)
         if timeout is not None:
             task["timeout"] = timeout
@@ -177,7 +185,7 @@ class LeafBuilder(ConverterBase):
         run_id = self.new_id(f"{outer}_run")
         check_id = self.new_id(f"{outer}_exit-code")
         wrapper.soft = True
-        shell = {**task, "id": run_id, "commands": [shell.commands(wrapper)]}
+        run_task = {**task, "id": run_id, "commands": [shell.commands(wrapper)]}
         ref = CallRef(
             "script",
             run_id,
@@ -199,7 +207,7 @@ class LeafBuilder(ConverterBase):
         attempt = {
             "id": self.new_id(f"{outer}_attempt"),
             "type": "io.kestra.plugin.core.flow.Sequential",
-            "tasks": [finalize(shell, loops), finalize(check, loops)],
+            "tasks": [finalize(run_task, loops), finalize(check, loops)],
         }
         condition = self.retry_condition(
             strategy["expression"], scope, ref, (*path, "retryStrategy", "expression")
@@ -257,6 +265,21 @@ class LeafBuilder(ConverterBase):
             return "{{ false }}"
         code = TAG_MARK.sub(lambda m: "(" + values[int(m.group(0)[1:-1])].expression() + ")", code)
         return "{{ " + code + " }}"
+
+    def docker_runner(
+        self, template: dict[str, Any], container: dict[str, Any], path: Path
+    ) -> dict[str, Any]:
+        """The Docker task runner of a leaf (the engine: the worker's ``DOCKER_HOST``)."""
+        runner: dict[str, Any] = {"type": DOCKER_RUNNER}
+        policy = container.get("imagePullPolicy")
+        if policy in DOCKER_PULL:
+            runner["pullPolicy"] = DOCKER_PULL[policy]
+        for field_name in ("nodeSelector", "serviceAccountName"):
+            if template.get(field_name) is not None:
+                self.notes.setdefault(
+                    (field_name, "applies on the Kubernetes runner only"), []
+                ).append(format_path((*path, field_name)))
+        return runner
 
     def kubernetes_runner(
         self, template: dict[str, Any], container: dict[str, Any], path: Path, scope: Scope

@@ -15,7 +15,7 @@ Kestra's flowables cover most of Argo; these three cover the rest:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BeforeValidator, Field, model_validator
 
@@ -41,7 +41,7 @@ class ArgoDag(flowable.Dag):
     """A Dag with Argo's depends logic, continueOn, failFast and target."""
 
     TYPE = "io.flowplane.argo.Dag"
-    ALIASES: ClassVar[tuple[str, ...]] = ("argo.Dag",)
+    ALIASES = ("argo.Dag", "ArgoDag")
 
     # Task id -> Argo depends expression over sibling ids (absent: all dependsOn).
     depends: dict[str, str] = Field(default_factory=dict)

@@ -12,6 +12,7 @@ from controlplane.domain.tasktypes.base import (
     TaskBase,
     positive_or_template,
 )
+from controlplane.domain.tasktypes.scripts import NamespaceFiles
 
 if TYPE_CHECKING:
     Task = TaskBase
@@ -221,6 +222,8 @@ class WorkingDirectory(FlowableBase):
 
     tasks: TaskList
     cache: WorkingDirectoryCache | None = None
+    # Written into the shared folder before inputFiles, as a script task's are.
+    namespaceFiles: NamespaceFiles | None = None  # noqa: N815
     inputFiles: dict[str, Text] | Text | None = None  # noqa: N815
     outputFiles: list[Text] | None = None  # noqa: N815
 
@@ -240,7 +243,8 @@ class WaitFor(FlowableBase):
     """Repeat tasks until ``condition`` renders true."""
 
     TYPE = "io.kestra.plugin.core.flow.WaitFor"
-    ALIASES = ("WaitFor",)
+    # Kestra renamed WaitFor to LoopUntil and keeps WaitFor as its alias: one task type.
+    ALIASES = ("WaitFor", "io.kestra.plugin.core.flow.LoopUntil", "LoopUntil")
 
     condition: Text
     tasks: TaskList

@@ -273,6 +273,17 @@ class DockerRunner(StrictModel):
             raise ValueError(_DOCKER_REFUSED[str(info.field_name)])
         return value
 
+    @field_validator("host")
+    @classmethod
+    def _no_host(cls, value: str | None) -> str | None:
+        # The engine is the operator's choice: a flow naming one could send the
+        # worker's registry credentials there, or use an engine meant for others.
+        if value is not None:
+            raise ValueError(
+                "host is not supported: the Docker engine is set on the worker with DOCKER_HOST"
+            )
+        return value
+
     @field_validator("privileged")
     @classmethod
     def _not_privileged(cls, value: bool | str | None) -> bool | str | None:
@@ -389,6 +400,20 @@ class _ScriptTask(TaskBase):
                 "dependencies is only for Python script tasks (python.Script, "
                 "python.Commands); install packages in beforeCommands"
             )
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _image_means_docker(cls, value: Any) -> Any:
+        # Kestra's default task runner is Docker: `containerImage` with no `taskRunner`
+        # runs as if `taskRunner: {type: ...docker.Docker}` were written (docs/docker.md).
+        # A copy: the parsed source itself (and the stored flow) stays as written.
+        if (
+            isinstance(value, dict)
+            and value.get("containerImage") is not None
+            and value.get("taskRunner") is None
+        ):
+            return {**value, "taskRunner": {"type": DOCKER_RUNNER}}
         return value
 
     @field_validator("warningOnStdErr", mode="before")
@@ -512,10 +537,11 @@ class _PythonTask(_ScriptTask):
 
     @model_validator(mode="after")
     def _dependencies_on_the_worker(self) -> _PythonTask:
+        # The Docker runner pip-installs them in the container before the script.
         runner = self.taskRunner
-        if self.dependencies and runner is not None and not isinstance(runner, ProcessRunner):
+        if self.dependencies and isinstance(runner, KubernetesRunner):
             raise ValueError(
-                f"dependencies needs the Process task runner, not {runner.type}: "
+                f"dependencies needs the Process task runner or the Docker one, not {runner.type}: "
                 "install them in the image or in beforeCommands"
             )
         return self

@@ -87,6 +87,9 @@ class ArgoDag(argo.ArgoDag, Flowable):
                     warned = warned or state in {State.WARNING, State.FAILED}
                     phases[task_id] = _PHASES.get(state, "Skipped")
                     results[task_id] = self._results(walk, nodes[task_id].task, phases[task_id])
+        # failFast: Argo's controller schedules every ready task before it assesses
+        # the dag, so a failed branch never keeps a ready one from starting, and at the
+        # end the phase is the same either way; this loop does the same (docs/argo.md).
         phase = _assess(phases, deps, targets, tolerated)
         if phase != "Succeeded":
             return State.FAILED

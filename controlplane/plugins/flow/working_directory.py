@@ -12,7 +12,11 @@ from controlplane.domain import expressions
 from controlplane.domain.fields import State
 from controlplane.domain.tasktypes import flowable
 from controlplane.plugins.api import Flowable, TaskFailedError, Walk
+from controlplane.plugins.namespace_files import write_selected_namespace_files
 from controlplane.plugins.storage.files import collect_files, write_files
+
+# Kept in the task run's stored outputs: the namespace files were written before a pause.
+_NAMESPACE_FILES_WRITTEN = "namespaceFilesWritten"
 
 
 class WorkingDirectory(flowable.WorkingDirectory, Flowable):
@@ -22,10 +26,15 @@ class WorkingDirectory(flowable.WorkingDirectory, Flowable):
     SHARES_DIRECTORY: ClassVar[bool] = True
 
     def resolve(self, walk: Walk) -> State:
-        """Write ``inputFiles``, run the tasks in the shared directory, collect ``outputFiles``."""
+        """Write namespace and input files, run the tasks in the shared directory, collect files."""
         shared = walk.shared_dir
         if shared is None:  # the worker creates it for SHARES_DIRECTORY types
             raise TaskFailedError("no shared directory was prepared")
+        try:
+            self._write_namespace_files(walk, shared)
+        except TaskFailedError as exc:
+            walk.log("ERROR", str(exc))
+            return State.FAILED
         try:
             if self.inputFiles is not None:
                 write_files(shared, walk.render(self.inputFiles, "inputFiles"))
@@ -47,6 +56,28 @@ class WorkingDirectory(flowable.WorkingDirectory, Flowable):
             found = collect_files(shared, patterns, walk.files_dir())
             walk.keep_outputs({"outputFiles": found}, expose=False)
         return state
+
+    def _write_namespace_files(self, walk: Walk, shared: Path) -> None:
+        """Write the namespace files ``namespaceFiles`` selects into the shared folder.
+
+        The walk runs again when a paused execution resumes; the folder then
+        holds what the tasks that already ran made of the files, so it is kept
+        (only files missing from it are written, as on another worker).
+        """
+        replay = bool(walk.stored_outputs.get(_NAMESPACE_FILES_WRITTEN))
+        written = write_selected_namespace_files(
+            self.namespaceFiles,
+            shared,
+            source=walk,
+            own_namespace=str(walk.render("{{ flow.namespace }}", "namespaceFiles")),
+            render=lambda value: walk.render(value, "namespaceFiles"),
+            log=walk.log,
+            if_exists="IGNORE" if replay else None,
+        )
+        if written:
+            walk.hand_over(shared)
+        if self.namespaceFiles is not None and not replay:
+            walk.keep_outputs({_NAMESPACE_FILES_WRITTEN: True}, expose=False)
 
 
 def _restore_cache(cache: Path, shared: Path, ttl: float | None) -> None:

@@ -11,6 +11,7 @@ line, and ``scrub`` removes it from any error text before the error leaves.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
@@ -183,10 +184,16 @@ class PostgresConnection(StrictModel):
 
     @contextmanager
     def connect(
-        self, render: Callable[[Any], Any], *, autocommit: bool = True
+        self,
+        render: Callable[[Any], Any],
+        guard: Callable[[str, int, str], None],
+        *,
+        autocommit: bool = True,
     ) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
         """An open connection with this spec's rendered properties; closed on exit.
 
+        ``guard(host, port, dbname)`` is called for every host the connection
+        may reach, before connecting (the context's ``ensure_not_server_database``).
         A failure to connect is a ``TaskFailedError`` whose text never holds
         the password.
         """
@@ -197,6 +204,9 @@ class PostgresConnection(StrictModel):
         secrets = [s for s in (password, params.get("password"), params.get("sslpassword")) if s]
         if password is not None:
             params["password"] = password
+        for host, port in _targets(params):
+            guard(host, port, params.get("dbname") or params["user"])
+        params = isolated(params)
         try:
             connection = psycopg.connect(autocommit=autocommit, **params)  # type: ignore[arg-type]
         except psycopg.Error as exc:
@@ -224,7 +234,80 @@ class PostgresConnection(StrictModel):
             params["sslmode"] = self.sslMode.lower().replace("_", "-")
         params.setdefault("connect_timeout", str(DEFAULT_CONNECT_TIMEOUT))
         params.setdefault("application_name", APPLICATION_NAME)
+        if not params.get("user"):
+            # libpq would log in as the worker's OS user.
+            raise TaskFailedError("username is required (or user= in the url)")
         return params
+
+
+def _targets(params: dict[str, str]) -> list[tuple[str, int]]:
+    """Each (host, port) the connection may reach; a Unix socket or no host is refused.
+
+    A socket would log in with peer authentication as the worker's OS user.
+    """
+    hosts = params.get("host", "").split(",")
+    ports = params.get("port", "").split(",")
+    targets: list[tuple[str, int]] = []
+    for index, host in enumerate(hosts):
+        name = host.strip()
+        if not name or name.startswith(("/", "@")):
+            raise TaskFailedError(
+                "url must name a network host: a Unix socket (or no host) would log in "
+                "as the worker's operating-system user"
+            )
+        port = (ports[index] if index < len(ports) else ports[-1]).strip() or "5432"
+        if not port.isdigit():
+            raise TaskFailedError(f"port {port!r} is not a number")
+        targets.append((name, int(port)))
+    return targets
+
+
+# libpq's defaults that read a file of the worker (home directory or the
+# environment's path): each gets a path that does not exist, unless the flow
+# named one. An empty value would not do: libpq reads "" as "the default file".
+_NO_FILE = "/nonexistent/flowplane-jdbc-no-file"
+_FILE_DEFAULTS = ("passfile", "sslcert", "sslkey", "sslrootcert", "sslcrl", "sslcrldir")
+# Values for parameters libpq would otherwise take from the environment and
+# for which an empty value is refused; GSSAPI is off so the worker's Kerberos
+# tickets are never offered.
+_EXPLICIT = {
+    "sslcertmode": "allow",
+    "min_protocol_version": "3.0",
+    "max_protocol_version": "3.0",
+    "gssencmode": "disable",
+    "require_auth": "!gss,!sspi",
+}
+
+
+def isolated(params: dict[str, str]) -> dict[str, str]:
+    """``params`` with every parameter libpq would read from the worker set explicitly.
+
+    libpq fills a parameter not given from the process environment
+    (``PGUSER``, ``PGPASSWORD``, ``PGHOSTADDR``, ``PGSSLCERT``...) and from
+    the home directory (``~/.pgpass``, ``~/.postgresql/postgresql.key``): the
+    server's own identity. Given explicitly (empty, the compiled default or a
+    missing file), none of those is read. ``PGSERVICE`` cannot be overridden
+    that way, so a worker whose environment sets it refuses to connect.
+    """
+    import psycopg  # noqa: PLC0415
+
+    if os.environ.get("PGSERVICE"):
+        raise TaskFailedError(
+            "the worker's environment sets PGSERVICE, which would choose the connection "
+            "for every flow; unset it on the worker to run JDBC tasks"
+        )
+    result = dict(params)
+    for option in psycopg.pq.Conninfo.get_defaults():
+        keyword = option.keyword.decode()
+        if keyword in result or option.envvar is None or keyword == "service":
+            continue
+        if keyword in _FILE_DEFAULTS:
+            result[keyword] = _NO_FILE
+        elif keyword in _EXPLICIT:
+            result[keyword] = _EXPLICIT[keyword]
+        else:
+            result[keyword] = (option.compiled or b"").decode()
+    return result
 
 
 def scrub(text: str, secrets: list[str]) -> str:

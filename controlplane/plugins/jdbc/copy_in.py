@@ -75,7 +75,10 @@ class CopyIn(TaskBase, PostgresConnection):
         source = execution_file(context, str(context.render(self.from_)))
         statement = self.statement(context)
         context.log("DEBUG", f"Starting query: {statement}")
-        with self.connect(context.render) as connection, connection.cursor() as cursor:
+        with (
+            self.connect(context.render, context.ensure_not_server_database) as connection,
+            connection.cursor() as cursor,
+        ):
             try:
                 with cursor.copy(statement.encode()) as copy, source.open("rb") as handle:
                     while chunk := handle.read(_CHUNK):

@@ -88,7 +88,9 @@ class Query(TaskBase, PostgresConnection, QuerySpec):
             raise TaskFailedError("afterSQL must be a single statement")
         parameters = self.rendered_parameters(context.render)
         kind = self.kind()
-        with self.connect(context.render, autocommit=not after) as connection:
+        with self.connect(
+            context.render, context.ensure_not_server_database, autocommit=not after
+        ) as connection:
             try:
                 outputs = execute(
                     connection,
@@ -139,7 +141,9 @@ class Queries(TaskBase, PostgresConnection, QuerySpec):
         parameters = self.rendered_parameters(context.render)
         kind = self.kind()
         results: list[dict[str, Any]] = []
-        with self.connect(context.render, autocommit=not self.transaction) as connection:
+        with self.connect(
+            context.render, context.ensure_not_server_database, autocommit=not self.transaction
+        ) as connection:
             try:
                 for statement in statements:
                     if context.should_stop():

@@ -69,7 +69,7 @@ class Trigger(PollingTrigger, PostgresConnection, QuerySpec):
         state = context.load_state()
         epoch = int(state.get("epoch", 0)) if isinstance(state, dict) else 0
         armed = bool(state.get("armed")) if isinstance(state, dict) else False
-        with self.connect(context.render) as connection:
+        with self.connect(context.render, context.ensure_not_server_database) as connection:
             try:
                 # A poll holds a thread of the server's polling pool: bound it.
                 connection.execute(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import model_validator
 
 from controlplane.domain.fields import Text
-from controlplane.plugins.api import RunContext
+from controlplane.plugins.api import RunContext, TaskFailedError
 from controlplane.plugins.notifications.summary import (
     ExecutionNotification,
     RunSummary,
@@ -59,9 +60,21 @@ class SlackExecution(WebhookTask, ExecutionNotification):
     username: Text | None = None
     iconUrl: Text | None = None  # noqa: N815 - Kestra's field name
     iconEmoji: Text | None = None  # noqa: N815
+    # Kestra's (inherited from SlackIncomingWebhook): a JSON message sent instead of the summary.
+    payload: Text | None = None
+
+    @model_validator(mode="after")
+    def _payload_replaces_the_summary(self) -> SlackExecution:
+        if self.payload is not None and (self.customFields or self.customMessage is not None):
+            raise ValueError(
+                "payload replaces the run summary, so customFields and customMessage would "
+                "not be sent: drop them, or drop payload"
+            )
+        return self
 
     def run(self, context: RunContext) -> dict[str, Any]:
-        """Summarize the run named by ``executionId`` and POST it."""
+        """Summarize the run named by ``executionId`` and POST it (or POST ``payload``)."""
+        # The run is looked up either way, as Kestra does: executionId must name one.
         summary = summarize(
             context,
             self.executionId,
@@ -70,7 +83,7 @@ class SlackExecution(WebhookTask, ExecutionNotification):
             task_id=self.id,
             action="SlackExecution",
         )
-        payload = slack_message(summary)
+        payload = slack_message(summary) if self.payload is None else self._payload(context)
         for name, key in (
             ("channel", "channel"),
             ("username", "username"),
@@ -82,6 +95,17 @@ class SlackExecution(WebhookTask, ExecutionNotification):
                 payload[key] = str(context.render(value))
         self.post(context, payload, "Slack")
         return {}
+
+    def _payload(self, context: RunContext) -> dict[str, Any]:
+        """``payload`` rendered; it must be a JSON object, Slack's message."""
+        text = str(context.render(self.payload))
+        try:
+            message = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise TaskFailedError(f"the Slack payload is not JSON: {exc}") from None
+        if not isinstance(message, dict):
+            raise TaskFailedError("the Slack payload must be a JSON object (Slack's message)")
+        return message
 
 
 def slack_message(summary: RunSummary) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from controlplane.plugins.api import RunContext
+from controlplane.plugins.api import RunContext, TaskFailedError
 
 # A URI is one line; contents with a line break are text however they start.
 _MAX_URI = 4096
@@ -31,3 +31,16 @@ def execution_file(run: RunContext, content: str) -> bytes | None:
         return None
     with run.open_file(content) as handle:
         return handle.read()
+
+
+def text_content(run: RunContext, name: str, content: str) -> str:
+    """``content``, or the text of the execution file it names (pods receive text only)."""
+    data = execution_file(run, content)
+    if data is None:
+        return content
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TaskFailedError(
+            f"input file {name!r} is binary; the Kubernetes runner passes input files as text"
+        ) from None

@@ -8,18 +8,20 @@ import os
 import shlex
 import shutil
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from controlplane.domain.durations import parse_duration
 from controlplane.domain.tasktypes import scripts
 from controlplane.plugins.api import RunContext, TaskFailedError
+from controlplane.plugins.namespace_files import write_selected_namespace_files
+from controlplane.plugins.scripts.container_dependencies import install_lines
+from controlplane.plugins.scripts.input_uris import execution_file, text_content
 from controlplane.plugins.scripts.output_dir import collect_output_dir, prepare_output_dir
 from controlplane.plugins.storage.globs import matching_files
 from controlplane.runners import docker, kubernetes
 from controlplane.runners.dependencies import DependencyError, PythonEnvironment, python_environment
-from controlplane.runners.namespace_files import NamespaceFilesError, write_namespace_files
 from controlplane.runners.process import ProcessResult, run_process
 from controlplane.runners.sandbox import Sandbox, SandboxError
 
@@ -77,9 +79,14 @@ class PythonScript(scripts.PythonScript):
         return run_script(self, context)
 
 
-def _argv(task: _ScriptTask, run: RunContext, python: str) -> tuple[list[str], Path | None]:
-    """The command line, and the script file it runs (written here) if any."""
-    before = [str(run.render(c)) for c in task.beforeCommands or []]
+def _argv(
+    task: _ScriptTask, run: RunContext, python: str, setup: Sequence[str] = ()
+) -> tuple[list[str], Path | None]:
+    """The command line, and the script file it runs (written here) if any.
+
+    ``setup`` lines run first, before ``beforeCommands``.
+    """
+    before = [*setup, *(str(run.render(c)) for c in task.beforeCommands or [])]
     script: Path | None = None
     if isinstance(task, scripts.ShellScript | scripts.PythonScript):
         suffix = ".py" if isinstance(task, scripts.PythonScript) else ".sh"
@@ -204,27 +211,14 @@ def _dependencies(task: _ScriptTask, run: RunContext) -> Iterator[PythonEnvironm
 
 def _write_namespace_files(task: _ScriptTask, run: RunContext) -> list[Path]:
     """Copy the namespace files ``namespaceFiles`` selects into the working directory."""
-    config = task.namespaceFiles
-    if config is None or not _flag(run.render(config.enabled)):
-        return []
-    include = [str(run.render(p)) for p in config.include or []]
-    exclude = [str(run.render(p)) for p in config.exclude or []]
-    own = run.execution.namespace
-    namespaces = [str(run.render(n)) for n in config.namespaces or [own]]
-    per_namespace = _flag(run.render(config.folderPerNamespace))
-    files: dict[str, bytes] = {}
-    try:
-        for namespace in namespaces:
-            # In namespace order: a path in a later namespace wins, as in Kestra.
-            found = run.namespace_files(include, exclude, namespace=namespace)
-            files.update({f"{namespace}/{p}" if per_namespace else p: c for p, c in found.items()})
-        written = write_namespace_files(
-            run.working_dir, files, if_exists=config.ifExists, log=run.log
-        )
-    except (NamespaceFilesError, OSError) as exc:
-        raise TaskFailedError(f"namespaceFiles: {exc}") from None
-    run.log("INFO", f"namespaceFiles: {len(files)} file(s) from {', '.join(namespaces)}")
-    return written
+    return write_selected_namespace_files(
+        task.namespaceFiles,
+        run.working_dir,
+        source=run,
+        own_namespace=run.execution.namespace,
+        render=run.render,
+        log=run.log,
+    )
 
 
 def _exit_message(result: ProcessResult, sandbox: Sandbox) -> str:
@@ -243,12 +237,22 @@ def _exit_message(result: ProcessResult, sandbox: Sandbox) -> str:
 
 def _write_input_files(task: _ScriptTask, run: RunContext) -> list[Path]:
     written = []
+    root = run.working_dir.resolve()
     for name, content in _input_files(task, run).items():
         target = (run.working_dir / name).resolve()
-        if run.working_dir.resolve() not in target.parents:
+        if root not in target.parents:
             raise TaskFailedError(f"input file {name!r} points outside the working directory")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content, encoding="utf-8")
+        # Directories made here are the script's too (it writes into them: dbt's target/),
+        # so they are handed to the sandbox user with the files.
+        for directory in reversed(target.parents):
+            if directory.is_relative_to(root) and directory != root and not directory.exists():
+                directory.mkdir()
+                written.append(directory)
+        data = execution_file(run, content)  # a file output's URI: its bytes, as Kestra
+        if data is None:
+            target.write_text(content, encoding="utf-8")
+        else:
+            target.write_bytes(data)
         written.append(target)
     return written
 
@@ -362,7 +366,7 @@ def _run_in_pod(
 def _pod_command(task: _ScriptTask, run: RunContext) -> list[str]:
     """The container command: input files written by the shell, then the task's lines."""
     before = [str(run.render(c)) for c in task.beforeCommands or []]
-    files = _input_files(task, run)
+    files = {name: text_content(run, name, c) for name, c in _input_files(task, run).items()}
     if isinstance(task, scripts.ShellScript | scripts.PythonScript):
         is_python = isinstance(task, scripts.PythonScript)
         script_name = "script.py" if is_python else "script.sh"
@@ -461,7 +465,8 @@ def _run_in_container(
         *_write_input_files(task, run),
         *prepare_output_dir(task, run),
     ]
-    argv, script = _argv(task, run, _CONTAINER_PYTHON)
+    setup = install_lines(task, run, _CONTAINER_PYTHON)
+    argv, script = _argv(task, run, _CONTAINER_PYTHON, setup)
     if script is not None:
         written.append(script)
     if runner.fileHandlingStrategy == "MOUNT":

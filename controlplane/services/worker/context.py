@@ -21,19 +21,27 @@ from sqlmodel import Session, col, select
 from controlplane.domain.fields import State
 from controlplane.domain.tasktypes import TaskBase
 from controlplane.errors import FlowplaneError
-from controlplane.plugins.api import ExecutionInfo, LogLine, TaskFailedError
-from controlplane.runners.namespace_files import PathFilter
+from controlplane.plugins.api import (
+    ExecutionInfo,
+    GitSyncRequest,
+    GitSyncResult,
+    LogLine,
+    NamespaceFlow,
+    TaskFailedError,
+)
 from controlplane.runners.sandbox import Sandbox
+from controlplane.services import own_database
 from controlplane.services.execution_counts import count_executions
 from controlplane.services.execution_files import ExecutionFiles
 from controlplane.services.executions import resume_execution
-from controlplane.services.namespace_files import read_namespace_files
 from controlplane.services.namespaces import ensure_namespace_allowed
 from controlplane.services.sealing import is_sealed, seal
 from controlplane.services.task_authority import ensure_resume_authority
 from controlplane.services.trigger_states import set_trigger_enabled
+from controlplane.services.worker import git_flows
 from controlplane.services.worker.boundary import LEVEL_RANK, field_of
 from controlplane.services.worker.frames import Frame
+from controlplane.services.worker.namespace_reads import matching_namespace_files
 from controlplane.store import executions as executions_store
 from controlplane.store import kv as kv_store
 from controlplane.store.db import as_utc, transaction
@@ -374,11 +382,24 @@ class TaskRunContext:
     def namespace_files(  # noqa: D102
         self, include: Sequence[str], exclude: Sequence[str], *, namespace: str | None = None
     ) -> dict[str, bytes]:
-        target = namespace or self.executor.execution.namespace
-        self._allow(target, "read its namespace files")
-        files = read_namespace_files(self.executor.engine, target)
-        wanted = PathFilter(include, exclude)
-        return {path: content for path, content in files.items() if wanted(path)}
+        return matching_namespace_files(self.executor, include, exclude, namespace)
+
+    # --- flows and Git sources (git.PushFlows, git.SyncFlows) -------------------
+
+    def namespace_flows(  # noqa: D102
+        self, namespace: str, *, include_children: bool
+    ) -> list[NamespaceFlow]:
+        return git_flows.namespace_flows(
+            self.executor, namespace, include_children=include_children
+        )
+
+    def sync_git_source(self, request: GitSyncRequest) -> GitSyncResult:  # noqa: D102
+        return git_flows.sync_git_source(self.executor, request)
+
+    # --- database tasks (jdbc) ----------------------------------------------------
+
+    def ensure_not_server_database(self, host: str, port: int, dbname: str) -> None:  # noqa: D102
+        own_database.ensure_not_server_database(self.executor.engine, host, port, dbname)
 
 
 def _text(value: Any) -> str:

@@ -8,12 +8,14 @@ and read back by the replay memo.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 # Separates a task run's loop values from its WaitFor iterations in its key.
 # json.dumps escapes every non-ASCII character, so no loop value contains it.
+_SEPARATOR = re.compile(r"(?<!\\)/")
 ITERATION_MARK = "\u21bb"
 
 
@@ -36,7 +38,10 @@ class Frame:
     @property
     def key(self) -> str:
         """The run's ``value_key``: loop values, then WaitFor iterations."""
-        base = "/".join(json.dumps(v, sort_keys=True, default=str) for _, v in self.values)
+        # "/" separates values: JSON-escape it inside them ("\/"), so output_path splits right.
+        base = "/".join(
+            json.dumps(v, sort_keys=True, default=str).replace("/", "\\/") for _, v in self.values
+        )
         return base + "".join(f"{ITERATION_MARK}{task}:{n}" for task, n in self.iterations)
 
     @property
@@ -66,4 +71,5 @@ class Frame:
 def output_path(key: str) -> list[Any]:
     """The loop values of a run key, without its iterations (the latest iteration wins)."""
     base = key.split(ITERATION_MARK, 1)[0]
-    return [json.loads(part) for part in base.split("/")] if base else []
+    # A JSON value never ends with "\", so an unescaped "/" is always a separator.
+    return [json.loads(part) for part in _SEPARATOR.split(base)] if base else []

@@ -21,6 +21,7 @@ from controlplane.errors import EvaluationError, FlowplaneError
 from controlplane.plugins.api import CancelledSignal, PausedSignal, StoppedSignal, worst
 from controlplane.services.executions import CORRELATION_LABEL, create_execution, get_execution
 from controlplane.services.worker.frames import Frame
+from controlplane.services.worker.namespace_reads import matching_namespace_files
 from controlplane.store.db import as_utc
 from controlplane.store.tables import TaskRunRow, utcnow
 
@@ -179,6 +180,11 @@ class FlowableWalk:
 
     def files_dir(self) -> Path:  # noqa: D102
         return self.executor.work_dir / self.row.id / "output-files"
+
+    def namespace_files(  # noqa: D102
+        self, include: Sequence[str], exclude: Sequence[str], *, namespace: str | None = None
+    ) -> dict[str, bytes]:
+        return matching_namespace_files(self.executor, include, exclude, namespace)
 
     # --- subflows ------------------------------------------------------------------
 
