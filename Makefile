@@ -39,9 +39,12 @@ lint: install-dev
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy controlplane
 
+# Two pytest workers (pytest-xdist), one test file each at a time; on PostgreSQL each
+# worker gets its own database beside PG_URL's (tests/conftest.py).
+PYTEST_WORKERS ?= 2
 test: lint
-	scripts/pytest.sh
-	FLOWPLANE_TEST_DATABASE_URL=$(PG_URL) scripts/pytest.sh -m database
+	scripts/pytest.sh -n $(PYTEST_WORKERS) --dist loadfile
+	FLOWPLANE_TEST_DATABASE_URL=$(PG_URL) scripts/pytest.sh -n $(PYTEST_WORKERS) --dist loadfile -m database
 
 contract: install-dev
 	$(PY) -m controlplane.api.contract

@@ -33,10 +33,36 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.database)
 
 
+def _own_database(url: str) -> str:
+    """``url``, or under pytest-xdist a database of this worker's own beside it (made if missing).
+
+    Each worker empties and migrates its database, so two workers never share one.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    server, _, name = url.rpartition("/")
+    own = f"{name}_{worker}"
+    admin = create_engine(f"{server}/postgres").execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            exists = connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": own}
+            ).first()
+            if exists is None:
+                connection.execute(text(f'CREATE DATABASE "{own}"'))
+    finally:
+        admin.dispose()
+    return f"{server}/{own}"
+
+
 @pytest.fixture(scope="session")
 def _database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     if POSTGRES_URL:
-        engine = create_engine(POSTGRES_URL)
+        try:
+            engine = create_engine(_own_database(POSTGRES_URL))
+        except OperationalError as exc:
+            pytest.skip(f"PostgreSQL at FLOWPLANE_TEST_DATABASE_URL is unreachable: {exc.orig}")
         try:
             with engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
