@@ -18,6 +18,7 @@ else refuses to run scripts. See docs/security.md.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import shutil
 import stat
@@ -104,8 +105,11 @@ class Sandbox:
 
     def work_dir_for(self, execution_id: str) -> Path:
         """The directory that holds one execution's task working directories."""
-        root = self.work_root or Path(tempfile.gettempdir()) / "flowplane-work"
-        return root / execution_id
+        return self.work_root_dir() / execution_id
+
+    def work_root_dir(self) -> Path:
+        """The directory that holds every execution's working directories."""
+        return self.work_root or Path(tempfile.gettempdir()) / "flowplane-work"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Sandbox:
@@ -167,7 +171,13 @@ class Sandbox:
             if not self.network:
                 raise SandboxError("network isolation needs bubblewrap (FLOWPLANE_SANDBOX=bwrap)")
             self._close_data_dir()
-            return Launch(limited, clean, user=self.uid, group=self.gid)
+            # no_new_privs: a setuid file planted in a shared working directory
+            # (by a container running as root, say) cannot make nobody root.
+            setpriv = shutil.which("setpriv")
+            if setpriv is None:
+                raise SandboxError("the setuid sandbox needs `setpriv` (package util-linux)")
+            guarded = [setpriv, "--no-new-privs", "--", *limited]
+            return Launch(guarded, clean, user=self.uid, group=self.gid)
         return Launch(self._bwrap(limited, cwd, venv), clean)
 
     def environment(
@@ -310,6 +320,15 @@ class Sandbox:
                     f"the interpreter {python} ({directory} is closed to other users); "
                     "install bubblewrap, or install Python where other users can read it"
                 )
+
+
+def default_work_root(data_dir: Path) -> Path:
+    """The work root of a worker without ``FLOWPLANE_WORK_DIR``: one per data directory.
+
+    Two servers on one machine never share task directories or caches.
+    """
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"flowplane-work-{digest}"
 
 
 def resolve_mode(mode: str, *, bwrap: str | None, is_root: bool) -> str:

@@ -11,17 +11,26 @@ controller runs it (``operationState.phase`` Running, then Succeeded, the
 
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
+import ssl
 import threading
 from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 
 from controlplane.domain.validate import validate_flow
 from controlplane.errors import InvalidFlowError
 from tests.conftest import token_headers
+from tests.plugins import fake_servers
 from tests.plugins.fake_servers import FakeServer, Reply, Request, serve
 from tests.services.test_engine import logs, put_flow, run, task_runs, wait_for_end
 
@@ -317,3 +326,122 @@ tasks:
     with pytest.raises(InvalidFlowError) as raised:
         validate_flow(source)
     assert "runs no argocd CLI container" in str(raised.value.problems)
+
+
+def _self_signed() -> tuple[str, str]:
+    """A CA-flagged self-signed certificate for 127.0.0.1 and its key, as PEM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "argocd.test")])
+    now = dt.datetime.now(dt.UTC)
+    public = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
+
+
+def _connection_flow(server: str, connection: str) -> str:
+    """A Sync then a Status of shop-prod, both with the same connection properties."""
+    tasks = ""
+    for kind in ("Sync", "Status"):
+        tasks += f"""\
+  - id: {kind.lower()}
+    type: io.kestra.plugin.argocd.apps.{kind}
+    server: "{server}"
+    token: "{{{{ secret('ARGOCD_TOKEN') }}}}"
+    application: shop-prod
+{connection}"""
+    return f"id: conn\nnamespace: {NS}\ntasks:\n{tasks}"
+
+
+def test_tls_and_plaintext_connection_properties(
+    client: TestClient,
+    argocd: tuple[FakeArgoCD, FakeServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake, plain = argocd
+    _secrets(client, plain.url)
+    cert, key = _self_signed()
+    (tmp_path / "cert.pem").write_text(cert, encoding="utf-8")
+    (tmp_path / "key.pem").write_text(key, encoding="utf-8")
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+
+    class TLSServer(ThreadingHTTPServer):
+        """The fake server's HTTP server, speaking HTTPS with the self-signed certificate."""
+
+        def get_request(self) -> tuple[Any, Any]:
+            sock, address = super().get_request()
+            return tls.wrap_socket(sock, server_side=True), address
+
+    monkeypatch.setattr(fake_servers, "ThreadingHTTPServer", TLSServer)
+    with serve(fake.route) as secure:
+        https = secure.url.replace("http://", "https://")
+        indented = "\n".join(f"      {line}" for line in cert.strip().splitlines())
+        variants = {
+            # The certificate is unknown to the worker: verification fails both tasks.
+            "": "FAILED",
+            "    serverCert: |\n" + indented + "\n    grpcWeb: true\n": "SUCCESS",
+            "    insecure: true\n": "SUCCESS",
+        }
+        for connection, state in variants.items():
+            put_flow(client, _connection_flow(https, connection))
+            execution = run(client, NS, "conn")
+            lines = logs(client, execution["id"])
+            assert execution["state"] == state, (connection, lines)
+            if state == "FAILED":
+                assert any("CERTIFICATE_VERIFY_FAILED" in line for line in lines), lines
+            else:
+                outputs = {k: r["outputs"] for k, r in task_runs(execution).items()}
+                assert outputs["sync"]["syncStatus"] == "Synced"
+                assert outputs["status"]["syncStatus"] == "Synced"
+            if "grpcWeb" in connection:
+                grpc = [line for line in lines if line.startswith("grpcWeb:")]
+                assert len(grpc) == 2, lines  # one per task
+        assert {r.method for r in secure.requests} == {"GET", "POST"}
+
+    # plaintext: a server given without a scheme is reached over http, not https.
+    hostport = plain.url.removeprefix("http://")
+    plain.clear()
+    put_flow(client, _connection_flow(hostport, "    plaintext: true\n"))
+    execution = run(client, NS, "conn")
+    assert execution["state"] == "SUCCESS", logs(client, execution["id"])
+    assert [r.method for r in plain.requests][:1] == ["POST"]
+    assert plain.requests[-1].path == "/api/v1/applications/shop-prod"
+    put_flow(client, _connection_flow(hostport, ""))
+    refused = run(client, NS, "conn")
+    assert refused["state"] == "FAILED"  # https to a plain HTTP server

@@ -11,7 +11,11 @@ checks the tenant header and the credentials.
 from __future__ import annotations
 
 import base64
+import contextlib
+import socket
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -171,3 +175,95 @@ tasks:
         "Loki answered 400 to /loki/api/v1/query: parse error at line 1" in line
         for line in logs(client, execution["id"])
     )
+
+
+def test_query_sends_limit_and_direction_and_query_range_an_interval(
+    client: TestClient, loki: FakeServer
+) -> None:
+    source = f"""\
+id: options
+namespace: {NS}
+tasks:
+  - id: now
+    type: io.kestra.plugin.grafana.loki.Query
+    url: "{{{{ secret('LOKI_URL') }}}}"
+    authToken: "{{{{ secret('LOKI_TOKEN') }}}}"
+    tenantId: team-a
+    query: 'count_over_time({{job="api"}}[5m])'
+    limit: 7
+    direction: FORWARD
+  - id: sampled
+    type: io.kestra.plugin.grafana.loki.QueryRange
+    url: "{{{{ secret('LOKI_URL') }}}}"
+    authToken: "{{{{ secret('LOKI_TOKEN') }}}}"
+    tenantId: team-a
+    query: '{{job="api"}}'
+    interval: 30s
+"""
+    put_flow(client, source)
+    execution = run(client, NS, "options")
+    assert execution["state"] == "SUCCESS", logs(client, execution["id"])
+    instant, ranged = loki.requests
+    assert instant.path == "/loki/api/v1/query"
+    assert (instant.query["limit"], instant.query["direction"]) == (["7"], ["forward"])
+    assert ranged.path == "/loki/api/v1/query_range"
+    assert ranged.query["interval"] == ["30s"]
+    assert "time" not in instant.query  # Loki's default instant: now
+
+
+def _run_within(client: TestClient, flow_id: str, seconds: float) -> dict[str, Any]:
+    """Run a flow, answering after at most ``seconds`` (the run may still be going)."""
+    response = client.post(
+        f"/api/v1/executions/{NS}/{flow_id}",
+        params={"wait": True, "timeout": seconds},
+        json={"inputs": {}},
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.mark.parametrize("kind", ["Query", "QueryRange"])
+def test_connect_and_read_timeouts_end_a_stalled_request(client: TestClient, kind: str) -> None:
+    # A server that reads the request and never answers, and a listener whose
+    # accept queue is full (the kernel drops the SYN, so connect hangs). The
+    # defaults (read 60 s, connect 30 s) would keep the run going well past the
+    # 15 s this test waits; the 1 s timeouts end it FAILED.
+    release = threading.Event()
+    with serve(lambda _request: Reply(200, {}) if release.wait(60) else Reply(500)) as stalled:
+        full = socket.socket()
+        clients: list[socket.socket] = []
+        try:
+            full.bind(("127.0.0.1", 0))
+            full.listen(0)
+            for _ in range(3):
+                waiting = socket.socket()
+                waiting.setblocking(False)  # noqa: FBT003 - the socket API
+                with contextlib.suppress(BlockingIOError):
+                    waiting.connect(full.getsockname())
+                clients.append(waiting)
+            port = full.getsockname()[1]
+            for timeout, url in (("readTimeout", stalled.url), ("connectTimeout", port)):
+                address = url if isinstance(url, str) else f"http://127.0.0.1:{url}"
+                put_flow(
+                    client,
+                    f"""\
+id: slow
+namespace: {NS}
+tasks:
+  - id: ask
+    type: io.kestra.plugin.grafana.loki.{kind}
+    url: "{address}"
+    query: '{{job="api"}}'
+    {timeout}: 1
+""",
+                )
+                execution = _run_within(client, "slow", 15)
+                assert execution["state"] == "FAILED", (timeout, execution["state"])
+                lines = logs(client, execution["id"])
+                assert any("failed: timed out" in line for line in lines), lines
+        finally:
+            release.set()
+            for waiting in clients:
+                waiting.close()
+            full.close()

@@ -377,3 +377,163 @@ tasks:
     with pytest.raises(InvalidFlowError) as raised:
         validate_flow(source.replace("SMTP_TLS", "SMTP_OAUTH2"))
     assert "SMTP_OAUTH2 is not supported" in str(raised.value.problems)
+
+
+def test_every_webhook_type_takes_options_and_the_summaries_their_remaining_properties(
+    client: TestClient, hooks: FakeServer
+) -> None:
+    put_flow(client, f"id: job\nnamespace: {NS}\ntasks:\n  - {{id: a, type: Log, message: hi}}\n")
+    target = run(client, NS, "job")
+    assert target["state"] == "SUCCESS"
+    options = "options: {headers: {X-Trace: '{{ task.id }}'}, defaultCharset: ISO-8859-1}"
+    source = f"""\
+id: everything
+namespace: {NS}
+inputs:
+  - {{id: target, type: STRING}}
+tasks:
+  - id: slack_run
+    type: io.kestra.plugin.notifications.slack.SlackExecution
+    url: "{{{{ secret('SLACK_HOOK') }}}}"
+    executionId: "{{{{ inputs.target }}}}"
+    iconUrl: https://flowplane.example.com/icon.png
+    {options}
+  - id: slack_payload
+    type: io.kestra.plugin.notifications.slack.SlackExecution
+    url: "{{{{ secret('SLACK_HOOK') }}}}"
+    payload: '{{"text": "custom {{{{ flow.id }}}}"}}'
+    channel: "#deploys"
+  - id: slack_hook
+    type: io.kestra.plugin.notifications.slack.SlackIncomingWebhook
+    url: "{{{{ secret('SLACK_HOOK') }}}}"
+    messageText: hello
+    {options}
+  - id: teams_run
+    type: io.kestra.plugin.notifications.teams.TeamsExecution
+    url: "{{{{ secret('TEAMS_HOOK') }}}}"
+    executionId: "{{{{ inputs.target }}}}"
+    activitySubtitle: "for {{{{ flow.id }}}}"
+    customMessage: "teams says {{{{ flow.id }}}}"
+    customFields: {{team: ops}}
+    {options}
+  - id: teams_hook
+    type: io.kestra.plugin.notifications.teams.TeamsIncomingWebhook
+    url: "{{{{ secret('TEAMS_HOOK') }}}}"
+    payload: '{{"text": "caf\u00e9"}}'
+    {options}
+  - id: discord_run
+    type: io.kestra.plugin.notifications.discord.DiscordExecution
+    url: "{{{{ secret('DISCORD_HOOK') }}}}"
+    executionId: "{{{{ inputs.target }}}}"
+    avatarUrl: https://flowplane.example.com/avatar.png
+    customMessage: "discord says {{{{ flow.id }}}}"
+    customFields: {{team: ops}}
+    embedList:
+      - {{title: Extra, authorName: flowplane}}
+    {options}
+  - id: discord_hook
+    type: io.kestra.plugin.notifications.discord.DiscordIncomingWebhook
+    url: "{{{{ secret('DISCORD_HOOK') }}}}"
+    payload: '{{"content": "hi"}}'
+    {options}
+"""
+    put_flow(client, source)
+    execution = run(client, NS, "everything", target=target["id"])
+    assert execution["state"] == "SUCCESS", logs(client, execution["id"])
+    # options: each task's headers (rendered) and the charset it encodes the body in.
+    traced = {r.headers["x-trace"]: r for r in hooks.requests if "x-trace" in r.headers}
+    assert set(traced) == {
+        "slack_run",
+        "slack_hook",
+        "teams_run",
+        "teams_hook",
+        "discord_run",
+        "discord_hook",
+    }
+    assert {r.headers["content-type"] for r in traced.values()} == {
+        "application/json; charset=ISO-8859-1"
+    }
+    assert traced["teams_hook"].body == '{"text": "café"}'.encode("latin-1")
+    slack_run, slack_payload, slack_hook = (
+        r.json() for r in hooks.requests if r.path.startswith("/slack/")
+    )
+    assert slack_run["icon_url"] == "https://flowplane.example.com/icon.png"
+    fields = {f["title"]: f["value"] for f in slack_run["attachments"][0]["fields"]}
+    assert (fields["Execution"], fields["Flow"]) == (target["id"], "job")
+    assert slack_payload == {"text": "custom everything", "channel": "#deploys"}
+    assert slack_hook == {"text": "hello"}
+    card = traced["teams_run"].json()
+    assert card["sections"][0]["activitySubtitle"] == "for everything"
+    assert card["text"] == "teams says everything"
+    facts = {f["name"]: f["value"] for f in card["sections"][0]["facts"]}
+    assert (facts["Execution"], facts["team"]) == (target["id"], "ops")
+    discord = traced["discord_run"].json()
+    assert discord["avatar_url"] == "https://flowplane.example.com/avatar.png"
+    extra, summary = discord["embeds"]
+    assert extra["author"] == {
+        "name": "flowplane",
+        "icon_url": "https://flowplane.example.com/avatar.png",
+    }
+    assert summary["description"].startswith("discord says everything\n")
+    assert "team: ops" in summary["description"]
+    assert f"Execution: {target['id']}" in summary["description"]
+    _no_secret_shown(client, execution, HOOK_SECRET)
+
+
+def test_mail_send_embeds_images_and_session_timeout_ends_a_silent_server(
+    client: TestClient, smtp: tuple[_Inbox, int]
+) -> None:
+    inbox, port = smtp
+    source = f"""\
+id: images
+namespace: {NS}
+tasks:
+  - id: files
+    type: io.kestra.plugin.core.storage.LocalFiles
+    inputs:
+      logo.png: "not-really-a-png"
+    outputs: [logo.png]
+  - id: send
+    type: io.kestra.plugin.notifications.mail.MailSend
+    host: 127.0.0.1
+    port: {port}
+    transportStrategy: SMTP
+    from: flowplane@example.com
+    to: oncall@example.com
+    htmlTextContent: '<p><img src="cid:logo.png"></p>'
+    embeddedImages:
+      - name: logo.png
+        uri: "{{{{ outputs.files.uris['logo.png'] }}}}"
+        contentType: image/png
+"""
+    put_flow(client, source)
+    execution = run(client, NS, "images")
+    assert execution["state"] == "SUCCESS", logs(client, execution["id"])
+    ((_envelope, message),) = inbox.messages
+    related = next(p for p in message.walk() if p.get_content_type() == "multipart/related")
+    image = next(p for p in related.walk() if p.get_content_type() == "image/png")
+    assert image["Content-ID"] == "<logo.png>"
+    assert image.get_payload(decode=True) == b"not-really-a-png"
+
+    # A server that accepts the connection and never greets: sessionTimeout 1000 (ms)
+    # ends the run FAILED within the 6 s this test waits; the default 10 s would not.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        put_flow(
+            client,
+            source.replace(f"port: {port}", f"port: {silent.getsockname()[1]}").replace(
+                "    transportStrategy: SMTP\n",
+                "    transportStrategy: SMTP\n    sessionTimeout: 1000\n",
+            ),
+        )
+        response = client.post(
+            f"/api/v1/executions/{NS}/images", params={"wait": True, "timeout": 6}, json={}
+        )
+        assert response.status_code == 201, response.text
+        slow = response.json()
+        assert slow["state"] == "FAILED", slow["state"]
+        lines = logs(client, slow["id"])
+        assert any(
+            line.endswith("failed: Connection unexpectedly closed: timed out") for line in lines
+        ), lines

@@ -7,6 +7,7 @@ shapes written from OpenAI's API reference (a ``chat.completion`` object with
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -188,3 +189,38 @@ def test_base_url_from_the_environment_and_api_errors(
             )
         )
     assert "either messages or prompt must be set" in str(raised.value.problems)
+
+
+def test_sampling_options_reach_the_api_and_client_timeout_ends_a_stalled_request(
+    client: TestClient, api: FakeServer
+) -> None:
+    extra = """\
+    topP: 0.9
+    n: 2
+    presencePenalty: 0.5
+    frequencyPenalty: "{{ 0.25 }}"
+    logitBias: {"50256": -100}
+"""
+    put_flow(client, _flow(api.url, extra))
+    execution = run(client, NS, "ask")
+    assert execution["state"] == "SUCCESS", logs(client, execution["id"])
+    sent = api.requests[-1].json()
+    assert (sent["top_p"], sent["n"]) == (0.9, 2)
+    assert (sent["presence_penalty"], sent["frequency_penalty"]) == (0.5, 0.25)
+    assert sent["logit_bias"] == {"50256": -100}
+
+    # A server that never answers: clientTimeout 1 (s) ends the run FAILED within
+    # the 8 s this test waits; the default (10 s) would keep it going past that.
+    release = threading.Event()
+    with serve(lambda _request: Reply(200, {}) if release.wait(60) else Reply(500)) as stalled:
+        try:
+            put_flow(client, _flow(stalled.url, "    clientTimeout: 1\n"))
+            response = client.post(
+                f"/api/v1/executions/{NS}/ask", params={"wait": True, "timeout": 8}, json={}
+            )
+            assert response.status_code == 201, response.text
+            slow = response.json()
+            assert slow["state"] == "FAILED", slow["state"]
+            assert "OpenAI request failed: Request timed out." in logs(client, slow["id"])
+        finally:
+            release.set()

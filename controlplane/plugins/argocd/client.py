@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 
 from controlplane.domain.fields import DynBool, Text
 from controlplane.domain.tasktypes.base import TaskBase
@@ -49,11 +49,11 @@ class ArgoCDConnection(TaskBase):
 
     @field_validator(*_CLI_ONLY)
     @classmethod
-    def _no_cli(cls, value: Any) -> Any:
+    def _no_cli(cls, value: Any, info: ValidationInfo) -> Any:
         if value is not None:
             raise ValueError(
-                "Flowplane calls Argo CD's REST API directly and runs no argocd CLI container; "
-                "remove this property"
+                f"{info.field_name} is not supported: Flowplane calls Argo CD's REST API "
+                "directly and runs no argocd CLI container; remove this property"
             )
         return value
 
