@@ -166,7 +166,11 @@ def _background(engine: Engine, settings: Settings) -> list[Scheduler | PollingT
     """The scheduler, the polling-trigger loop and the Git poller, as the settings ask."""
     scheduler = Scheduler(engine) if settings.scheduler else None
     # Plugin polling triggers (JDBC, Git, ...) start runs as schedules do.
-    polling = PollingTriggers(engine, settings.data_dir.resolve()) if settings.scheduler else None
+    polling = (
+        PollingTriggers(engine, settings.data_dir.resolve(), work_dir=settings.work_dir)
+        if settings.scheduler
+        else None
+    )
     poller = Poller(engine, settings.data_dir.resolve() / "git") if settings.poll_sources else None
     return [b for b in (scheduler, polling, poller) if b is not None]
 

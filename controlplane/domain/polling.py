@@ -22,6 +22,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Protocol, TypeVar
 
 from pydantic import Field, GetJsonSchemaHandler, field_validator
@@ -100,6 +101,10 @@ class TriggerContext(Protocol):
 
     def ensure_not_server_database(self, host: str, port: int, dbname: str) -> None:
         """Raise ``TaskFailedError`` when ``host:port/dbname`` is Flowplane's own database."""
+        ...
+
+    def server_paths(self) -> list[Path]:
+        """The server's directories a flow's local path may not name (data, working dirs)."""
         ...
 
 

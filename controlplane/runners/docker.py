@@ -59,7 +59,8 @@ class ContainerRequest:
     # Kestra's default: an empty entrypoint, so the image's own does not wrap the command.
     entrypoint: list[str] = field(default_factory=lambda: [""])
     pull_policy: str = "IF_NOT_PRESENT"
-    # The X-Registry-Auth of the pull; None lets the SDK use the worker's ~/.docker/config.json.
+    # The X-Registry-Auth of the pull; None pulls anonymously (never with the worker's
+    # ~/.docker/config.json or its credential helper).
     auth: Mapping[str, str] | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     nano_cpus: int | None = None
@@ -113,7 +114,7 @@ def connect(host: str | None, task_type: str) -> Iterator[Any]:
     except docker.errors.DockerException as exc:
         raise DockerError(
             f"could not reach the Docker engine at {where}: {_first_line(exc)} "
-            "(set taskRunner.host, or DOCKER_HOST for the worker)"
+            "(set DOCKER_HOST for the worker)"
         ) from None
     _API_VERSIONS[where] = client.api.api_version
     try:
@@ -295,7 +296,9 @@ def _pull(client: Any, image: str, auth: Mapping[str, str] | None) -> str | None
             tag=tag or "latest",
             stream=True,
             decode=True,
-            auth_config=dict(auth) if auth is not None else None,
+            # An explicit (possibly empty) auth: with None the SDK would send the
+            # worker's own registry credentials from ~/.docker/config.json.
+            auth_config=dict(auth) if auth is not None else {},
         ):
             if isinstance(event, dict) and event.get("error"):
                 return str(event["error"])
@@ -312,6 +315,12 @@ def _create(client: Any, request: ContainerRequest) -> Any:
         "working_dir": str(request.working_dir),
         "labels": dict(request.labels),
         "detach": True,
+        # No capability and no setuid gain: root in the container cannot chown
+        # files to others or plant a setuid binary a later task would run.
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        # The worker's proxy settings (~/.docker/config.json) stay on the worker.
+        "use_config_proxy": False,
     }
     if request.user:
         options["user"] = request.user

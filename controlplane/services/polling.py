@@ -45,6 +45,7 @@ from controlplane.domain.polling import POLLING_ALIASES, POLLING_TRIGGERS, Fire,
 from controlplane.domain.tasktypes.base import labels_as_dict
 from controlplane.errors import EvaluationError, StoreError
 from controlplane.logging import get_logger
+from controlplane.runners.sandbox import default_work_root
 from controlplane.services import own_database
 from controlplane.services.executions import create_in_session
 from controlplane.services.loop import BackgroundLoop
@@ -88,6 +89,8 @@ class PollContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     revealed: set[str] = field(default_factory=set)
     _variants: set[str] = field(default_factory=set)
+    # The server's directories a flow's local path may not name (server_paths).
+    paths: tuple[Path, ...] = ()
 
     @property
     def namespace(self) -> str:  # noqa: D102 - see domain.polling.TriggerContext
@@ -175,6 +178,9 @@ class PollContext:
     def ensure_not_server_database(self, host: str, port: int, dbname: str) -> None:  # noqa: D102
         own_database.ensure_not_server_database(self.engine, host, port, dbname)
 
+    def server_paths(self) -> list[Path]:  # noqa: D102
+        return list(self.paths)
+
 
 def fire_polling(
     engine: Engine, revision: FlowRevisionRow, trigger: PollingTrigger, fire: Fire
@@ -220,6 +226,8 @@ class PollingTriggers:
     engine: Engine
     data_dir: Path
     interval: float = 1.0
+    # FLOWPLANE_WORK_DIR: local Git URLs into it are refused (other executions' files).
+    work_dir: Path | None = None
     loop: BackgroundLoop = field(init=False)
     _due: dict[TriggerKey, _Due] = field(default_factory=dict)
     _in_flight: set[TriggerKey] = field(default_factory=set)
@@ -303,7 +311,13 @@ class PollingTriggers:
     def _poll(self, revision: FlowRevisionRow, trigger: PollingTrigger, now: datetime) -> int:
         """Poll one trigger and fire what it found; never raises (the fault boundary)."""
         context = PollContext(
-            self.engine, self.keyring, revision, trigger, now, stopping=self.loop.stopping
+            self.engine,
+            self.keyring,
+            revision,
+            trigger,
+            now,
+            stopping=self.loop.stopping,
+            paths=(self.data_dir, self.work_dir or default_work_root(self.data_dir)),
         )
         created = 0
         try:

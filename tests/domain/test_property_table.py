@@ -55,6 +55,11 @@ TRIGGER_FAMILIES: dict[str, type[BaseModel]] = {"every trigger": triggers.Schedu
 _LOG = {"id": "inner", "type": "Log", "message": "m"}
 # The smallest valid task of each type, to which a refused property is added.
 MINIMAL_TASKS: dict[str, dict[str, Any]] = {
+    "argo.Dag": {"tasks": [{"task": _LOG}]},
+    "argo.Loop": {"items": [1], "tasks": [_LOG]},
+    "argo.Retry": {"limit": 1, "tasks": [_LOG]},
+    "git.PushFlows": {"url": "https://example.invalid/repo.git"},
+    "git.SyncFlows": {"url": "https://example.invalid/repo.git", "targetNamespace": "probe"},
     "argocd.apps.Sync": {"server": "argocd.example", "token": "t", "application": "a"},
     "argocd.apps.Status": {"server": "argocd.example", "token": "t", "application": "a"},
     "notifications.slack.SlackIncomingWebhook": {"url": "http://h.invalid", "messageText": "m"},
@@ -65,8 +70,8 @@ MINIMAL_TASKS: dict[str, dict[str, Any]] = {
     "notifications.discord.DiscordExecution": {"url": "http://h.invalid"},
     "notifications.mail.MailSend": {"host": "h", "from": "a@example.com", "to": "b@example.com"},
     "openai.ChatCompletion": {"apiKey": "k", "model": "m", "prompt": "p"},
-    "grafana.loki.Query": {"url": "http://h.invalid", "query": "{job=\"a\"}"},
-    "grafana.loki.QueryRange": {"url": "http://h.invalid", "query": "{job=\"a\"}"},
+    "grafana.loki.Query": {"url": "http://h.invalid", "query": '{job="a"}'},
+    "grafana.loki.QueryRange": {"url": "http://h.invalid", "query": '{job="a"}'},
     "compress.ArchiveCompress": {"from": {"a.txt": "/f"}, "algorithm": "ZIP"},
     "compress.ArchiveDecompress": {"from": "/f", "algorithm": "ZIP"},
     "terraform.cli.TerraformCLI": {"commands": ["terraform version"]},

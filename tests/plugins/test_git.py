@@ -288,9 +288,10 @@ tasks:
 
 
 def test_trigger_fires_once_per_new_head_commit(
-    client: TestClient, engine: Engine, tmp_path: Path
+    client: TestClient, engine: Engine, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    repo = make_repo(tmp_path / "watched")
+    # Outside the server's data directory (the client's tmp_path), which is refused.
+    repo = make_repo(tmp_path_factory.mktemp("watched") / "repo")
     first = commit(repo, {"a.txt": "1"}, "one")
     source = f"""\
 id: on_push

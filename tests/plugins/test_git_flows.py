@@ -11,8 +11,10 @@ goes through a plan: applied at once under ``auto``, pending under
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from controlplane.plugins.api import TaskFailedError
 from controlplane.plugins.git.flow_files import IdGlobs, retarget
 from controlplane.plugins.git.options import commit_url
 from tests.conftest import token_headers
+from tests.plugins import git_repos
 from tests.plugins.git_repos import GitHttpServer, commit, git, make_repo
 from tests.services.test_engine import logs, put_flow, run, task_runs
 
@@ -104,7 +107,7 @@ def allow(client: TestClient, namespace: str, allowed: list[str]) -> None:
 
 
 def add_source(client: TestClient, source_id: str, remote: Path, **policy: object) -> None:
-    body = {"url": f"file://{remote}", "branch": "main", **policy}
+    body = {"url": f"file://{remote}", "branch": "main", **policy}  # policy may set the url
     response = client.put(f"/api/v1/sources/{source_id}", json=body)
     assert response.status_code == 201, response.text
 
@@ -141,6 +144,8 @@ tasks:
     authorName: Rita Pusher
     authorEmail: rita@example.com
     commitMessage: "release from {{{{ flow.id }}}}"
+    gitConfig:
+      i18n.commitEncoding: ISO-8859-1
 """
     put_flow(client, pusher)
     execution = run(client, "dev.team", "pusher")
@@ -164,6 +169,8 @@ tasks:
     assert (
         shown == f"Rita Pusher <rita@example.com>|flow:dev.team/pusher|release from pusher|{seeded}"
     )
+    # gitConfig was written into the clone before the commit: git records the encoding.
+    assert "encoding ISO-8859-1" in git(remote, "cat-file", "commit", "main")
     diff = {r["file"]: r for r in records(outputs["flows"])}
     assert diff["flows/dev.team/alpha.yaml"] == {
         "file": "flows/dev.team/alpha.yaml",
@@ -228,6 +235,23 @@ tasks:
         {"file": "flows/dev.team/beta.yaml", "additions": "+1", "deletions": "-0", "changes": "0"},
     ]
     assert any("Dry run" in line for line in logs(client, execution["id"]))
+
+    # gitConfig may not change what the task itself sets: refused, not ignored.
+    put_flow(
+        client,
+        f"""\
+id: identity
+namespace: dev.team
+tasks:
+  - id: push
+    type: io.kestra.plugin.git.PushFlows
+    url: file://{remote}
+    gitConfig: {{User.Name: someone}}
+""",
+    )
+    text = failure(client, run(client, "dev.team", "identity"))
+    assert "gitConfig: User.Name is set by PushFlows itself" in text
+    assert head(remote) == before
 
 
 @pytest.fixture(scope="module")
@@ -331,6 +355,7 @@ tasks:
     type: io.kestra.plugin.git.PushFlows
     url: file://{remote}
     sourceNamespace: other
+    gitDirectory: exported/
 """
     put_flow(client, source)
     text = failure(client, run(client, "dev.team", "grab"))
@@ -340,8 +365,31 @@ tasks:
     allow(client, "other", ["dev.*"])
     execution = run(client, "dev.team", "grab")
     assert execution["state"] == "SUCCESS", logs(client, execution["id"])
-    assert tree_at(remote) == {"flows/other/delta.yaml": OTHER.encode()}
+    assert tree_at(remote) == {"exported/other/delta.yaml": OTHER.encode()}
     assert git(remote, "symbolic-ref", "HEAD") == "refs/heads/main"
+
+
+def test_push_flows_never_writes_through_a_link_in_the_repository(
+    client: TestClient, repos: Path
+) -> None:
+    outside = repos / "outside"
+    (outside / "dev.team").mkdir(parents=True)
+    (outside / "dev.team" / "old.yaml").write_text("kept\n", encoding="utf-8")
+    work = make_repo(repos / "seed")
+    (work / "flows").symlink_to(outside)
+    git(work, "add", "flows")
+    git(work, "commit", "--quiet", "-m", "a link where the flows folder goes")
+    remote = repos / "remote.git"
+    git(repos, "clone", "--quiet", "--bare", str(work), str(remote))
+    put_flow(client, ALPHA)
+    put_flow(
+        client,
+        f"id: linked\nnamespace: dev.team\ntasks:\n  - id: push\n"
+        f"    type: io.kestra.plugin.git.PushFlows\n    url: file://{remote}\n",
+    )
+    text = failure(client, run(client, "dev.team", "linked"))
+    assert "flows in the repository is not a plain folder" in text
+    assert sorted(p.name for p in (outside / "dev.team").iterdir()) == ["old.yaml"]
 
 
 # --- SyncFlows ----------------------------------------------------------------------
@@ -513,8 +561,12 @@ def test_sync_flows_needs_a_registered_source_whose_policy_it_states(
     text = failure(client, run(client, "ops.gitops", "syncer"))
     assert f"no Git source syncs file://{remote} branch 'main'" in text
     assert "PUT /api/v1/sources/{id}" in text
+    put_flow(client, syncer(remote).replace("branch: main", "branch: nope"))
+    text = failure(client, run(client, "ops.gitops", "syncer"))
+    assert "the remote has no branch 'nope'" in text
 
     add_source(client, "prodflows", remote, prune=True)
+    put_flow(client, syncer(remote))
     text = failure(client, run(client, "ops.gitops", "syncer"))
     assert "delete is false but Git source prodflows prunes" in text
     put_flow(client, syncer(remote, delete="true", gitDirectory="other"))
@@ -596,6 +648,91 @@ def test_unsupported_properties_are_refused_at_validation(
         source = source.replace("    targetNamespace: ops\n", "")
     with pytest.raises(InvalidFlowError, match=message):
         validate_flow(source)
+
+
+@pytest.fixture
+def https_git(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[GitHttpServer, Path, Path]]:
+    """The smart-HTTP server over HTTPS, with a self-signed certificate git does not trust."""
+    root = tmp_path_factory.mktemp("tls")
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(root / "key.pem"), "-out", str(root / "cert.pem")),
+            *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(root / "cert.pem", root / "key.pem")
+
+    class TLSServer(ThreadingHTTPServer):
+        def get_request(self) -> tuple[Any, Any]:
+            sock, address = super().get_request()
+            return tls.wrap_socket(sock, server_side=True), address
+
+    monkeypatch.setattr(git_repos, "ThreadingHTTPServer", TLSServer)
+    server = GitHttpServer(root, "ada", PASSWORD)
+    monkeypatch.undo()
+    yield server, root, root / "cert.pem"
+    server.close()
+
+
+def test_trusted_ca_and_no_proxy_reach_both_tasks_git(
+    client: TestClient,
+    https_git: tuple[GitHttpServer, Path, Path],
+    served: tuple[GitHttpServer, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tls, tls_root, ca = https_git
+    plain, plain_root = served
+    served_remote(tls_root, "tls.git", {"flows/prod.app/hello.yaml": HELLO})
+    served_remote(plain_root, "proxied.git", {"flows/prod.app/hello.yaml": HELLO})
+    urls = {"tls": f"{tls.url.replace('http://', 'https://')}/tls.git"}
+    urls["proxied"] = f"{plain.url}/proxied.git"
+    for name, url in urls.items():
+        add_source(client, name, Path("/unused"), url=url)
+    allow(client, "prod.app", ["ops.gitops"])
+    put_token(client, "ops.gitops")
+    auth = "\n    username: ada\n    password: \"{{ secret('GIT_TOKEN') }}\""
+
+    def outcome(task: str, url: str, extra: str) -> str:
+        body = f"type: io.kestra.plugin.git.{task}\n    url: {url}{auth}{extra}"
+        if task == "SyncFlows":
+            body += "\n    targetNamespace: prod.app"
+        put_flow(client, f"id: conn\nnamespace: ops.gitops\ntasks:\n  - id: t\n    {body}\n")
+        execution = run(client, "ops.gitops", "conn")
+        no_password(client, execution)
+        return "\n".join([execution["state"], *logs(client, execution["id"])])
+
+    def untrusted(text: str) -> bool:
+        # git built with GnuTLS or with OpenSSL says it its own way.
+        return text.startswith("FAILED") and any(
+            words in text
+            for words in ("certificate verification failed", "SSL certificate problem")
+        )
+
+    trusted = f"\n    trustedCaPemPath: {ca}"
+    assert untrusted(outcome("PushFlows", urls["tls"], ""))
+    assert outcome("PushFlows", urls["tls"], trusted).startswith("SUCCESS")
+    assert untrusted(outcome("SyncFlows", urls["tls"], ""))
+    # The task's own read now passes; the source is fetched with the server's settings,
+    # which do not trust this certificate.
+    text = outcome("SyncFlows", urls["tls"], trusted)
+    assert "is at " in text
+    assert "cannot read branch 'main'" in text
+
+    # A proxy nobody listens on: only git that bypasses it reaches the server.
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    bypass = "\n    noProxy: true"
+    assert outcome("PushFlows", urls["proxied"], "").startswith("FAILED")
+    assert outcome("PushFlows", urls["proxied"], bypass).startswith("SUCCESS")
+    assert "git ls-remote failed" in outcome("SyncFlows", urls["proxied"], "")
+    text = outcome("SyncFlows", urls["proxied"], bypass)
+    assert "is at " in text
+    assert "cannot read branch 'main'" in text
 
 
 def test_flow_files_move_namespaces_select_ids_and_link_commits() -> None:

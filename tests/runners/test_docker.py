@@ -307,13 +307,19 @@ def _registry_handler(registry: Registry) -> type[BaseHTTPRequestHandler]:
 # --- helpers --------------------------------------------------------------------------
 
 
-def flow(flow_id: str, task: str, runner: str = "", *, host: str | None = None) -> str:
+@pytest.fixture(autouse=True)
+def _workers_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's DOCKER_HOST names the Podman service (a flow cannot name an engine)."""
+    if "podman" in request.fixturenames:
+        monkeypatch.setenv("DOCKER_HOST", request.getfixturevalue("podman").url)
+
+
+def flow(flow_id: str, task: str, runner: str = "") -> str:
     """A flow of one script task on the Docker runner (``task`` and ``runner`` are YAML lines)."""
-    runner_lines = f"      host: {host}\n" if host else ""
     return (
         f"id: {flow_id}\nnamespace: demo\ntasks:\n  - id: script\n{task}"
         f"    taskRunner:\n      type: io.kestra.plugin.scripts.runner.docker.Docker\n"
-        f"{runner_lines}{runner}"
+        f"{runner}"
     )
 
 
@@ -353,7 +359,7 @@ def test_python_script_runs_in_a_container_with_env_files_and_outputs(
         "    outputFiles: [out.txt]\n"
         f"    script: |\n{script}\n"
     )
-    source = flow("py", task, "      pullPolicy: NEVER\n", host=podman.url)
+    source = flow("py", task, "      pullPolicy: NEVER\n")
     source += '  - id: use\n    type: Log\n    message: "rows={{ outputs.script.vars.rows }}"\n'
     put_flow(client, source)
     execution = run(client, "demo", "py")
@@ -408,7 +414,7 @@ def test_missing_image_fails_naming_it(client: TestClient, podman: Podman) -> No
         f"    containerImage: {absent}\n"
         "    commands: [echo hi]\n"
     )
-    put_flow(client, flow("absent", task, host=podman.url))
+    put_flow(client, flow("absent", task))
     execution = run(client, "demo", "absent")
     assert execution["state"] == "FAILED"
     lines = logs(client, execution["id"])
@@ -419,7 +425,7 @@ def test_missing_image_fails_naming_it(client: TestClient, podman: Podman) -> No
     assert message.startswith(prefix)
     assert message.removeprefix(prefix).strip()
 
-    put_flow(client, flow("absent", task, "      pullPolicy: NEVER\n", host=podman.url))
+    put_flow(client, flow("absent", task, "      pullPolicy: NEVER\n"))
     execution = run(client, "demo", "absent")
     assert execution["state"] == "FAILED"
     assert f"image {absent!r} is not present on the Docker host, and pullPolicy is NEVER" in logs(
@@ -455,7 +461,7 @@ def test_limits_user_entrypoint_and_hosts_reach_the_container(
         "      extraHosts: ['db.internal:10.1.2.3']\n"
         "      delete: false\n"
     )
-    put_flow(client, flow("limits", task, runner, host=podman.url))
+    put_flow(client, flow("limits", task, runner))
     execution = run(client, "demo", "limits")
     lines = logs(client, execution["id"])
     assert execution["state"] == "SUCCESS", lines
@@ -496,7 +502,7 @@ def test_timeout_stops_the_container_within_its_grace_and_removes_it(
         "      - sleep 120 & wait\n"
     )
     # With a grace period the container is sent SIGTERM first, and may clean up.
-    put_flow(client, flow("slow", task, "      killGracePeriod: PT10S\n", host=podman.url))
+    put_flow(client, flow("slow", task, "      killGracePeriod: PT10S\n"))
     execution = run(client, "demo", "slow")
     lines = logs(client, execution["id"])
     assert execution["state"] == "FAILED"
@@ -513,7 +519,7 @@ def test_kill_stops_and_removes_the_container(client: TestClient, podman: Podman
         f"    containerImage: {BASE_IMAGE}\n"
         "    commands: [echo started, sleep 120]\n"
     )
-    put_flow(client, flow("killed", task, host=podman.url))
+    put_flow(client, flow("killed", task))
     execution_id = start(client, "killed")
     deadline = time.monotonic() + 30
     while "started" not in logs(client, execution_id):
@@ -539,7 +545,7 @@ def test_volume_strategy_copies_files_in_and_out(client: TestClient, podman: Pod
         '      - echo "interfaces $(ls /sys/class/net)"\n'
     )
     runner = "      fileHandlingStrategy: VOLUME\n      networkMode: none\n      delete: false\n"
-    put_flow(client, flow("volume", task, runner, host=podman.url))
+    put_flow(client, flow("volume", task, runner))
     execution = run(client, "demo", "volume")
     lines = logs(client, execution["id"])
     assert execution["state"] == "SUCCESS", lines
@@ -579,7 +585,6 @@ tasks:
         commands: ["echo overwritten > out.txt"]
         taskRunner:
           type: io.kestra.plugin.scripts.runner.docker.Docker
-          host: {podman.url}
           fileHandlingStrategy: VOLUME
 """
     put_flow(client, source)
@@ -604,7 +609,7 @@ def test_secret_env_reaches_the_container_and_never_the_log(
         f'      - test "$T" = {value} && echo same\n'
         '      - echo "$T"\n'
     )
-    put_flow(client, flow("secret", task, host=podman.url))
+    put_flow(client, flow("secret", task))
     execution = run(client, "demo", "secret")
     body = client.get(f"/api/v1/executions/{execution['id']}/logs").text
     assert execution["state"] == "SUCCESS", body
@@ -622,7 +627,7 @@ def test_credentials_are_sent_with_the_pull(client: TestClient, podman: Podman) 
 
     def pull_with(credentials: str) -> tuple[str, list[str]]:
         runner = f"      pullPolicy: ALWAYS\n      credentials: {credentials}\n"
-        put_flow(client, flow("pull", task, runner, host=podman.url))
+        put_flow(client, flow("pull", task, runner))
         execution = run(client, "demo", "pull")
         return execution["state"], logs(client, execution["id"])
 
@@ -669,7 +674,7 @@ def test_docker_config_auths_are_used_for_the_pull(client: TestClient, podman: P
         "    commands: [echo pulled-with-config]\n"
     )
     runner = f"      pullPolicy: ALWAYS\n      config: '{config}'\n"
-    put_flow(client, flow("config", task, runner, host=podman.url))
+    put_flow(client, flow("config", task, runner))
     execution = run(client, "demo", "config")
     lines = logs(client, execution["id"])
     assert execution["state"] == "SUCCESS", lines
@@ -758,8 +763,44 @@ def test_namespace_files_reach_the_container(client: TestClient, podman: Podman)
         "    namespaceFiles: {enabled: true, include: ['**.txt']}\n"
         "    commands:\n      - cat lib/greet.txt\n"
     )
-    put_flow(client, flow("nsfiles", task, "      pullPolicy: NEVER\n", host=podman.url))
+    put_flow(client, flow("nsfiles", task, "      pullPolicy: NEVER\n"))
     execution = run(client, "demo", "nsfiles")
     lines = logs(client, execution["id"])
     assert execution["state"] == "SUCCESS", lines
     assert "from the namespace" in lines
+
+
+def test_a_container_gains_no_privileges_even_as_root(client: TestClient, podman: Podman) -> None:
+    # Root in the container (allowed with VOLUME) has no capability and cannot gain any.
+    task = (
+        "    type: io.kestra.plugin.scripts.shell.Commands\n"
+        f"    containerImage: {BASE_IMAGE}\n"
+        "    commands: [\"grep -E '^(NoNewPrivs|CapEff)' /proc/self/status\", 'id -u']\n"
+    )
+    runner = "      user: '0'\n      fileHandlingStrategy: VOLUME\n      pullPolicy: NEVER\n"
+    put_flow(client, flow("noprivs", task, runner))
+    execution = run(client, "demo", "noprivs")
+    lines = logs(client, execution["id"])
+    assert execution["state"] == "SUCCESS", lines
+    assert "NoNewPrivs:\t1" in lines
+    assert "CapEff:\t0000000000000000" in lines
+    assert "0" in lines
+
+
+@pytest.mark.parametrize("user", ["0", "root", "0:0", "root:root"])
+def test_root_is_refused_on_a_mounted_working_directory(
+    client: TestClient, podman: Podman, user: str
+) -> None:
+    task = (
+        "    type: io.kestra.plugin.scripts.shell.Commands\n"
+        f"    containerImage: {BASE_IMAGE}\n"
+        "    commands: [id -u]\n"
+    )
+    put_flow(client, flow("rootmount", task, f"      user: '{user}'\n      pullPolicy: NEVER\n"))
+    execution = run(client, "demo", "rootmount")
+    assert execution["state"] == "FAILED"
+    assert any(
+        "is refused with fileHandlingStrategy MOUNT" in line
+        for line in logs(client, execution["id"])
+    )
+    assert podman.containers_of(execution["id"]) == []

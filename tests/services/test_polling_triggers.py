@@ -184,12 +184,13 @@ def test_a_trigger_polls_at_its_interval_and_gives_its_inputs_and_labels(
 
 
 def test_a_broken_trigger_backs_off_alone_and_its_error_is_masked(
-    quiet: TestClient, engine: Engine, tmp_path: Path
+    quiet: TestClient, engine: Engine, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     # The database named is the secret: the server's error quotes it back.
     missing = f"{pg_source.JDBC_URL.rsplit('/', 1)[0]}/{{{{ secret('PG_PASSWORD') }}}}"
     put_flow(quiet, jobs_flow("broken").replace(pg_source.JDBC_URL, f'"{missing}"'))
-    repo = make_repo(tmp_path / "repo")
+    # Not under tmp_path: that is the server's data directory, which the trigger refuses.
+    repo = make_repo(tmp_path_factory.mktemp("remote") / "repo")
     sha = commit(repo, {"a.txt": "1"}, "one")
     put_flow(
         quiet,

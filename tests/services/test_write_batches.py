@@ -97,4 +97,3 @@ def test_kill_9_mid_batch_loses_nothing_committed_and_duplicates_nothing(
     assert messages["committed before the crash"] == 1
     assert messages["second attempt"] == 1
     assert messages["done"] == 1
-

@@ -237,6 +237,23 @@ _DOCKER_REFUSED = {
 }
 
 
+def shared_network_refusal(mode: str) -> str | None:
+    """Why a Docker ``networkMode`` is refused (it shares a namespace), or None.
+
+    ``host`` puts the container on the worker host's network, loopback services
+    included; ``container:<id>`` joins another container's (Flowplane's own, or
+    its database's).
+    """
+    name = mode.strip().lower()
+    if name == "host" or name.startswith("container:"):
+        return (
+            f"networkMode {mode.strip()!r} is refused: a task's container may not share the "
+            "host's or another container's network namespace; use bridge (the default), "
+            "none, or a named network"
+        )
+    return None
+
+
 class DockerRunner(StrictModel):
     """Run the script in a container of a Docker Engine API (Docker or Podman)."""
 
@@ -271,6 +288,14 @@ class DockerRunner(StrictModel):
     def _refused(cls, value: list[Any] | None, info: ValidationInfo) -> list[Any] | None:
         if value:
             raise ValueError(_DOCKER_REFUSED[str(info.field_name)])
+        return value
+
+    @field_validator("networkMode")
+    @classmethod
+    def _own_network(cls, value: str | None) -> str | None:
+        refusal = shared_network_refusal(value) if value and "{{" not in value else None
+        if refusal:
+            raise ValueError(refusal)
         return value
 
     @field_validator("host")

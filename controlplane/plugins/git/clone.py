@@ -73,7 +73,11 @@ class Clone(TaskBase):
 
     def run(self, context: RunContext) -> dict[str, Any]:
         """Clone, check out ``commit`` or ``tag`` if given, apply ``gitConfig``."""
-        url = check_url(str(context.render(self.url)), forbidden=context.sandbox.data_dir)
+        sandbox = context.sandbox
+        url = check_url(
+            str(context.render(self.url)),
+            forbidden=[sandbox.data_dir, sandbox.work_root_dir()],
+        )
         target = self._target(context)
         username = str(context.render(self.username)) if self.username is not None else None
         password = str(context.render(self.password)) if self.password is not None else None
@@ -82,7 +86,11 @@ class Clone(TaskBase):
         tag = str(context.render(self.tag)) if self.tag is not None else None
         args = ["clone", *self._options(context, commit, tag), "--", url, str(target)]
         context.log("INFO", f"Cloning {scrub(url, secrets)} into {target}")
-        with credentials_env(username, password) as env:
+        with credentials_env(username, password) as base_env:
+            env = dict(base_env)
+            if self.trustedCaPemPath is not None:
+                # git prefers GIT_SSL_CAINFO (a worker may set it) over http.sslCAInfo.
+                env["GIT_SSL_CAINFO"] = str(context.render(self.trustedCaPemPath))
             run_git(args, env, secrets=secrets)
             if commit is not None or tag is not None:
                 ref = (

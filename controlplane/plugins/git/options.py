@@ -45,6 +45,18 @@ def connection_settings(trusted_ca: str | None, no_proxy: bool) -> list[tuple[st
     return settings
 
 
+def connection_env(settings: Sequence[tuple[str, str]], trusted_ca: str | None) -> dict[str, str]:
+    """The environment for ``settings`` (from ``connection_settings`` and the task's own).
+
+    git lets ``GIT_SSL_CAINFO`` win over ``http.sslCAInfo``: a worker that sets
+    it in its environment must not silently override ``trustedCaPemPath``.
+    """
+    env = config_env(settings)
+    if trusted_ca is not None:
+        env["GIT_SSL_CAINFO"] = trusted_ca
+    return env
+
+
 def shown_url(url: str) -> str:
     """``url`` without any user-info, for logs and outputs."""
     parts = urlsplit(url)

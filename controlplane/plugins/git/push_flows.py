@@ -35,7 +35,7 @@ from controlplane.plugins.git.flow_files import (
 from controlplane.plugins.git.options import (
     REFUSED,
     commit_url,
-    config_env,
+    connection_env,
     connection_settings,
     shown_url,
     url_secrets,
@@ -98,7 +98,11 @@ class PushFlows(TaskBase):
         source_ns = self._text(context, self.sourceNamespace) or own.namespace
         target_ns = self._text(context, self.targetNamespace)
         directory = git_directory(str(context.render(self.gitDirectory)))
-        url = check_url(str(context.render(self.url)), forbidden=context.sandbox.data_dir)
+        sandbox = context.sandbox
+        url = check_url(
+            str(context.render(self.url)),
+            forbidden=[sandbox.data_dir, sandbox.work_root_dir()],
+        )
         branch = str(context.render(self.branch))
         password = self._text(context, self.password)
         secrets = [s for s in [password, *url_secrets(url)] if s]
@@ -107,13 +111,18 @@ class PushFlows(TaskBase):
         files = self._files(context, source_ns, target_ns, directory, wanted)
         root_ns = moved(source_ns, source_ns, target_ns)
         username = self._text(context, self.username)
-        settings = [*_COMMIT_SETTINGS, *self._connection(context)]
+        ca = self._text(context, self.trustedCaPemPath)
+        settings = [*_COMMIT_SETTINGS, *connection_settings(ca, self.noProxy)]
         where = scrub(shown_url(url), secrets)
         with (
             tempfile.TemporaryDirectory(prefix="pushflows-", dir=context.working_dir) as scratch,
             credentials_env(username, password) as credentials,
         ):
-            env = {**credentials, **config_env(settings), **self._identity(context, username)}
+            env = {
+                **credentials,
+                **connection_env(settings, ca),
+                **self._identity(context, username),
+            }
             context.log("INFO", f"Cloning {where} (branch {branch})")
             tree = Worktree.clone(url, branch, Path(scratch) / "repo", env, secrets)
             self._apply_config(context, tree, settings)
@@ -179,9 +188,9 @@ class PushFlows(TaskBase):
         Only ``<namespace>/<id>.yaml|.yml`` files whose id the ``flows`` globs
         select are candidates, as Kestra deletes only what its globs match.
         """
-        base = tree.root / directory
+        base = tree.folder(directory)
         removed = 0
-        for folder in sorted(base.iterdir()) if base.is_dir() else ():
+        for folder in sorted(base.iterdir()) if base is not None else ():
             scoped = in_scope(folder.name, root_ns, include_children=self.includeChildNamespaces)
             if not scoped or not folder.is_dir() or folder.is_symlink():
                 continue
@@ -204,10 +213,6 @@ class PushFlows(TaskBase):
             "GIT_COMMITTER_NAME": flow,
             "GIT_COMMITTER_EMAIL": _DEFAULT_EMAIL,
         }
-
-    def _connection(self, context: RunContext) -> list[tuple[str, str]]:
-        ca = self._text(context, self.trustedCaPemPath)
-        return connection_settings(ca, self.noProxy)
 
     def _apply_config(
         self, context: RunContext, tree: Worktree, settings: list[tuple[str, str]]

@@ -27,7 +27,7 @@ from controlplane.plugins.api import GitSyncRequest, GitSyncResult, RunContext, 
 from controlplane.plugins.api import refuse as refuse_properties
 from controlplane.plugins.git.options import (
     REFUSED,
-    config_env,
+    connection_env,
     connection_settings,
     shown_url,
     url_secrets,
@@ -98,7 +98,11 @@ class SyncFlows(TaskBase):
 
     def run(self, context: RunContext) -> dict[str, Any]:
         """Read the branch head, then sync the matching Git source and report its plan."""
-        url = check_url(str(context.render(self.url)), forbidden=context.sandbox.data_dir)
+        sandbox = context.sandbox
+        url = check_url(
+            str(context.render(self.url)),
+            forbidden=[sandbox.data_dir, sandbox.work_root_dir()],
+        )
         branch = str(context.render(self.branch))
         head = self._head(context, url, branch)
         request = GitSyncRequest(
@@ -137,7 +141,7 @@ class SyncFlows(TaskBase):
         ca = str(context.render(self.trustedCaPemPath)) if self.trustedCaPemPath else None
         ref = f"refs/heads/{branch}"
         with credentials_env(username, password) as credentials:
-            env = {**credentials, **config_env(connection_settings(ca, self.noProxy))}
+            env = {**credentials, **connection_env(connection_settings(ca, self.noProxy), ca)}
             listing = run_git(
                 ["ls-remote", "--", url, ref],
                 env,

@@ -4,14 +4,25 @@ Credentials never go into the URL or the command line (``ps`` would show
 them): git asks a small askpass script, which reads them from its
 environment. The ``ext::`` transport (which runs commands) is refused, and
 every error text is scrubbed of the password before it leaves.
+
+git runs with an environment of its own, never the server's: no server
+variables (tokens, the database URL), no global or system git configuration,
+a private empty ``HOME``, no SSH agent and no SSH key or ssh configuration of
+the server's user. Only the operator's proxy and CA settings pass through.
+A local path or ``file://`` URL into the server's data directory or the
+worker's working directories (other executions' files) is refused.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import signal
 import stat
+import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,14 +41,35 @@ esac
 """
 # Safe defaults whatever the server's git configuration says.
 GIT_OPTIONS = ["-c", "protocol.ext.allow=never", "-c", "credential.helper="]
+# ssh with no configuration, key or agent of the server's user (ssh reads
+# ~/.ssh from the password database, not $HOME, hence the explicit options).
+GIT_SSH_COMMAND = (
+    "ssh -F /dev/null -o IdentitiesOnly=yes -o IdentityFile=/dev/null -o IdentityAgent=none"
+)
+# The operator's network settings git needs to reach a remote at all.
+_PASSED_THROUGH = (
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "all_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "GIT_SSL_CAINFO",
+    "GIT_SSL_CAPATH",
+)
 
 
-def check_url(url: str, *, forbidden: Path | None = None) -> str:
+def check_url(url: str, *, forbidden: Path | Sequence[Path | None] | None = None) -> str:
     """``url`` if git may fetch from it; a ``TaskFailedError`` naming the problem otherwise.
 
     http(s), ssh, git, file URLs, ``user@host:path`` and local paths are
     accepted; ``ext::`` and other command transports are not. A local path
-    inside ``forbidden`` (the server's data directory) is refused.
+    inside one of ``forbidden`` (the server's data directory, the worker's
+    working directories) is refused.
     """
     text = url.strip()
     if not text or text.startswith("-"):
@@ -51,11 +83,34 @@ def check_url(url: str, *, forbidden: Path | None = None) -> str:
         if "://" in text:
             raise TaskFailedError("url: only https, http, ssh, git and file URLs are supported")
         local = Path(text)
-    if local is not None and forbidden is not None:
+    roots: list[Path | None] = [forbidden] if isinstance(forbidden, Path) else [*(forbidden or [])]
+    if local is not None:
         resolved = local.resolve()
-        if resolved == forbidden.resolve() or resolved.is_relative_to(forbidden.resolve()):
-            raise TaskFailedError("url points into the server's data directory")
+        for root in filter(None, roots):
+            if resolved.is_relative_to(root.resolve()):
+                raise TaskFailedError(
+                    "url points into the server's data directory or the worker's "
+                    "working directories"
+                )
     return text
+
+
+def git_environment(home: Path, extra: Mapping[str, str]) -> dict[str, str]:
+    """Everything git runs with: of the server's environment, PATH and network settings only."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_SSH_COMMAND": GIT_SSH_COMMAND,
+        "GCM_INTERACTIVE": "never",
+    }
+    env.update({name: os.environ[name] for name in _PASSED_THROUGH if name in os.environ})
+    env.update(extra)
+    return env
 
 
 @contextmanager
@@ -88,26 +143,41 @@ def run_git(
     secrets: list[str] | None = None,
     timeout: float = GIT_TIMEOUT_SECONDS,
 ) -> str:
-    """Run ``git <args>``; its standard output. A failure's text is scrubbed of ``secrets``."""
-    import git  # noqa: PLC0415 - GitPython, loaded when a git task or poll runs
+    """Run ``git <args>``; its standard output. A failure's text is scrubbed of ``secrets``.
 
-    command = git.cmd.Git(str(cwd) if cwd else None)
+    git sees ``env`` on top of ``git_environment`` only: the server's own
+    environment is not inherited (GitPython would merge it in, so git runs
+    through ``subprocess`` here).
+    """
+    executable = shutil.which("git")
+    if executable is None:
+        raise TaskFailedError("git is not installed on the worker")
     # A working directory may belong to the sandbox user; git trusts this one clone.
     trust = ["-c", f"safe.directory={cwd}"] if cwd else []
-    try:
-        output = command.execute(
-            ["git", *GIT_OPTIONS, *trust, *args],
-            env=dict(env),
-            kill_after_timeout=timeout,
-            stdout_as_string=True,
+    with tempfile.TemporaryDirectory(prefix="flowplane-git-home-") as home:
+        process = subprocess.Popen(  # noqa: S603 - git, arguments checked by the callers
+            [executable, *GIT_OPTIONS, *trust, *args],
+            cwd=cwd,
+            env=git_environment(Path(home), env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            # Its own process group: a timeout kills git's helpers (ssh, remote-https) too.
+            start_new_session=True,
         )
-    except git.GitCommandError as exc:
-        detail = exc.stderr.strip() if isinstance(exc.stderr, str) else str(exc)
-        detail = detail.removeprefix("stderr: ").strip("'\n ")
-        raise TaskFailedError(
-            scrub(f"git {args[0]} failed: {detail or exc.status}", secrets or [])
-        ) from None
-    return str(output)
+        try:
+            output, errors = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise TaskFailedError(f"git {args[0]} timed out after {timeout:g}s") from None
+    if process.returncode != 0:
+        detail = errors.strip() or f"exit code {process.returncode}"
+        raise TaskFailedError(scrub(f"git {args[0]} failed: {detail}", secrets or []))
+    # As GitPython did: without the final newline.
+    return output.removesuffix("\n")
 
 
 def scrub(text: str, secrets: list[str]) -> str:

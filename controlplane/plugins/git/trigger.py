@@ -39,7 +39,7 @@ class Trigger(PollingTrigger):
 
     def poll(self, context: TriggerContext) -> list[Fire] | None:
         """Read the branch head; fire once for a commit not fired before."""
-        url = check_url(str(context.render(self.url)))
+        url = check_url(str(context.render(self.url)), forbidden=context.server_paths())
         branch = str(context.render(self.branch)) if self.branch is not None else None
         username = str(context.render(self.username)) if self.username is not None else None
         password = str(context.render(self.password)) if self.password is not None else None

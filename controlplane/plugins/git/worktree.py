@@ -75,13 +75,30 @@ class Worktree:
         """Run git in the clone; its standard output."""
         return run_git(list(args), self.env, cwd=self.root, secrets=self.secrets)
 
+    def folder(self, relative: PurePosixPath, *, create: bool = False) -> Path | None:
+        """The folder at ``relative`` (made when ``create``), or None when it is missing.
+
+        A link or a file on the way fails the task: the repository may not
+        lead a write or a removal outside the clone.
+        """
+        path = self.root
+        for part in relative.parts:
+            path /= part
+            if path.is_symlink() or (path.exists() and not path.is_dir()):
+                raise TaskFailedError(f"{relative} in the repository is not a plain folder")
+            if not path.exists():
+                if not create:
+                    return None
+                path.mkdir()
+        return path
+
     def write(self, relative: PurePosixPath, content: bytes) -> None:
         """Write ``content`` at ``relative``, never through a link."""
-        target = self.root / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        root = self.root.resolve()
-        if not target.parent.resolve().is_relative_to(root) or target.parent.is_symlink():
-            raise TaskFailedError(f"{relative.parent} in the repository is a link; not written")
+        folder = self.folder(relative.parent, create=True)
+        assert folder is not None  # noqa: S101 - made above
+        target = folder / relative.name
+        if target.is_symlink():
+            target.unlink()  # a link committed in the flow's place becomes the flow's file
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
         descriptor = os.open(target, flags, 0o644)
         with os.fdopen(descriptor, "wb") as handle:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
 
@@ -93,13 +94,26 @@ class ChatCompletion(TaskBase):
     def run(self, context: RunContext) -> dict[str, Any]:
         """Send one chat completion request; outputs as the API answers them."""
         openai = require_extra("openai", "openai", TYPE)
+        if os.environ.get("OPENAI_CUSTOM_HEADERS"):
+            # The client would add these headers (an Authorization, say) to every request.
+            raise TaskFailedError(
+                "the worker's environment sets OPENAI_CUSTOM_HEADERS, which the openai client "
+                "would send to every flow's endpoint; unset it on the worker"
+            )
         client = openai.OpenAI(
             api_key=str(context.render(self.apiKey)),
-            # None: the client reads OPENAI_BASE_URL, else api.openai.com.
+            # None: the client reads OPENAI_BASE_URL (the operator's endpoint), else api.openai.com.
             base_url=str(context.render(self.baseUrl)) if self.baseUrl else None,
             timeout=float(self.clientTimeout),
             max_retries=0,  # a retry is the task's `retry`, visible in the run
         )
+        # Read from the server's OPENAI_ORG_ID, OPENAI_PROJECT_ID, OPENAI_ADMIN_KEY and
+        # OPENAI_WEBHOOK_SECRET when not given: the server's account is not the flow's,
+        # and a flow's baseUrl would receive them.
+        client.organization = None
+        client.project = None
+        client.admin_api_key = None
+        client.webhook_secret = None
         try:
             completion = client.chat.completions.create(**self._request(context))
         except openai.APIStatusError as exc:

@@ -510,9 +510,9 @@ def _run_in_container(
         kill_grace=_seconds(run.render(runner.killGracePeriod)),
         timeout=timeout,
     )
-    host = str(run.render(runner.host)) if runner.host else None
     try:
-        with docker.connect(host, task.TYPE) as client:
+        # The engine is the worker's DOCKER_HOST: a flow cannot name one (DockerRunner.host).
+        with docker.connect(None, task.TYPE) as client:
             result = docker.run_container(
                 client, request, on_line=run.log, should_stop=run.should_stop
             )
@@ -546,6 +546,14 @@ def _container_user(
     if runner.user:
         user = str(run.render(runner.user))
         uid, _, gid = user.partition(":")
+        name = uid.strip()
+        if runner.fileHandlingStrategy == "MOUNT" and (name == "root" or name.strip("0") == ""):
+            # Root in a bind-mounted working directory writes files as the host's root.
+            raise TaskFailedError(
+                f"taskRunner.user {user!r} is refused with fileHandlingStrategy MOUNT: root in "
+                "the container would own files in the worker's working directory; use "
+                "fileHandlingStrategy: VOLUME, or a non-root user"
+            )
         if uid.isdigit() and (not gid or gid.isdigit()):
             return user, (int(uid), int(gid or uid))
         return user, None
@@ -632,6 +640,10 @@ def _size(run: RunContext, name: str, value: str | None) -> int | None:
 def _network_mode(runner: scripts.DockerRunner, run: RunContext) -> str | None:
     """The flow's ``networkMode``; ``none`` when the worker keeps scripts off the network."""
     mode = str(run.render(runner.networkMode)) if runner.networkMode else None
+    if mode is not None:
+        refusal = scripts.shared_network_refusal(mode)
+        if refusal:
+            raise TaskFailedError(refusal)
     if run.sandbox.network:
         return mode
     if mode not in {None, "none"}:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -23,7 +21,7 @@ from controlplane.domain.fields import State
 from controlplane.domain.transitions import TERMINAL
 from controlplane.errors import FlowplaneError, StoreError
 from controlplane.logging import get_logger
-from controlplane.runners.sandbox import Sandbox
+from controlplane.runners.sandbox import Sandbox, default_work_root
 from controlplane.services.executions import create_execution
 from controlplane.services.flow_triggers import fire_flow_triggers
 from controlplane.services.namespaces import ensure_namespace_allowed
@@ -88,10 +86,7 @@ class Worker:
 
     def __post_init__(self) -> None:
         if self.sandbox.work_root is None:
-            # One work root per data directory: two servers on one machine never
-            # share task directories or WorkingDirectory caches.
-            digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:12]
-            root = Path(tempfile.gettempdir()) / f"flowplane-work-{digest}"
+            root = default_work_root(self.data_dir)
             self.sandbox = dataclasses.replace(self.sandbox, work_root=root)
 
     def keyring(self) -> Keyring:
