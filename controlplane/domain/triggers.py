@@ -71,6 +71,9 @@ class Schedule(_TriggerBase):
     backfill: Backfill | None = None
     recoverMissedSchedules: Literal["ALL", "LAST", "NONE"] | None = None  # noqa: N815
     lateMaximumDelay: DynDuration | None = None  # noqa: N815
+    # Kestra 1.x: a template tested at each due time, after ``conditions``; blank
+    # or false skips that time (``dayOfWeek(trigger.date) == 'MONDAY'``).
+    when: Text | None = None
 
     # Backfills are started through the API.
     _no_backfill = _refuse(

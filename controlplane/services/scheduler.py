@@ -38,7 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from controlplane.domain import expressions
-from controlplane.domain.conditions import ConditionContext, first_failing
+from controlplane.domain.conditions import ConditionContext, Expression, first_failing
 from controlplane.domain.durations import parse_duration
 from controlplane.domain.triggers import Schedule
 from controlplane.errors import EvaluationError, StoreError
@@ -205,7 +205,11 @@ class Scheduler:
         too, loudly: retrying could never succeed, and Kestra likewise gives
         up on that date (it records a FAILED execution for it).
         """
-        if not trigger.conditions:
+        conditions = list(trigger.conditions or [])
+        if trigger.when is not None:
+            # ``when`` is an Expression condition written as one property.
+            conditions.append(Expression(type="Expression", expression=trigger.when, id="when"))
+        if not conditions:
             return True
         flow = f"{revision.namespace}/{revision.flow_id}"
         variables = {
@@ -217,7 +221,7 @@ class Scheduler:
             },
         }
         try:
-            failing = first_failing(trigger.conditions, ConditionContext(variables))
+            failing = first_failing(conditions, ConditionContext(variables))
         except EvaluationError as exc:
             log.warning(
                 "schedule_condition_failed",
@@ -234,7 +238,11 @@ class Scheduler:
             flow=flow,
             trigger=trigger.id,
             date=variables["trigger"]["date"],
-            condition=f"conditions[{failing}] ({trigger.conditions[failing].NAME})",
+            condition=(
+                "when"
+                if trigger.when is not None and failing == len(conditions) - 1
+                else f"conditions[{failing}] ({conditions[failing].NAME})"
+            ),
         )
         return False
 

@@ -420,3 +420,18 @@ def test_flow_trigger_execution_conditions_match_the_upstream(
     assert end_run(engine, tmp_path, "upstream", labels={"team": "data"}) == "SUCCESS"
     assert [run.trigger["flowId"] for run in runs_of(engine, "listener")] == ["upstream"]
     assert runs_of(engine, "exact") == []
+
+
+def test_when_is_tested_at_each_due_time(engine: Engine) -> None:
+    # Kestra 1.x's Schedule `when`, with its calendar functions.
+    source = (
+        "id: sched\nnamespace: demo\ntasks:\n  - {id: a, type: Log, message: hi}\ntriggers:\n"
+        "  - id: s\n    type: Schedule\n    cron: '0 11 * * *'\n"
+        "    when: \"{{ dayOfWeek(trigger.date) == 'MONDAY' }}\"\n"
+    )
+    with capture_logs() as logs:
+        days = run_schedule(engine, source, JAN_1, JAN_15)
+    assert days == [date(2025, 1, 6), date(2025, 1, 13)]
+    skipped = [line for line in logs if line["event"] == "schedule_skipped_by_condition"]
+    assert skipped
+    assert {line["condition"] for line in skipped} == {"when"}
