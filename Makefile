@@ -39,12 +39,14 @@ lint: install-dev
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy controlplane
 
-# Two pytest workers (pytest-xdist), one test file each at a time; on PostgreSQL each
-# worker gets its own database beside PG_URL's (tests/conftest.py).
-PYTEST_WORKERS ?= 2
+# One pytest process by default. `make test PYTEST_ARGS="-n 2 --dist loadfile"` runs two
+# pytest-xdist workers (on PostgreSQL each gets its own database, tests/conftest.py);
+# a two-worker run on this 2-core machine hit SQLite "disk I/O error"s in one worker
+# that are not explained yet, so CI stays serial.
+PYTEST_ARGS ?=
 test: lint
-	scripts/pytest.sh -n $(PYTEST_WORKERS) --dist loadfile
-	FLOWPLANE_TEST_DATABASE_URL=$(PG_URL) scripts/pytest.sh -n $(PYTEST_WORKERS) --dist loadfile -m database
+	scripts/pytest.sh $(PYTEST_ARGS)
+	FLOWPLANE_TEST_DATABASE_URL=$(PG_URL) scripts/pytest.sh $(PYTEST_ARGS) -m database
 
 contract: install-dev
 	$(PY) -m controlplane.api.contract

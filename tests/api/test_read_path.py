@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -84,6 +86,9 @@ def test_a_flow_read_with_a_known_token_is_one_query(client: TestClient, engine:
     statements: list[str] = []
 
     def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        # The embedded worker's claim polls run on their own threads meanwhile: not the request's.
+        if threading.current_thread().name.startswith(socket.gethostname()):
+            return
         if statement.lstrip().upper().startswith("SELECT"):
             statements.append(statement)
 
