@@ -113,9 +113,9 @@ def test_toggle_stops_the_scheduler_and_starts_it_again_without_catching_up(
     assert fires(engine) == new_years(switched_on, later)
     with Session(engine) as session:
         actions = session.exec(
-            select(AuditEventRow.action, AuditEventRow.actor).where(
-                col(AuditEventRow.target) == "trigger:demo/nightly/yearly"
-            )
+            select(AuditEventRow.action, AuditEventRow.actor)
+            .where(col(AuditEventRow.target) == "trigger:demo/nightly/yearly")
+            .order_by(col(AuditEventRow.pk))
         ).all()
     assert list(actions) == [
         ("trigger.disable", "flow:demo/switch"),
