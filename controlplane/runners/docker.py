@@ -407,6 +407,7 @@ def _pump(container: Any, level: str, on_line: OnLine, outputs: dict[str, Any]) 
         else:
             on_line(level, line)
 
+    emitted = 0
     try:
         stream = container.logs(stdout=is_stdout, stderr=not is_stdout, stream=True, follow=True)
         for chunk in stream:
@@ -414,8 +415,20 @@ def _pump(container: Any, level: str, on_line: OnLine, outputs: dict[str, Any]) 
             *lines, pending = pending.split(b"\n")
             for raw in lines:
                 emit(raw)
-    except Exception as exc:  # noqa: BLE001 - a lost stream must not lose the run
-        on_line("WARN", f"the container's log stream ended early: {_describe(exc)}")
+                emitted += 1
+    except Exception:  # noqa: BLE001 - a lost stream must not lose the run's lines
+        # The engine can drop a follow stream of a container that just exited
+        # (Podman: "read /proc/<pid>/cgroup: no such process"); read the whole log
+        # once the container ended and emit the lines the stream had not given.
+        try:
+            container.wait()
+            whole = container.logs(stdout=is_stdout, stderr=not is_stdout, stream=False)
+        except Exception as exc:  # noqa: BLE001 - nothing more can be read
+            on_line("WARN", f"the container's log stream ended early: {_describe(exc)}")
+        else:
+            *lines, pending = whole.split(b"\n")
+            for raw in lines[emitted:]:
+                emit(raw)
     if pending:
         emit(pending)
 
