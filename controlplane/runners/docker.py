@@ -35,6 +35,13 @@ DEFAULT_HOST = "unix:///var/run/docker.sock"
 _REQUEST_TIMEOUT = 60
 # How long the log streams may take to drain once the container has ended.
 _LOG_GRACE = 5.0
+# After a dropped follow stream: how often, and how far apart, the whole log is re-read.
+_LOG_READ_ATTEMPTS = 10
+_LOG_READ_PAUSE = 0.2
+# A multiplexed log frame's header: stream byte, three zero bytes, payload length.
+_FRAME_HEADER = 8
+# How much of an engine's error written into a log stream goes into the message.
+_ERROR_PREVIEW = 512
 # Working directory archives stay in memory up to this size, then spill to disk.
 _SPOOL_BYTES = 16 * 1024 * 1024
 
@@ -45,6 +52,10 @@ _API_VERSIONS: dict[str, str] = {}
 
 class DockerError(FlowplaneError):
     """The engine refused or lost the container; the message says what it answered."""
+
+
+class LogStreamError(DockerError):
+    """The engine's log stream held something that is not a stdout or stderr frame."""
 
 
 @dataclass(frozen=True)
@@ -409,8 +420,7 @@ def _pump(container: Any, level: str, on_line: OnLine, outputs: dict[str, Any]) 
 
     emitted = 0
     try:
-        stream = container.logs(stdout=is_stdout, stderr=not is_stdout, stream=True, follow=True)
-        for chunk in stream:
+        for chunk in _log_frames(container, is_stdout, follow=True):
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for raw in lines:
@@ -418,19 +428,73 @@ def _pump(container: Any, level: str, on_line: OnLine, outputs: dict[str, Any]) 
                 emitted += 1
     except Exception:  # noqa: BLE001 - a lost stream must not lose the run's lines
         # The engine can drop a follow stream of a container that just exited
-        # (Podman: "read /proc/<pid>/cgroup: no such process"); read the whole log
-        # once the container ended and emit the lines the stream had not given.
-        try:
-            container.wait()
-            whole = container.logs(stdout=is_stdout, stderr=not is_stdout, stream=False)
-        except Exception as exc:  # noqa: BLE001 - nothing more can be read
-            on_line("WARN", f"the container's log stream ended early: {_describe(exc)}")
-        else:
+        # (Podman: "read /proc/<pid>/cgroup: no such process"), and can refuse
+        # the whole read the same way for a moment after, until it has reaped
+        # the process. Read the whole log once the container ended, retried
+        # briefly, and emit the lines the stream had not given.
+        whole = _read_whole_log(container, is_stdout, on_line)
+        if whole is not None:
             *lines, pending = whole.split(b"\n")
             for raw in lines[emitted:]:
                 emit(raw)
     if pending:
         emit(pending)
+
+
+def _read_whole_log(container: Any, is_stdout: bool, on_line: OnLine) -> bytes | None:
+    """One stream of the ended container's whole log, retried briefly; ``None`` if refused."""
+    for attempt in range(_LOG_READ_ATTEMPTS):
+        try:
+            container.wait()
+            return b"".join(_log_frames(container, is_stdout, follow=False))
+        except Exception as exc:  # noqa: BLE001 - retried, then reported
+            if attempt + 1 == _LOG_READ_ATTEMPTS:
+                on_line("WARN", f"the container's log stream ended early: {_describe(exc)}")
+            else:
+                time.sleep(_LOG_READ_PAUSE)
+    return None
+
+
+def _log_frames(container: Any, is_stdout: bool, *, follow: bool) -> Iterator[bytes]:
+    """The payloads of one stream of a container's multiplexed log, frame by frame.
+
+    The SDK's own reader takes any 8 bytes as a frame header. Podman, when it
+    fails after the answer's headers went out, writes its JSON error into the
+    body, and the SDK would yield that error as log text while the task's real
+    lines are lost. Here a header whose stream byte is not stdout (1) or stderr
+    (2) raises instead, so the caller reads the log again.
+    """
+    api = container.client.api
+    response = api._get(  # noqa: SLF001 - the SDK's transport; its own logs() reads the same way
+        api._url("/containers/{0}/logs", container.id),  # noqa: SLF001
+        params={
+            "stdout": int(is_stdout),
+            "stderr": int(not is_stdout),
+            "follow": int(follow),
+            "timestamps": 0,
+            "tail": "all",
+        },
+        stream=True,
+    )
+    api._raise_for_status(response)  # noqa: SLF001
+    if follow:
+        # A quiet task can print nothing for longer than any socket timeout.
+        api._disable_socket_timeout(api._get_raw_response_socket(response))  # noqa: SLF001
+    try:
+        while header := response.raw.read(_FRAME_HEADER):
+            if len(header) < _FRAME_HEADER or header[0] not in (1, 2):
+                raise LogStreamError(
+                    "the engine's log stream broke: "
+                    + header.decode("utf-8", errors="replace")
+                    + response.raw.read(_ERROR_PREVIEW).decode("utf-8", errors="replace")
+                )
+            length = int.from_bytes(header[4:], "big")
+            data = response.raw.read(length) if length else b""
+            if length and not data:
+                return
+            yield data
+    finally:
+        response.close()
 
 
 def _stop(container: Any, grace: float, on_line: OnLine) -> None:

@@ -260,6 +260,14 @@ tasks:
 
 
 def test_webhook_and_flow_trigger_labels_reach_the_run(client: TestClient) -> None:
+    # The listener is stored first: a Flow trigger sees the upstream runs that end
+    # after it exists, and the webhook's run may end at once.
+    put_flow(
+        client,
+        "id: listener\nnamespace: demo\ntasks:\n  - {id: a, type: Log, message: fired}\n"
+        "triggers:\n  - id: on-hooked\n    type: Flow\n    labels: {via: flow-trigger}\n"
+        "    conditions: [{type: ExecutionFlow, namespace: demo, flowId: hooked}]\n",
+    )
     put_flow(
         client,
         "id: hooked\nnamespace: demo\ntasks:\n  - {id: a, type: Log, message: hi}\n"
@@ -268,12 +276,6 @@ def test_webhook_and_flow_trigger_labels_reach_the_run(client: TestClient) -> No
     started = client.post("/api/v1/executions/webhook/demo/hooked/k1", json={})
     assert started.status_code == 201, started.text
     assert started.json()["labels"]["via"] == "webhook"
-    put_flow(
-        client,
-        "id: listener\nnamespace: demo\ntasks:\n  - {id: a, type: Log, message: fired}\n"
-        "triggers:\n  - id: on-hooked\n    type: Flow\n    labels: {via: flow-trigger}\n"
-        "    conditions: [{type: ExecutionFlow, namespace: demo, flowId: hooked}]\n",
-    )
     wait_for_end(client, started.json()["id"])
     deadline = time.monotonic() + 30
     listened: list[dict] = []
