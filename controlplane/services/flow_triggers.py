@@ -37,7 +37,7 @@ from controlplane.services.namespaces import ensure_namespace_allowed
 from controlplane.services.revisions import stored_spec
 from controlplane.store import kv, trigger_states
 from controlplane.store.db import as_utc, transaction
-from controlplane.store.flows import FlowFilter, list_active
+from controlplane.store.flows import live_sources_like
 from controlplane.store.tables import ExecutionRow, TaskRunRow, utcnow
 
 log = get_logger(__name__)
@@ -48,12 +48,10 @@ _DEFAULT_STATES = {State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, Sta
 def fire_flow_triggers(engine: Engine, upstream: ExecutionRow) -> list[str]:
     """Create one execution per matching Flow trigger; return their ids."""
     with Session(engine) as session:
-        rows, _ = list_active(session, FlowFilter(), offset=0, limit=1_000_000)
-        candidates = [
-            (revision.namespace, revision.flow_id, revision.source)
-            for _flow, revision in rows
-            if "trigger.Flow" in revision.source or "type: Flow" in revision.source
-        ]
+        # Only sources that can hold a Flow trigger; the parsed spec decides below.
+        candidates = live_sources_like(session, "trigger.Flow", "type: Flow")
+        if not candidates:
+            return []
         # Switched off at run time (a trigger.Toggle task): they do not listen.
         off = trigger_states.disabled_keys(session)
     event = {

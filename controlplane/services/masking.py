@@ -10,6 +10,7 @@ import base64
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -102,13 +103,23 @@ def secret_fields_by_revision(
     wanted = set(revision_pks)
     found = dict.fromkeys(wanted, SecretFields())
     if wanted:
+        # Only the source: the stored spec's JSON is not needed to find SECRET fields.
         rows = session.exec(
-            select(FlowRevisionRow).where(col(FlowRevisionRow.pk).in_(wanted))
+            select(
+                col(FlowRevisionRow.pk), col(FlowRevisionRow.deleted), col(FlowRevisionRow.source)
+            ).where(col(FlowRevisionRow.pk).in_(wanted))
         ).all()
-        for row in rows:
-            if row.pk is not None and not row.deleted:
-                found[row.pk] = SecretFields.of(row.source)
+        for pk, deleted, source in rows:
+            if pk is not None and not deleted:
+                found[pk] = _secret_fields_of_source(source)
     return found
+
+
+@lru_cache(maxsize=4096)
+def _secret_fields_of_source(source: str) -> SecretFields:
+    # Keyed by the source itself, so the same text always gives the same answer
+    # whatever database or revision it came from.
+    return SecretFields.of(source)
 
 
 def mask_sealed(value: Any) -> Any:

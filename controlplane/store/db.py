@@ -41,9 +41,9 @@ def create_engine(url: str) -> Engine:
     """An engine for ``url`` with the pragmas and pool settings Flowplane relies on."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = sa_create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
-        )
+        # No pre-ping: a file database has no connection to lose, and the ping
+        # was a query per checkout on the hot path.
+        engine = sa_create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN until the first write,
         # which lets two writers both read and then collide; BEGIN IMMEDIATE makes

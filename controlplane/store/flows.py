@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import ColumnElement, func, or_
 from sqlmodel import Session, col, select
 
 from controlplane.store.scopes import scope_condition
@@ -103,6 +103,26 @@ def list_active(
     rows = [(flow, revision) for flow, revision in session.exec(statement).all()]
     total = session.exec(count).one()
     return rows, int(total)
+
+
+def live_sources_like(session: Session, *needles: str) -> list[tuple[str, str, str]]:
+    """(namespace, flow id, source) of every live flow whose source contains one of ``needles``.
+
+    A narrow read for hot paths (a run's end looks for Flow-trigger listeners):
+    three columns, filtered in SQL, no ORM rows and no parsed spec.
+    """
+    statement = (
+        select(col(FlowRow.namespace), col(FlowRow.flow_id), col(FlowRevisionRow.source))
+        .join(
+            FlowRevisionRow,
+            (col(FlowRevisionRow.flow_pk) == col(FlowRow.pk))
+            & (col(FlowRevisionRow.revision) == col(FlowRow.revision)),
+        )
+        .where(col(FlowRow.deleted).is_(False))
+        .where(or_(*(col(FlowRevisionRow.source).contains(needle) for needle in needles)))
+        .order_by(col(FlowRow.namespace), col(FlowRow.flow_id))
+    )
+    return [(namespace, flow_id, source) for namespace, flow_id, source in session.exec(statement)]
 
 
 def insert_revision(session: Session, flow: FlowRow, revision: FlowRevisionRow) -> None:
