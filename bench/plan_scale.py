@@ -6,12 +6,14 @@ fresh SQLite database, and times ``sync_source`` (fetch, read the tree,
 validate, plan, store the plan) for the initial import. It then applies that
 plan, commits a change to --changed flows and times the second sync. For each
 sync it prints the wall time, the tracemalloc peak of Python allocations and
-the process's ru_maxrss.
+the process's peak RSS (VmHWM from /proc, else ru_maxrss).
 
 A server validates a file's content once per process (``domain.plan`` memoizes
 it), so a sync after the first validates only what changed: that is the
-default "warm" figure. ``--cold`` clears the caches before the change sync,
-as after a restart.
+default "warm" figure. ``--cold`` runs the change sync in a new process, as
+after a restart: nothing is memoized, and its peak RSS is that process's
+alone (the Python imports of the server included, printed first). Either way
+the change sync prints how many files it validated.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import argparse
 import resource
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from controlplane.domain.plan import clear_validation_cache
+from controlplane.domain.plan import clear_validation_cache, validation_count
 from controlplane.services.gitops.plans import apply_plan, sync_source
 from controlplane.services.gitops.sources import SourceInput, put_source
 from controlplane.services.revisions import stored_spec
@@ -78,6 +81,17 @@ def write_flows(repo: Path, count: int, namespaces: int, changed: set[int]) -> N
 
 
 def maxrss_mib() -> float:
+    """This process's peak RSS in MiB.
+
+    Linux carries ``ru_maxrss`` over fork and exec, so a child started by a
+    large parent would report the parent's peak: VmHWM is this image's own.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
@@ -93,7 +107,7 @@ def measure(label: str, run: Any, *, trace: bool) -> Any:
         tracemalloc.stop()
         print(f"  {label:<32} tracemalloc peak {peak / 2**20:8.1f} MiB")
     else:
-        print(f"  {label:<32} {elapsed:8.2f} s   ru_maxrss {maxrss_mib():8.1f} MiB")
+        print(f"  {label:<32} {elapsed:8.2f} s   peak RSS {maxrss_mib():8.1f} MiB")
     return result
 
 
@@ -117,7 +131,7 @@ def scenario(args: argparse.Namespace, *, trace: bool) -> None:
     print(
         f"{'traced' if trace else 'timed'} pass: repository of {args.flows} flows in "
         f"{args.namespaces} namespaces built in {built:.1f} s; "
-        f"ru_maxrss before {maxrss_mib():.1f} MiB"
+        f"peak RSS before {maxrss_mib():.1f} MiB"
     )
 
     engine = create_engine(f"sqlite:///{root / 'flowplane.db'}")
@@ -145,15 +159,43 @@ def scenario(args: argparse.Namespace, *, trace: bool) -> None:
     git(repo, "commit", "-qam", f"change {len(changed)} flows")
     label = f"{len(changed)}-flow change ({'cold' if args.cold else 'warm'})"
     if args.cold:
-        forget_caches()  # as after a server restart
-    second = measure(
-        f"{label}: sync + plan", lambda: sync_source(engine, "bench", cache), trace=trace
-    )
-    assert second.summary["change"] == len(changed), second.summary
-    assert second.summary["unchanged"] == args.flows - len(changed)
-    measure(f"{label}: apply", lambda: apply_plan(engine, second.id, actor="b"), trace=trace)
+        # A new process, as after a server restart.
+        command = [sys.executable, __file__, "--restart-sync", str(root), "--label", label]
+        done = subprocess.run(
+            [*command, *(["--trace"] if trace else [])],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        print(done.stdout, end="")
+        plan_id = done.stdout.strip().rsplit("plan ", 1)[1]
+    else:
+        plan_id = change_sync(engine, cache, label, trace=trace).id
+    measure(f"{label}: apply", lambda: apply_plan(engine, plan_id, actor="b"), trace=trace)
     engine.dispose()
     shutil.rmtree(root)
+
+
+def change_sync(engine: Any, cache: Path, label: str, *, trace: bool) -> Any:
+    """Sync the changed commit, check its summary and print how many files it validated."""
+    validated = validation_count()
+    plan = measure(
+        f"{label}: sync + plan", lambda: sync_source(engine, "bench", cache), trace=trace
+    )
+    assert plan.status == "pending", plan.problems
+    assert plan.summary["change"] > 0, plan.summary
+    assert plan.summary["add"] == plan.summary["remove"] == 0, plan.summary
+    print(f"  {label}: {validation_count() - validated} files validated; {plan.summary}")
+    return plan
+
+
+def restart_sync(root: Path, label: str, *, trace: bool) -> None:
+    """The change sync in this new process; its last line names the plan."""
+    print(f"  (new process: peak RSS after imports {maxrss_mib():.1f} MiB)")
+    engine = create_engine(f"sqlite:///{root / 'flowplane.db'}")
+    plan = change_sync(engine, root / "data" / "git", label, trace=trace)
+    engine.dispose()
+    print(f"plan {plan.id}")
 
 
 def main() -> None:
@@ -166,8 +208,14 @@ def main() -> None:
         action="store_true",
         help="clear in-process caches before the change sync, as after a restart",
     )
+    parser.add_argument("--restart-sync", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--label", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    # Wall times and ru_maxrss come from an untraced pass, since tracemalloc
+    if args.restart_sync is not None:
+        restart_sync(args.restart_sync, args.label, trace=args.trace)
+        return
+    # Wall times and peak RSS come from an untraced pass, since tracemalloc
     # slows allocation-heavy code several times; the peaks from a second pass.
     scenario(args, trace=False)
     scenario(args, trace=True)

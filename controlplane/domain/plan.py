@@ -11,6 +11,12 @@ desired set: every file on its own (``validate_flow``), the repository layout
 (one file per flow, subflow targets, secret references). Any problem makes
 the plan invalid; the changes are still listed so a reviewer sees the intent.
 
+A desired file byte-identical to the live source of the flow its path names
+reuses the live revision's normalized spec, without parsing or validating it,
+when that spec was computed by the same validator (``validator_fingerprint``:
+the Flowplane version and every registered task and trigger type with the
+package that declares it). Anything else is validated.
+
 Secrets are compared by opaque version hashes the caller supplies, never by
 value, and neither the plan nor its text carries more than their keys.
 
@@ -23,6 +29,7 @@ explicit ``take_over`` when the source's policy allows it, never an "add".
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import re
 from collections import Counter
@@ -30,8 +37,10 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
+from importlib import metadata
 from typing import Any, TypeGuard
 
+from controlplane import __version__
 from controlplane.domain import expressions
 from controlplane.domain.diff import (
     FieldChange,
@@ -45,7 +54,10 @@ from controlplane.domain.diff import (
 )
 from controlplane.domain.normalize import normalize, spec_digest
 from controlplane.domain.parse import Path, parse_document
+from controlplane.domain.polling import POLLING_ALIASES, POLLING_TRIGGERS
+from controlplane.domain.tasktypes.base import TASK_ALIASES, TASK_TYPES
 from controlplane.domain.tasktypes.flowable import Subflow
+from controlplane.domain.tasktypes.registry import PLUGIN_ORIGINS
 from controlplane.domain.validate import ValidatedFlow, validate_flow
 from controlplane.errors import InvalidFlowError, Problem
 
@@ -62,6 +74,8 @@ __all__ = [
     "SecretVersions",
     "compute_plan",
     "render_plan_text",
+    "validation_count",
+    "validator_fingerprint",
 ]
 
 FlowKey = tuple[str, str]
@@ -81,6 +95,8 @@ class ActiveFlow:
     source: str
     spec: Mapping[str, Any]  # normalized, as ``normalize`` returns it
     spec_sha256: str
+    # The ``validator_fingerprint`` that computed ``spec``; None when unknown.
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +212,7 @@ def compute_plan(
     known_secrets: Mapping[str, Collection[str]] | None = None,
     secrets_path: str = "secrets/",
     trust_unchanged: bool = False,
+    reuse_specs: bool = True,
     prune: bool = True,
     foreign_owners: Mapping[FlowKey, str] | None = None,
     take_over: bool = False,
@@ -209,10 +226,13 @@ def compute_plan(
     the server that remain after the plan) holds it; a namespace missing from
     both has none.
 
-    With ``trust_unchanged``, a file byte-identical to the live source of the
-    flow its path names is taken as the live flow without validating it again.
-    That is sound as long as validation and normalization have not changed
-    since the live revision was written, so it is off by default.
+    With ``reuse_specs`` (the default), a file byte-identical to the live
+    source of the flow its path names is taken as the live flow without
+    validating it again when the live spec's ``fingerprint`` is the current
+    ``validator_fingerprint()``: validation is pure, so it would give the same
+    spec. ``trust_unchanged`` takes such a file as live whatever the
+    fingerprint, which is sound only while validation and normalization have
+    not changed since the live revision was written, so it is off by default.
 
     Without ``prune``, flows and secrets the commit dropped are ``orphan``
     (flows) or listed in ``orphaned_secrets``, never removed. ``foreign_owners``
@@ -228,6 +248,7 @@ def compute_plan(
             raise ValueError(f"the active set holds {key[0]}/{key[1]} twice")
         live[key] = flow
     planner = _Planner(live, flows_path, trust_unchanged=trust_unchanged)
+    planner.fingerprint = validator_fingerprint() if reuse_specs else None
     planner.prune = prune
     planner.foreign = dict(foreign_owners or {})
     planner.take_over = take_over
@@ -283,6 +304,8 @@ class _Planner:
         stripped = flows_path.strip("/")
         self.prefix = f"{stripped}/" if stripped else ""
         self.trust_unchanged = trust_unchanged
+        # Live specs computed by this validator are reused for identical sources.
+        self.fingerprint: str | None = None
         self.problems: list[Problem] = []
         self.flows: dict[FlowKey, _DesiredFlow] = {}
         # Flows whose file is broken: neither "removed" nor a missing subflow target.
@@ -353,10 +376,13 @@ class _Planner:
         return directory, stem
 
     def _trusted(self, file: DesiredFile, directory: str | None, stem: str) -> _DesiredFlow | None:
-        if not self.trust_unchanged or directory is None:
+        if directory is None:
             return None
         current = self.live.get((directory, stem))
-        if current is None or current.source != file.source:
+        if current is None:
+            return None
+        same_validator = self.fingerprint is not None and current.fingerprint == self.fingerprint
+        if not (self.trust_unchanged or same_validator) or current.source != file.source:
             return None
         spec, digest = current.spec, current.spec_sha256
         return _DesiredFlow(file, current.namespace, current.flow_id, spec, digest, None)
@@ -637,6 +663,10 @@ class _Checked:
     digest: str
 
 
+# How many files ``_validate_file`` validated (memo misses) since the process started.
+_VALIDATIONS = Counter[str]()
+
+
 @lru_cache(maxsize=32_768)
 def _validate_file(source: str, path: str) -> _Checked | tuple[Problem, ...]:
     """Validation and normalization of one file, memoized on (content, path).
@@ -645,6 +675,7 @@ def _validate_file(source: str, path: str) -> _Checked | tuple[Problem, ...]:
     again (poll, webhook, self-heal) validates only the files that changed.
     Callers must not mutate the returned spec.
     """
+    _VALIDATIONS["files"] += 1
     try:
         validated = validate_flow(source, file=path)
     except InvalidFlowError as exc:
@@ -655,3 +686,34 @@ def _validate_file(source: str, path: str) -> _Checked | tuple[Problem, ...]:
 def clear_validation_cache() -> None:
     """Forget memoized validations (benchmarks measuring a cold start use this)."""
     _validate_file.cache_clear()
+
+
+def validation_count() -> int:
+    """How many flow files plans have validated in this process (memoized ones count once)."""
+    return _VALIDATIONS["files"]
+
+
+def validator_fingerprint() -> str:
+    """A digest naming the validator: what a stored normalized spec must match to be reused.
+
+    It covers the Flowplane version and every registered task type, alias and
+    polling trigger type, each with its class and the version of the package
+    that declares it, so an upgrade or a plugin added, removed or upgraded
+    changes it. A change to validation must come with a new version.
+    """
+    digest = hashlib.sha256(f"flowplane {__version__}\n".encode())
+    for name, cls in sorted([*TASK_TYPES.items(), *POLLING_TRIGGERS.items()]):
+        origin = PLUGIN_ORIGINS.get(name)
+        package = _package_version(origin.distribution) if origin is not None else ""
+        digest.update(f"type {name} {cls.__module__}.{cls.__qualname__} {package}\n".encode())
+    for alias, name in sorted([*TASK_ALIASES.items(), *POLLING_ALIASES.items()]):
+        digest.update(f"alias {alias} {name}\n".encode())
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=256)
+def _package_version(distribution: str) -> str:
+    try:
+        return f"{distribution}=={metadata.version(distribution)}"
+    except metadata.PackageNotFoundError:
+        return distribution

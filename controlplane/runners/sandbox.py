@@ -204,31 +204,60 @@ class Sandbox:
 
     def _limits(self) -> list[str]:
         """A ``prlimit`` prefix: the limits hold for the whole process tree below it."""
+        return list(self._limits_prefix)
+
+    @functools.cached_property
+    def _limits_prefix(self) -> tuple[str, ...]:
         options = []
         if self.cpu_seconds is not None:
             options.append(f"--cpu={self.cpu_seconds}")
         if self.memory_bytes is not None:
             options.append(f"--as={self.memory_bytes}")
         if not options:
-            return []
+            return ()
         prlimit = shutil.which("prlimit")
         if prlimit is None:
             raise SandboxError("resource limits need `prlimit` (Debian package util-linux)")
-        return [prlimit, *options, "--"]
+        return (prlimit, *options, "--")
 
     def _bwrap(self, argv: list[str], cwd: Path, venv: Path | None = None) -> list[str]:
+        prefix, made_before = self._bwrap_prefix
+        # Each launch grows its own copy: the next one must still create its own parents.
+        made = set(made_before)
+        args = list(prefix)
+        if venv is not None:
+            self._check_data_dir_hidden([venv])
+            args += [*_parents(venv, made), "--ro-bind", str(venv), str(venv)]
+        args += [*_parents(cwd, made), "--bind", str(cwd), str(cwd), "--chdir", str(cwd)]
+        if os.geteuid() == 0:
+            # bwrap runs privileged to build the mounts (the interpreter may sit
+            # under /root, which nobody cannot traverse), then drops to nobody
+            # for good: the script is uid 65534 outside the sandbox too.
+            args += self._drop_to_nobody()
+        return [*args, *argv]
+
+    @functools.cached_property
+    def _bwrap_prefix(self) -> tuple[tuple[str, ...], frozenset[Path]]:
+        """The part of every bwrap command line that no task changes, built once per policy.
+
+        Namespaces, the private /proc, /dev and /tmp, and the read-only binds of
+        ``exposed_paths`` (checked against the data directory here); with the
+        directories it creates, so a launch adds only its venv and working
+        directory. Computing it walks /etc and resolves each path, which cost
+        a few milliseconds per task. A host change to the exposed paths (a new
+        /etc file) is seen after the worker restarts. A refusal is not cached.
+        """
         bwrap = shutil.which("bwrap")
         if bwrap is None:
             raise SandboxError("FLOWPLANE_SANDBOX=bwrap but `bwrap` is not installed")
-        exposed = [*self.exposed_paths(), *([venv] if venv is not None else [])]
+        exposed = self.exposed_paths()
         self._check_data_dir_hidden(exposed)
         made = {Path("/"), Path(_SANDBOX_TMP), Path("/proc"), Path("/dev")}
         args = [bwrap, "--die-with-parent", "--new-session"]
         args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
         if not self.network:
             args.append("--unshare-net")
-        as_root = os.geteuid() == 0
-        if not as_root:
+        if os.geteuid() != 0:
             # Unprivileged bwrap maps the server's uid to `nobody` inside.
             args += ["--unshare-user", "--uid", str(self.uid), "--gid", str(self.gid)]
         args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", _SANDBOX_TMP]
@@ -241,19 +270,17 @@ class Sandbox:
                 args += ["--symlink", str(path.readlink()), str(path)]
                 continue
             args += [*_parents(path, made), "--ro-bind", str(path), str(path)]
-        args += [*_parents(cwd, made), "--bind", str(cwd), str(cwd), "--chdir", str(cwd)]
-        if as_root:
-            # bwrap runs privileged to build the mounts (the interpreter may sit
-            # under /root, which nobody cannot traverse), then drops to nobody
-            # for good: the script is uid 65534 outside the sandbox too.
-            args += [*self._drop_to_nobody()]
-        return [*args, *argv]
+        return tuple(args), frozenset(made)
 
     def _drop_to_nobody(self) -> list[str]:
+        return list(self._setpriv_drop)
+
+    @functools.cached_property
+    def _setpriv_drop(self) -> tuple[str, ...]:
         setpriv = shutil.which("setpriv")
         if setpriv is None:
             raise SandboxError("running bwrap as root needs `setpriv` (package util-linux)")
-        return [
+        return (
             setpriv,
             f"--reuid={self.uid}",
             f"--regid={self.gid}",
@@ -262,7 +289,7 @@ class Sandbox:
             "--bounding-set=-all",
             "--no-new-privs",
             "--",
-        ]
+        )
 
     def _close_data_dir(self) -> None:
         """Without namespaces, the data directory's mode is what keeps nobody out."""

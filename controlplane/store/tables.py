@@ -89,6 +89,10 @@ class FlowRevisionRow(SQLModel, table=True):
     original_format: str | None = Field(default=None, max_length=20)
     original_path: str | None = Field(default=None, max_length=1000)
     original_source: str | None = Field(default=None, sa_type=Text)
+    # The validator (``domain.plan.validator_fingerprint``) that computed ``spec`` from
+    # ``source``, when a Git plan wrote it: a later plan with the same fingerprint
+    # reuses ``spec`` for a byte-identical file instead of validating it again.
+    spec_fingerprint: str | None = Field(default=None, max_length=64)
 
 
 class ExecutionRow(SQLModel, table=True):

@@ -10,16 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from controlplane.domain.plan import ActiveFlow
 from controlplane.domain.plan_states import OPEN, TERMINAL, PlanStatus, check_plan_transition
-from controlplane.store import flows as flow_store
 from controlplane.store.audit import record_event
 from controlplane.store.db import transaction
-from controlplane.store.flows import FlowFilter
-from controlplane.store.tables import GitSourceRow, PlanRow, utcnow
+from controlplane.store.tables import FlowRevisionRow, FlowRow, GitSourceRow, PlanRow, utcnow
 
 PENDING, APPROVED, APPLIED, REJECTED, FAILED, SUPERSEDED, NO_CHANGES = (
     PlanStatus.PENDING.value,
@@ -68,21 +67,59 @@ def touched_namespaces(plan: PlanRow) -> set[str]:
 def active_sets(
     session: Session, origin: str
 ) -> tuple[list[ActiveFlow], dict[tuple[str, str], str]]:
-    """The live flows ``origin`` owns, and every other live flow's key with its owner."""
-    rows, _ = flow_store.list_active(session, FlowFilter(), offset=0, limit=1_000_000)
+    """The live flows ``origin`` owns, and every other live flow's key with its owner.
+
+    Plain columns, not ORM rows: a source may own 10,000 flows, and only the
+    owned ones need their source and spec.
+    """
+    live = col(FlowRow.deleted).is_(False)
+    # Seven columns: more than sqlmodel's ``select`` types, so SQLAlchemy's.
+    owned_rows = session.connection().execute(
+        sa.select(
+            col(FlowRow.namespace),
+            col(FlowRow.flow_id),
+            col(FlowRow.revision),
+            col(FlowRevisionRow.source),
+            col(FlowRevisionRow.spec),
+            col(FlowRevisionRow.spec_sha256),
+            col(FlowRevisionRow.spec_fingerprint),
+        )
+        .join(
+            FlowRevisionRow,
+            (col(FlowRevisionRow.flow_pk) == col(FlowRow.pk))
+            & (col(FlowRevisionRow.revision) == col(FlowRow.revision)),
+        )
+        .where(live, col(FlowRow.origin) == origin)
+    )
     owned = [
-        ActiveFlow(r.namespace, r.flow_id, r.revision, r.source, r.spec, r.spec_sha256)
-        for f, r in rows
-        if f.origin == origin
+        ActiveFlow(
+            row.namespace,
+            row.flow_id,
+            row.revision,
+            row.source,
+            row.spec,
+            row.spec_sha256,
+            row.spec_fingerprint,
+        )
+        for row in owned_rows
     ]
-    others = {(f.namespace, f.flow_id): f.origin for f, _ in rows if f.origin != origin}
-    return owned, others
+    others = session.exec(
+        select(FlowRow.namespace, FlowRow.flow_id, FlowRow.origin).where(
+            live, col(FlowRow.origin) != origin
+        )
+    )
+    return owned, {(namespace, flow_id): owner for namespace, flow_id, owner in others}
 
 
 def owned_namespaces(session: Session, origin: str) -> set[str]:
     """The namespaces of the live flows ``origin`` owns."""
-    rows, _ = flow_store.list_active(session, FlowFilter(origin=origin), offset=0, limit=1_000_000)
-    return {f.namespace for f, _ in rows}
+    return set(
+        session.exec(
+            select(FlowRow.namespace)
+            .where(col(FlowRow.deleted).is_(False), col(FlowRow.origin) == origin)
+            .distinct()
+        )
+    )
 
 
 def move(plan: PlanRow, target: str, *, reason: str | None = None) -> None:

@@ -6,11 +6,17 @@ directory (``flowplane server --watch``) is read into the same ``Snapshot``.
 A file is held to the API's body limit (``max_body_bytes``): one larger is not
 read at all (its size is known from the tree or the file system) and becomes a
 problem that names it, so a Git push cannot store what a PUT would refuse.
+
+A commit's tree is listed with each blob's id, and a blob whose content the
+caller already holds (``known_sources``: the live flows' sources, whose Git
+blob ids are computed from their bytes) is not read again: after a commit
+that changes 100 of 10,000 flows, only those 100 blobs are read.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +64,8 @@ class Snapshot:
     secret_files: tuple[SecretFile, ...] = ()
     # Files left unread, each with why (too large): a plan with any activates nothing.
     problems: tuple[Problem, ...] = ()
+    # Flow files whose content came from ``known_sources`` instead of a blob read.
+    reused: int = 0
 
     @property
     def content_sha256(self) -> str:
@@ -91,13 +99,17 @@ def read_snapshot(
     *,
     at: str | None = None,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    known_sources: Iterable[str] = (),
 ) -> Snapshot:
     """Fetch ``branch`` into the cache clone and read the flows and secrets of a commit.
 
     The commit is the branch's head, or ``at``, which must be in the branch's
     history (rollback). The tree of the commit is read, never a work tree, so
     local changes in a checkout cannot leak into a plan. A file larger than
-    ``max_file_bytes`` is left unread and reported in ``problems``.
+    ``max_file_bytes`` is left unread and reported in ``problems``. A flow
+    file whose blob id is that of one of ``known_sources`` takes that text
+    without reading the blob (a blob id names its bytes, whatever the history).
+    Secret files are always read.
     """
     try:
         repo = _cached_clone(cache_dir)
@@ -109,9 +121,14 @@ def read_snapshot(
         ) from None
     if at is not None:
         head = _commit_in_history(repo, head, branch, at)
-    reader = _TreeReader(max_file_bytes)
-    files, undecodable = reader.read_flows(head.tree, flows_path)
-    secret_files = reader.read_secrets(head.tree, secrets_path)
+    reader = _TreeReader(repo, head, max_file_bytes)
+    try:
+        files, undecodable = reader.read_flows(flows_path, known_sources)
+        secret_files = reader.read_secrets(secrets_path)
+    except (git.GitCommandError, ValueError) as exc:
+        raise SourceUnavailableError(
+            f"cannot read commit {head.hexsha} of {url}: {_short(exc)}"
+        ) from None
     commit = Commit(
         sha=head.hexsha,
         author=str(head.author.name),
@@ -119,7 +136,14 @@ def read_snapshot(
         committer=str(head.committer.name),
         message=str(head.message).strip(),
     )
-    return Snapshot(commit, tuple(files), tuple(undecodable), secret_files, tuple(reader.problems))
+    return Snapshot(
+        commit,
+        tuple(files),
+        tuple(undecodable),
+        secret_files,
+        tuple(reader.problems),
+        reused=reader.reused,
+    )
 
 
 def _commit_in_history(repo: git.Repo, head: git.Commit, branch: str, sha: str) -> git.Commit:
@@ -132,53 +156,93 @@ def _commit_in_history(repo: git.Repo, head: git.Commit, branch: str, sha: str) 
     return found
 
 
-def _subtree(tree: git.Tree, path: str) -> git.Tree | None:
-    prefix = path.strip("/")
-    try:
-        found = tree / prefix if prefix else tree
-    except KeyError:
-        return None
-    return found if isinstance(found, git.Tree) else None
+def blob_id(data: bytes, commit_sha: str) -> str:
+    """The Git object id of a blob of ``data``, in the hash of ``commit_sha``'s repository."""
+    # A SHA-256 repository's ids are 64 hex digits; SHA-1's are 40.
+    algorithm = "sha256" if len(commit_sha) == 64 else "sha1"  # noqa: PLR2004
+    digest = hashlib.new(algorithm, usedforsecurity=False)
+    digest.update(b"blob %d\0" % len(data))
+    digest.update(data)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """A blob of a commit's tree, as ``git ls-tree -l`` lists it."""
+
+    path: str
+    sha: str
+    size: int
 
 
 class _TreeReader:
     """Reads the blobs of a commit's tree, leaving any over the size limit unread."""
 
-    def __init__(self, max_file_bytes: int) -> None:
+    def __init__(self, repo: git.Repo, commit: git.Commit, max_file_bytes: int) -> None:
+        self.repo = repo
+        self.commit = commit
         self.max_file_bytes = max_file_bytes
         self.problems: list[Problem] = []
+        self.reused = 0
 
-    def blobs(self, root: git.Tree, path: str) -> list[git.Blob]:
-        """The blobs under ``path`` that fit the limit; the others become problems."""
-        tree = _subtree(root, path)
-        blobs: list[git.Blob] = []
-        for item in tree.traverse() if tree is not None else ():
-            if not isinstance(item, git.Blob):
-                continue
-            # The size is in the tree: a huge blob is refused before it is read.
-            if item.size > self.max_file_bytes:
-                self.problems.append(_too_large(str(item.path), item.size, self.max_file_bytes))
-                continue
-            blobs.append(item)
-        return blobs
+    def entries(self, path: str) -> list[_Entry]:
+        """The blobs under ``path`` that fit the limit; the others become problems.
 
-    def read_flows(self, root: git.Tree, flows_path: str) -> tuple[list[DesiredFile], list[str]]:
+        One ``git ls-tree`` lists ids and sizes without reading any blob, so a
+        huge blob is refused before it is read and a known one is never read.
+        """
+        prefix = path.strip("/")
+        command = ["git", "--literal-pathspecs", "ls-tree", "-r", "-l", "-z", self.commit.hexsha]
+        if prefix:
+            command += ["--", f"{prefix}/"]
+        listing = str(self.repo.git.execute(command, strip_newline_in_stdout=False))
+        entries: list[_Entry] = []
+        for line in listing.split("\0"):
+            if not line:
+                continue
+            meta, _, name = line.partition("\t")
+            _, kind, sha, size = meta.split()
+            if kind != "blob" or (prefix and not name.startswith(f"{prefix}/")):
+                continue  # submodules (commits) hold no file of ours
+            if int(size) > self.max_file_bytes:
+                self.problems.append(_too_large(name, int(size), self.max_file_bytes))
+                continue
+            entries.append(_Entry(name, sha, int(size)))
+        return entries
+
+    def read(self, entry: _Entry) -> bytes:
+        """The bytes of one blob (through the clone's long-lived ``git cat-file``)."""
+        return bytes(self.repo.odb.stream(bytes.fromhex(entry.sha)).read())
+
+    def read_flows(
+        self, flows_path: str, known_sources: Iterable[str]
+    ) -> tuple[list[DesiredFile], list[str]]:
         """The flow files, and the paths of those that are not UTF-8."""
+        entries = self.entries(flows_path)
+        known: dict[str, str] = {}
+        if entries:
+            for source in known_sources:
+                known.setdefault(blob_id(source.encode("utf-8"), self.commit.hexsha), source)
         files: list[DesiredFile] = []
         undecodable: list[str] = []
-        for blob in self.blobs(root, flows_path):
+        for entry in entries:
+            text = known.get(entry.sha)
+            if text is not None:
+                self.reused += 1
+                files.append(DesiredFile(entry.path, text))
+                continue
             try:
-                files.append(DesiredFile(str(blob.path), blob.data_stream.read().decode("utf-8")))
+                files.append(DesiredFile(entry.path, self.read(entry).decode("utf-8")))
             except UnicodeDecodeError:
-                undecodable.append(str(blob.path))
+                undecodable.append(entry.path)
         return files, undecodable
 
-    def read_secrets(self, root: git.Tree, secrets_path: str) -> tuple[SecretFile, ...]:
+    def read_secrets(self, secrets_path: str) -> tuple[SecretFile, ...]:
         """The ``.age`` files under the secrets path."""
         return tuple(
-            SecretFile(str(blob.path), bytes(blob.data_stream.read()))
-            for blob in self.blobs(root, secrets_path)
-            if str(blob.path).endswith(".age")
+            SecretFile(entry.path, self.read(entry))
+            for entry in self.entries(secrets_path)
+            if entry.path.endswith(".age")
         )
 
 

@@ -15,14 +15,22 @@ kinds:
 
 Nothing is written before ``authorize`` (the caller's scope check) has seen
 every namespace the plan touches: a refused sync or rollback stores nothing.
+
+At scale a plan reads only what changed: the live flows are loaded first, and
+a file of the commit whose Git blob id is that of a live source (or of a live
+revision's Argo source) is not read; a byte-identical flow file then reuses
+the live revision's normalized spec when the same validator computed it
+(``domain.plan``), so a server just started does not validate 10,000 unchanged
+files. Both shortcuts are keyed on content, never on history: a force-push, a
+new ``flows_path`` or a first sync simply finds fewer matches.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, fields
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,11 +39,24 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from controlplane.domain.argo.gitfiles import expand_argo_files
-from controlplane.domain.plan import WRITING_ACTIONS, Action, compute_plan, render_plan_text
+from controlplane.domain.plan import (
+    WRITING_ACTIONS,
+    Action,
+    ActiveFlow,
+    FlowChange,
+    compute_plan,
+    render_plan_text,
+    validator_fingerprint,
+)
 from controlplane.errors import InvalidRequestError, Problem, SourceUnavailableError, StoreError
 from controlplane.metrics import PLAN_DURATION, SYNC_DURATION
 from controlplane.services.gitops.apply import apply_plan
-from controlplane.services.gitops.argo import annotate_changes, argo_text
+from controlplane.services.gitops.argo import (
+    LiveOriginal,
+    annotate_changes,
+    argo_text,
+    live_originals,
+)
 from controlplane.services.gitops.history import commit_identities
 from controlplane.services.gitops.lifecycle import (
     APPLIED,
@@ -106,10 +127,18 @@ def _sync(
     authorize: Authorize | None,
 ) -> PlanRow:
     source = get_source(engine, source_id)
-    snapshot = read_source(source, cache_root, keyring)
+    live = _load_live(engine, source)
+    snapshot = read_source(source, cache_root, keyring, known_sources=live.sources())
     keyring = _keyring(snapshot, cache_root, keyring)
     plan_for = partial(
-        _plan_row, engine, source, snapshot, keyring=keyring, cache_root=cache_root, actor=actor
+        _plan_row,
+        engine,
+        source,
+        snapshot,
+        keyring=keyring,
+        cache_root=cache_root,
+        actor=actor,
+        live=live,
     )
     if snapshot.commit is None:
         return _store_and_apply(engine, source, plan_for(LOCAL), authorize)
@@ -176,7 +205,8 @@ def rollback_source(
     source = get_source(engine, source_id)
     if is_local(source):
         raise InvalidRequestError(f"source {source_id} is a local directory; it has no commits")
-    snapshot = _read_git(source, cache_root, keyring, at=commit_sha)
+    live = _load_live(engine, source)
+    snapshot = _read_git(source, cache_root, keyring, at=commit_sha, known=live.sources())
     keyring = _keyring(snapshot, cache_root, keyring)
     row = _plan_row(
         engine,
@@ -187,27 +217,67 @@ def rollback_source(
         cache_root=cache_root,
         requested_by=actor,
         actor=actor,
+        live=live,
     )
     return _store_and_apply(engine, source, row, authorize, actor=actor)
 
 
-def read_source(source: GitSourceRow, cache_root: Path, keyring: Keyring | None = None) -> Snapshot:
-    """The files of a source now: its branch's head, or its watched directory."""
+def read_source(
+    source: GitSourceRow,
+    cache_root: Path,
+    keyring: Keyring | None = None,
+    *,
+    known_sources: Iterable[str] = (),
+) -> Snapshot:
+    """The files of a source now: its branch's head, or its watched directory.
+
+    A Git file whose blob is one of ``known_sources`` takes that text unread.
+    """
     if is_local(source):
         directory = Path(source.url.removeprefix(LOCAL_SCHEME))
         return read_directory(directory, source.flows_path, source.secrets_path)
-    return _read_git(source, cache_root, keyring)
+    return _read_git(source, cache_root, keyring, known=known_sources)
 
 
 def read_source_at(
-    source: GitSourceRow, cache_root: Path, commit: str, keyring: Keyring | None = None
+    source: GitSourceRow,
+    cache_root: Path,
+    commit: str,
+    keyring: Keyring | None = None,
+    *,
+    known_sources: Iterable[str] = (),
 ) -> Snapshot:
     """The files of a Git source at ``commit`` (drift reads the last applied one)."""
-    return _read_git(source, cache_root, keyring, at=commit)
+    return _read_git(source, cache_root, keyring, at=commit, known=known_sources)
+
+
+@dataclass(frozen=True)
+class _Live:
+    """What a plan is computed against, read once before the commit is."""
+
+    active: list[ActiveFlow]
+    others: dict[tuple[str, str], str]
+    originals: dict[tuple[str, str], LiveOriginal]
+
+    def sources(self) -> Iterator[str]:
+        """Every live text a file of the commit may be byte-identical to."""
+        yield from (flow.source for flow in self.active)
+        yield from (original.source for original in self.originals.values())
+
+
+def _load_live(engine: Engine, source: GitSourceRow) -> _Live:
+    with Session(engine) as session:
+        active, others = active_sets(session, source_origin(source))
+        return _Live(active, others, live_originals(session))
 
 
 def _read_git(
-    source: GitSourceRow, cache_root: Path, keyring: Keyring | None, *, at: str | None = None
+    source: GitSourceRow,
+    cache_root: Path,
+    keyring: Keyring | None,
+    *,
+    at: str | None = None,
+    known: Iterable[str] = (),
 ) -> Snapshot:
     """Read Git with the source's sealed credentials put back into the URL for the fetch only.
 
@@ -224,6 +294,7 @@ def _read_git(
             source.flows_path,
             source.secrets_path,
             at=at,
+            known_sources=known,
         )
     except SourceUnavailableError as exc:
         raise SourceUnavailableError(scrub_credentials(str(exc), source, url)) from None
@@ -280,6 +351,7 @@ def _plan_row(
     keyring: Keyring | None,
     cache_root: Path,
     actor: str,
+    live: _Live | None = None,
     requested_by: str | None = None,
 ) -> PlanRow:
     origin = source_origin(source)
@@ -288,23 +360,25 @@ def _plan_row(
         if snapshot.secret_files
         else SecretSet()
     )
+    if live is None:
+        live = _load_live(engine, source)
     with Session(engine) as session:
-        active, others = active_sets(session, origin)
         inputs = secret_inputs(session, keyring, origin, secrets.values, prune=source.prune)
     started = time.perf_counter()
+    fingerprint = validator_fingerprint()
     # Argo Workflows files are converted first; the plan sees the flows they become.
     expansion = expand_argo_files(snapshot.files, flows_path=source.flows_path)
     plan = compute_plan(
-        active,
+        live.active,
         expansion.files,
         flows_path=source.flows_path,
         active_secrets=inputs.active,
         desired_secrets=inputs.desired,
-        known_flows=others,
+        known_flows=live.others,
         known_secrets=inputs.known,
         secrets_path=source.secrets_path,
         prune=source.prune,
-        foreign_owners=others,
+        foreign_owners=live.others,
         # Healing restores the applied commit, taking back flows it owned: said as take_over.
         take_over=source.take_over or kind == HEAL,
     )
@@ -341,9 +415,11 @@ def _plan_row(
         identities = [item.to_dict() for item in found]
     with Session(engine) as session:
         basis = _basis(session, plan.changes)
-        changes = annotate_changes(
-            session, [_change_dict(change) for change in plan.changes], expansion.originals
-        )
+    changes = annotate_changes(
+        [_change_dict(change, fingerprint) for change in plan.changes],
+        expansion.originals,
+        live.originals,
+    )
     text += argo_text(changes)
     return PlanRow(
         id=str(uuid.uuid4()),
@@ -382,13 +458,17 @@ def _basis(session: Session, changes: Any) -> dict[str, Any]:
     return basis
 
 
-def _change_dict(change: Any) -> dict[str, Any]:
-    data = asdict(change)
+def _change_dict(change: FlowChange, fingerprint: str) -> dict[str, Any]:
+    # Shallow: ``asdict`` would deep-copy every spec, 10,000 of them in a large plan.
+    data = {item.name: getattr(change, item.name) for item in fields(change)}
     data["action"] = str(change.action)
     data["fields"] = [
         {"path": f.path, "kind": str(f.kind), "before": f.before, "after": f.after}
         for f in change.fields
     ]
+    if change.spec is not None:
+        # Apply stores it on the revision: the validator that computed ``spec``.
+        data["spec_fingerprint"] = fingerprint
     return data
 
 
