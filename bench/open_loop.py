@@ -74,11 +74,13 @@ def print_backlog(spans: list[tuple[float, float]], step: float) -> None:
     print("  backlog: " + "  ".join(f"{int(t)}s:{n}" for t, n in series))
 
 
-def flowplane(rate: float, seconds: float, workers: int, database_url: str | None) -> None:
+def flowplane(
+    rate: float, seconds: float, workers: int, database_url: str | None, worker_processes: int
+) -> None:
     total = int(rate * seconds)
     ids: list[str | None] = [None] * total
     late = 0
-    with throughput.serve(workers, database_url) as client:
+    with throughput.serve(workers, database_url, worker_processes) as client:
 
         def send(n: int, due: float) -> None:
             nonlocal late
@@ -112,7 +114,8 @@ def flowplane(rate: float, seconds: float, workers: int, database_url: str | Non
     database = "postgresql" if database_url and "postgres" in database_url else "sqlite"
     failed = sum(1 for item in ended.values() if item["state"] != "SUCCESS")
     summarize(
-        f"flowplane {database} workers={workers} rate={rate}/s for {seconds:.0f}s",
+        f"flowplane {database} workers={workers} worker_processes={worker_processes} "
+        f"rate={rate}/s for {seconds:.0f}s",
         [e - c for c, e in spans],
         total,
         late,
@@ -162,6 +165,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=0,
+        help="standalone `flowplane worker` processes beside the server (use with --workers 0)",
+    )
     parser.add_argument("--prefect", action="store_true", help="also run Prefect, same rate")
     parser.add_argument(
         "--prefect-seconds",
@@ -172,7 +181,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     print(f"open loop, {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, {os.cpu_count()} cores")
-    flowplane(args.rate, args.seconds, args.workers, args.database_url)
+    flowplane(args.rate, args.seconds, args.workers, args.database_url, args.worker_processes)
     if args.prefect:
         prefect(args.rate, args.prefect_seconds)
 

@@ -87,8 +87,15 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 @contextmanager
-def serve(workers: int = 1, database_url: str | None = None) -> Iterator[httpx.Client]:
-    """A fresh `flowplane server` with the bench flow stored; an admin client to it."""
+def serve(
+    workers: int = 1, database_url: str | None = None, worker_processes: int = 0
+) -> Iterator[httpx.Client]:
+    """A fresh `flowplane server` with the bench flow stored; an admin client to it.
+
+    ``workers`` run embedded in the server's process; ``worker_processes`` are
+    standalone `flowplane worker` processes beside it (their own interpreter, so
+    they do not share the server's GIL).
+    """
     port = free_port()
     data = Path(tempfile.mkdtemp(prefix="fp-bench-"))
     token = secrets.token_urlsafe(16)
@@ -113,6 +120,7 @@ def serve(workers: int = 1, database_url: str | None = None) -> Iterator[httpx.C
         str(workers),
     ]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    standalone: list[subprocess.Popen[bytes]] = []
     base = f"http://127.0.0.1:{port}"
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     try:
@@ -128,10 +136,17 @@ def serve(workers: int = 1, database_url: str | None = None) -> Iterator[httpx.C
                         raise
                     time.sleep(0.1)
             client.put("/api/v1/flows/bench/bench", json={"content": FLOW}).raise_for_status()
+            url = database_url or f"sqlite:///{data / 'flowplane.db'}"
+            for _ in range(worker_processes):
+                worker = [str(Path(sys.executable).parent / "flowplane"), "worker"]
+                worker += ["--database-url", url, "--data-dir", str(data)]
+                standalone.append(subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL))
             yield client
     finally:
-        server.terminate()
-        server.wait(30)
+        for process in [*standalone, server]:
+            process.terminate()
+        for process in [*standalone, server]:
+            process.wait(30)
 
 
 def fire(client: httpx.Client, n: int) -> str:

@@ -442,16 +442,24 @@ def _pump(container: Any, level: str, on_line: OnLine, outputs: dict[str, Any]) 
 
 
 def _read_whole_log(container: Any, is_stdout: bool, on_line: OnLine) -> bytes | None:
-    """One stream of the ended container's whole log, retried briefly; ``None`` if refused."""
+    """One stream of the ended container's whole log, retried briefly; ``None`` if refused.
+
+    Only an engine that answers with a refusal is asked again: one that cannot
+    be reached at all is gone (each failed connection also costs a socket).
+    """
+    answered = (_sdk().errors.APIError, LogStreamError)
     for attempt in range(_LOG_READ_ATTEMPTS):
         try:
             container.wait()
             return b"".join(_log_frames(container, is_stdout, follow=False))
-        except Exception as exc:  # noqa: BLE001 - retried, then reported
+        except answered as exc:
             if attempt + 1 == _LOG_READ_ATTEMPTS:
                 on_line("WARN", f"the container's log stream ended early: {_describe(exc)}")
             else:
                 time.sleep(_LOG_READ_PAUSE)
+        except Exception as exc:  # noqa: BLE001 - the engine is unreachable: reported once
+            on_line("WARN", f"the container's log stream ended early: {_describe(exc)}")
+            return None
     return None
 
 
@@ -476,11 +484,12 @@ def _log_frames(container: Any, is_stdout: bool, *, follow: bool) -> Iterator[by
         },
         stream=True,
     )
-    api._raise_for_status(response)  # noqa: SLF001
-    if follow:
-        # A quiet task can print nothing for longer than any socket timeout.
-        api._disable_socket_timeout(api._get_raw_response_socket(response))  # noqa: SLF001
+    # Closed on every path, a refusal included: an unclosed answer leaks its socket.
     try:
+        api._raise_for_status(response)  # noqa: SLF001
+        if follow:
+            # A quiet task can print nothing for longer than any socket timeout.
+            api._disable_socket_timeout(api._get_raw_response_socket(response))  # noqa: SLF001
         while header := response.raw.read(_FRAME_HEADER):
             if len(header) < _FRAME_HEADER or header[0] not in (1, 2):
                 raise LogStreamError(

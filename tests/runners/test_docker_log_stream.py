@@ -10,8 +10,10 @@ task's output nor loses the lines, and that it retries a refused whole read.
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
+import warnings
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -121,7 +123,13 @@ def test_a_whole_read_refused_every_time_is_reported(engine_url: tuple[str, Engi
     client = docker.DockerClient(base_url=url, version="1.41")
     container = docker.models.containers.Container(attrs={"Id": "c0ffee"}, client=client)
     lines: list[tuple[str, str]] = []
-    _pump(container, "INFO", lambda level, text: lines.append((level, text)), {})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _pump(container, "INFO", lambda level, text: lines.append((level, text)), {})
+        client.close()
+        gc.collect()
+    # Every refused answer was closed: none left its socket to the garbage collector.
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
     assert lines[0] == ("INFO", "hello")
     assert len(lines) == 2
     level, text = lines[1]
