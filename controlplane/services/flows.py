@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
@@ -288,13 +288,7 @@ def delete_flow(
 # spec is not loaded: the response carries the stored source and its digest.
 _LIVE_FLOW = (
     select(FlowRow, FlowRevisionRow)
-    .join(
-        FlowRevisionRow,
-        and_(
-            col(FlowRevisionRow.flow_pk) == col(FlowRow.pk),
-            col(FlowRevisionRow.revision) == col(FlowRow.revision),
-        ),
-    )
+    .join(FlowRevisionRow, store.LIVE_REVISION)
     .options(defer(FlowRevisionRow.spec))  # type: ignore[arg-type]
 )
 

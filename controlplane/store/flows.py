@@ -11,6 +11,11 @@ from sqlmodel import Session, col, select
 from controlplane.store.scopes import scope_condition
 from controlplane.store.tables import FlowRevisionRow, FlowRow, utcnow
 
+# The join of a flow to its live revision (the one its ``revision`` points at).
+LIVE_REVISION = (col(FlowRevisionRow.flow_pk) == col(FlowRow.pk)) & (
+    col(FlowRevisionRow.revision) == col(FlowRow.revision)
+)
+
 
 @dataclass(frozen=True)
 class FlowFilter:
@@ -71,11 +76,7 @@ def list_active(
     session: Session, flt: FlowFilter, *, offset: int = 0, limit: int = 100
 ) -> tuple[list[tuple[FlowRow, FlowRevisionRow]], int]:
     """A page of flows with their current revision, and the total matching."""
-    statement = select(FlowRow, FlowRevisionRow).join(
-        FlowRevisionRow,
-        (col(FlowRevisionRow.flow_pk) == col(FlowRow.pk))
-        & (col(FlowRevisionRow.revision) == col(FlowRow.revision)),
-    )
+    statement = select(FlowRow, FlowRevisionRow).join(FlowRevisionRow, LIVE_REVISION)
     count = select(func.count()).select_from(FlowRow)
     conditions: list[ColumnElement[bool]] = []
     if not flt.include_deleted:
@@ -113,11 +114,7 @@ def live_sources_like(session: Session, *needles: str) -> list[tuple[str, str, s
     """
     statement = (
         select(col(FlowRow.namespace), col(FlowRow.flow_id), col(FlowRevisionRow.source))
-        .join(
-            FlowRevisionRow,
-            (col(FlowRevisionRow.flow_pk) == col(FlowRow.pk))
-            & (col(FlowRevisionRow.revision) == col(FlowRow.revision)),
-        )
+        .join(FlowRevisionRow, LIVE_REVISION)
         .where(col(FlowRow.deleted).is_(False))
         .where(or_(*(col(FlowRevisionRow.source).contains(needle) for needle in needles)))
         .order_by(col(FlowRow.namespace), col(FlowRow.flow_id))

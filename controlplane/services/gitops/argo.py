@@ -19,6 +19,7 @@ from sqlmodel import Session, col
 
 from controlplane.domain.argo.gitfiles import Original
 from controlplane.domain.diff import unified_diff
+from controlplane.store.flows import LIVE_REVISION
 from controlplane.store.tables import FlowRevisionRow, FlowRow
 
 
@@ -42,11 +43,7 @@ def live_originals(session: Session) -> dict[tuple[str, str], LiveOriginal]:
             col(FlowRevisionRow.original_path),
             col(FlowRevisionRow.original_source),
         )
-        .join(
-            FlowRevisionRow,
-            (col(FlowRevisionRow.flow_pk) == col(FlowRow.pk))
-            & (col(FlowRevisionRow.revision) == col(FlowRow.revision)),
-        )
+        .join(FlowRevisionRow, LIVE_REVISION)
         .where(col(FlowRow.deleted).is_(False), col(FlowRevisionRow.original_source).is_not(None))
     )
     return {

@@ -18,6 +18,7 @@ from controlplane.domain.plan import ActiveFlow
 from controlplane.domain.plan_states import OPEN, TERMINAL, PlanStatus, check_plan_transition
 from controlplane.store.audit import record_event
 from controlplane.store.db import transaction
+from controlplane.store.flows import LIVE_REVISION
 from controlplane.store.tables import FlowRevisionRow, FlowRow, GitSourceRow, PlanRow, utcnow
 
 PENDING, APPROVED, APPLIED, REJECTED, FAILED, SUPERSEDED, NO_CHANGES = (
@@ -84,11 +85,7 @@ def active_sets(
             col(FlowRevisionRow.spec_sha256),
             col(FlowRevisionRow.spec_fingerprint),
         )
-        .join(
-            FlowRevisionRow,
-            (col(FlowRevisionRow.flow_pk) == col(FlowRow.pk))
-            & (col(FlowRevisionRow.revision) == col(FlowRow.revision)),
-        )
+        .join(FlowRevisionRow, LIVE_REVISION)
         .where(live, col(FlowRow.origin) == origin)
     )
     owned = [
