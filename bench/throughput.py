@@ -141,6 +141,9 @@ def serve(
                 worker = [str(Path(sys.executable).parent / "flowplane"), "worker"]
                 worker += ["--database-url", url, "--data-dir", str(data)]
                 standalone.append(subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL))
+            # One run to its end before the clock starts: a worker process takes
+            # seconds to start on a busy machine, and that is not throughput.
+            wait_all(client, [fire(client, -1)], limit=120)
             yield client
     finally:
         for process in [*standalone, server]:

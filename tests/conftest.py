@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from controlplane.api import create_app
 from controlplane.settings import Settings
-from controlplane.store.db import create_engine, migrate
+from controlplane.store.db import create_engine, migrate, writer
 from controlplane.store.tables import SQLModel
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "kestra-valids"
@@ -83,7 +83,7 @@ def _database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 def engine(_database: Engine) -> Iterator[Engine]:
     """A migrated database, emptied after each test."""
     yield _database
-    with _database.begin() as connection:
+    with writer(_database).begin() as connection:
         for table in reversed(SQLModel.metadata.sorted_tables):
             connection.execute(table.delete())
 

@@ -1,13 +1,15 @@
 """Engine creation, SQLite pragmas, sessions and migrations.
 
 SQLite is the embedded default: WAL mode so readers never block the writer,
-a busy timeout so concurrent writers queue instead of failing, and foreign
+writers that take the write lock at BEGIN and a busy timeout so concurrent
+writers queue instead of failing, readers that never take it, and foreign
 keys on. PostgreSQL is reached through psycopg 3. Alembic migrations run at
 start-up; the schema is never created any other way.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -16,7 +18,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session
@@ -45,10 +47,7 @@ def create_engine(url: str) -> Engine:
         # was a query per checkout on the hot path.
         engine = sa_create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's own transaction handling defers BEGIN until the first write,
-        # which lets two writers both read and then collide; BEGIN IMMEDIATE makes
-        # every transaction take the write lock up front, so they queue instead.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return sa_create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
@@ -61,6 +60,37 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+# The execution option that marks a connection as a writer's (see ``writer``).
+_WRITES = "flowplane_writes"
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    # pysqlite's own transaction handling defers BEGIN until the first write,
+    # which lets two writers both read and then collide; BEGIN IMMEDIATE makes a
+    # writer take the write lock up front, so writers queue instead. A reader
+    # begins deferred: in WAL mode it reads a snapshot and never waits for the
+    # lock (reads used to take it too, and starved the worker's writes).
+    immediate = connection.get_execution_options().get(_WRITES, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def writer(engine: Engine) -> Engine:
+    """``engine`` for a transaction that writes: on SQLite it takes the write lock at BEGIN.
+
+    A plain ``Session(engine)`` is for reads only; every write goes through
+    ``transaction``, which uses this.
+    """
+    if engine.dialect.name != "sqlite":
+        return engine
+    cached = _WRITERS.get(engine)
+    if cached is None:
+        cached = _WRITERS[engine] = engine.execution_options(**{_WRITES: True})
+    return cached
+
+
+_WRITERS: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -86,7 +116,7 @@ def transaction(engine: Engine) -> Iterator[Session]:
     SQLAlchemy errors leave this function as ``StoreError``; our own errors
     (conflicts, preconditions) pass through unchanged after the rollback.
     """
-    with Session(engine, expire_on_commit=False) as session:
+    with Session(writer(engine), expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

@@ -48,13 +48,27 @@ def claim_next(session: Session, worker_id: str, lease: timedelta) -> ExecutionR
     (``FOR UPDATE SKIP LOCKED``); SQLite's BEGIN IMMEDIATE serializes claims.
     """
     now = utcnow()
-    for execution in _candidates(session, now):
+    for candidate_id in _candidates(session, now):
+        execution = session.get(ExecutionRow, candidate_id)
+        if execution is None:  # cannot happen under the lock taken above; typed so
+            continue
         if execution.state == State.QUEUED.value and _at_limit(session, execution):
             continue
         if _poisoned(session, execution):
             continue
         return _take(session, execution, worker_id, lease, now)
     return None
+
+
+def first_claim(execution: ExecutionRow) -> bool:
+    """Whether the claim that just took ``execution`` is its first: no worker ran it before.
+
+    Every claim, takeover and wait appends a RUNNING entry to the history, and
+    only a worker running the execution creates task runs; with one RUNNING
+    entry, the execution has no task runs to replay.
+    """
+    running = State.RUNNING.value
+    return sum(1 for entry in execution.state_history if entry.get("state") == running) == 1
 
 
 # A run whose lease is taken over this many times with no task run finishing
@@ -117,12 +131,25 @@ def _progressed_since_claim(session: Session, execution: ExecutionRow) -> bool:
 _BATCH = 20
 
 
-def _candidates(session: Session, now: datetime) -> Sequence[ExecutionRow]:
-    statement = (
-        select(ExecutionRow)
+def _candidates(session: Session, now: datetime) -> list[str]:
+    """Ids of up to _BATCH runnable executions, oldest first.
+
+    Two indexed reads of ids, not one: queued runs in creation order
+    (``ix_executions_state_created``), then the few runs whose wait or lease
+    ended. One OR query sorted every queued row, whole, on every claim, so a
+    backlog made each claim slower than the last.
+    """
+    queued = (
+        select(col(ExecutionRow.id), col(ExecutionRow.created_at))
+        .where(col(ExecutionRow.state) == State.QUEUED.value)
+        .order_by(col(ExecutionRow.created_at))
+        .limit(_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    due = (
+        select(col(ExecutionRow.id), col(ExecutionRow.created_at))
         .where(
             or_(
-                col(ExecutionRow.state) == State.QUEUED.value,
                 (col(ExecutionRow.state) == State.RUNNING.value)
                 & (col(ExecutionRow.lease_expires_at) < now),
                 (col(ExecutionRow.state) == State.PAUSED.value)
@@ -136,7 +163,9 @@ def _candidates(session: Session, now: datetime) -> Sequence[ExecutionRow]:
         .limit(_BATCH)
         .with_for_update(skip_locked=True)
     )
-    return session.exec(statement).all()
+    rows = [*session.exec(queued).all(), *session.exec(due).all()]
+    rows.sort(key=lambda row: row[1])
+    return [row[0] for row in rows[:_BATCH]]
 
 
 def _at_limit(session: Session, execution: ExecutionRow) -> bool:

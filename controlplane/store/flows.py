@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlalchemy import ColumnElement, func, or_
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select
 
 from controlplane.store.scopes import scope_condition
 from controlplane.store.tables import FlowRevisionRow, FlowRow, utcnow
@@ -112,14 +114,20 @@ def live_sources_like(session: Session, *needles: str) -> list[tuple[str, str, s
     A narrow read for hot paths (a run's end looks for Flow-trigger listeners):
     three columns, filtered in SQL, no ORM rows and no parsed spec.
     """
-    statement = (
+    statement = _sources_like(needles)
+    return [(namespace, flow_id, source) for namespace, flow_id, source in session.exec(statement)]
+
+
+@lru_cache(maxsize=8)
+def _sources_like(needles: tuple[str, ...]) -> Select[str, str, str]:
+    # Built once per set of needles: building it cost more than running it.
+    return (
         select(col(FlowRow.namespace), col(FlowRow.flow_id), col(FlowRevisionRow.source))
         .join(FlowRevisionRow, LIVE_REVISION)
         .where(col(FlowRow.deleted).is_(False))
         .where(or_(*(col(FlowRevisionRow.source).contains(needle) for needle in needles)))
         .order_by(col(FlowRow.namespace), col(FlowRow.flow_id))
     )
-    return [(namespace, flow_id, source) for namespace, flow_id, source in session.exec(statement)]
 
 
 def insert_revision(session: Session, flow: FlowRow, revision: FlowRevisionRow) -> None:

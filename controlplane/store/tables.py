@@ -106,6 +106,9 @@ class ExecutionRow(SQLModel, table=True):
     __tablename__ = "executions"
     __table_args__ = (
         Index("ix_executions_state_lease", "state", "lease_expires_at"),
+        # The claim reads queued runs oldest first, and parked runs by wake time.
+        Index("ix_executions_state_created", "state", "created_at"),
+        Index("ix_executions_state_wake", "state", "wake_at"),
         Index("ix_executions_flow", "namespace", "flow_id"),
     )
 

@@ -9,15 +9,22 @@ A second worker takes the run over and replays it from what was committed.
 from __future__ import annotations
 
 import signal
+import threading
 from collections import Counter
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, event
+from sqlmodel import Session
 
 from controlplane.api import create_app
+from controlplane.domain.fields import State
+from controlplane.services.executions import create_execution
+from controlplane.services.flows import Provenance, put_flow
+from controlplane.services.worker.worker import Worker
 from controlplane.settings import Settings
+from controlplane.store import executions as store
 from tests.conftest import ADMIN_TOKEN, bearer
 from tests.services.test_worker_crash import start_worker, wait_until
 
@@ -97,3 +104,50 @@ def test_kill_9_mid_batch_loses_nothing_committed_and_duplicates_nothing(
     assert messages["committed before the crash"] == 1
     assert messages["second attempt"] == 1
     assert messages["done"] == 1
+
+
+PURE = """\
+id: pure
+namespace: demo
+tasks:
+  - id: values
+    type: OutputValues
+    values:
+      answer: "42"
+  - id: said
+    type: Log
+    message: "got {{ outputs.values['values'].answer }}"
+  - id: done
+    type: Return
+    format: "{{ outputs.values['values'].answer }} done"
+"""
+
+
+def test_a_run_of_tasks_without_side_effects_commits_twice(engine: Engine, tmp_path: Path) -> None:
+    """Claim, then the end: the three task runs and the log line commit with the run's end."""
+    put_flow(engine, "demo", "pure", PURE, Provenance())
+    execution = create_execution(engine, "demo", "pure", inputs={})
+    commits: list[str] = []
+
+    def count(_connection: Connection) -> None:
+        commits.append(threading.current_thread().name)
+
+    event.listen(engine, "commit", count)
+    try:
+        assert Worker(engine=engine, data_dir=tmp_path).run_once()
+    finally:
+        event.remove(engine, "commit", count)
+    assert len(commits) == 2, commits
+    with Session(engine) as session:
+        row = store.get_execution(session, execution.id)
+        assert row is not None
+        assert row.state == State.SUCCESS.value
+        runs = {run.task_id: run for run in store.task_runs_of(session, execution.id)}
+        logs = [line.message for line in store.logs_of(session, execution.id)]
+    assert {task: run.state for task, run in runs.items()} == {
+        "values": "SUCCESS",
+        "said": "SUCCESS",
+        "done": "SUCCESS",
+    }
+    assert runs["done"].outputs == {"value": "42 done"}
+    assert logs == ["got 42"]

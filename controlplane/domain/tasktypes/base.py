@@ -70,6 +70,10 @@ class TaskBase(StrictModel):
     OUTPUTS: ClassVar[Mapping[str, str]] = {}
     # Whether the type runs user code, and so needs the script sandbox.
     SANDBOX: ClassVar[bool] = False
+    # Whether a run acts outside its own task run (processes, files, HTTP, other
+    # executions). One without side effects may run again after a crash harmlessly,
+    # so its end commits with the next write instead of on its own (worker/batch.py).
+    SIDE_EFFECTS: ClassVar[bool] = True
 
     id: TaskId
     type: str

@@ -14,6 +14,8 @@ from controlplane.plugins.api import RunContext, TaskFailedError
 class Log(core.Log):
     """Write one or more messages to the execution's log."""
 
+    SIDE_EFFECTS: ClassVar[bool] = False
+
     def run(self, context: RunContext) -> dict[str, Any]:
         """Log each rendered message at the task's level."""
         messages = self.message if isinstance(self.message, list) else [self.message]
@@ -25,6 +27,7 @@ class Log(core.Log):
 class Return(core.Return):
     """Render ``format`` and expose it as the ``value`` output."""
 
+    SIDE_EFFECTS: ClassVar[bool] = False
     OUTPUTS: ClassVar[Mapping[str, str]] = {"value": "the rendered format"}
 
     def run(self, context: RunContext) -> dict[str, Any]:
@@ -35,6 +38,8 @@ class Return(core.Return):
 class Echo(core.Echo):
     """Render ``format`` into the log (Kestra's older Log)."""
 
+    SIDE_EFFECTS: ClassVar[bool] = False
+
     def run(self, context: RunContext) -> dict[str, Any]:
         """Log the rendered format."""
         context.log(self.level.value, str(context.render(self.format)))
@@ -43,6 +48,8 @@ class Echo(core.Echo):
 
 class Fail(core.Fail):
     """Fail the execution, or only when ``condition`` renders true."""
+
+    SIDE_EFFECTS: ClassVar[bool] = False
 
     def run(self, context: RunContext) -> dict[str, Any]:
         """Fail, or only when the condition renders true."""
@@ -70,6 +77,7 @@ class Sleep(core.Sleep):
 class OutputValues(core.OutputValues):
     """Expose rendered values as the ``values`` output."""
 
+    SIDE_EFFECTS: ClassVar[bool] = False
     OUTPUTS: ClassVar[Mapping[str, str]] = {"values": "the rendered values, by name"}
 
     def run(self, context: RunContext) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,15 +109,18 @@ class Executor:
 
         Whatever way the walk ends, its queued writes are committed first.
         """
-        self.writes = WriteBatch(self.engine)
+        runs: Sequence[TaskRunRow] = []
+        if not store.first_claim(self.execution):  # a replay: read what already ran
+            with Session(self.engine) as session:
+                runs = store.task_runs_of(session, self.execution.id)
+        self.writes = WriteBatch(self.engine, stored=[row.id for row in runs])
         try:
-            return self._walk()
+            return self._walk(runs)
         finally:
-            self.writes.close()
+            # What is still queued commits with the run's new state (Worker._finish).
+            self.writes.stop()
 
-    def _walk(self) -> State:
-        with Session(self.engine) as session:
-            runs = store.task_runs_of(session, self.execution.id)
+    def _walk(self, runs: Sequence[TaskRunRow]) -> State:
         for row in runs:
             self.memo[(row.task_id, row.value_key)] = row
             if row.state in _DONE:
@@ -197,7 +200,7 @@ class Executor:
         """End ``row`` FAILED (WARNING under allowFailure) with a message naming the cause."""
         self.log(row, "ERROR", describe_error(task, exc))
         state = State.WARNING if task.allowFailure else State.FAILED
-        self.finish(row, state, {})
+        self.finish(row, state, {}, commit=task.SIDE_EFFECTS)
         self.set_output(task.id, row.value_key, {})
         return state
 
@@ -215,8 +218,11 @@ class Executor:
             and not (parks and existing)
             and not _truthy(self.render(task.runIf, task, frame, row, "runIf"))
         ):
-            self.finish(row, State.SKIPPED, {})
+            self.finish(row, State.SKIPPED, {}, commit=task.SIDE_EFFECTS)
             return State.SKIPPED
+        if task.SIDE_EFFECTS:
+            # What this task may act on (earlier tasks' ends) is durable before it acts.
+            self.writes.commit_ended()
         if isinstance(task, Flowable) and task.PARKS:
             # Subflow and Pause end their own run: they may park it first.
             return task.resolve(FlowableWalk(self, task, frame, frame.child(row.id), row))
@@ -231,7 +237,7 @@ class Executor:
             state = State.SUCCESS
         if state == State.FAILED and task.allowFailure:
             state = State.WARNING
-        self.finish(row, state, outputs)
+        self.finish(row, state, outputs, commit=task.SIDE_EFFECTS)
         self.set_output(task.id, frame.key, outputs)
         return state
 
@@ -297,16 +303,22 @@ class Executor:
             self.memo[(task.id, frame.key)] = row
         return row
 
-    def finish(self, row: TaskRunRow, state: State, outputs: dict[str, Any]) -> None:
-        """End ``row`` in ``state`` with ``outputs`` (secrets sealed)."""
+    def finish(
+        self, row: TaskRunRow, state: State, outputs: dict[str, Any], *, commit: bool = True
+    ) -> None:
+        """End ``row`` in ``state`` with ``outputs`` (secrets sealed).
+
+        ``commit=False`` for a task without side effects: its end commits with
+        the next write (batch.py).
+        """
         row.state = state.value
         row.outputs = self.secrets.for_storage(outputs)
         row.ended_at = utcnow()
-        self.save(row)
+        self.save(row, commit=commit)
 
-    def save(self, row: TaskRunRow) -> None:
+    def save(self, row: TaskRunRow, *, commit: bool = True) -> None:
         """Write ``row`` as it is now (committed with its step, see batch.py)."""
-        self.writes.save(row)
+        self.writes.save(row, commit=commit)
 
     def log(self, row: TaskRunRow | None, level: str, message: str) -> None:
         """One log line on ``row`` (or on the execution), secrets masked."""

@@ -28,6 +28,7 @@ from controlplane.services.namespaces import ensure_namespace_allowed
 from controlplane.services.revisions import stored_spec
 from controlplane.services.sealing import is_sealed, seal_with, unseal
 from controlplane.services.secrets import Keyring, load_keyring, reveal
+from controlplane.services.worker.batch import WriteBatch
 from controlplane.services.worker.executor import (
     CancelledSignal,
     Executor,
@@ -51,6 +52,10 @@ def _attempt_of(execution: ExecutionRow) -> int:
 
 # The longest pause between two turns of a worker whose turns keep failing.
 _MAX_BACKOFF = 30.0
+# How often a running execution's state is read to see whether it is being killed.
+KILL_CHECK_INTERVAL = 0.25
+# Revision sources a worker keeps (they are immutable, and most runs share a few).
+_SOURCES_KEPT = 256
 
 
 @dataclass
@@ -83,6 +88,8 @@ class Worker:
     # time.time() of the last loop turn that finished without error (readiness).
     last_tick: float | None = None
     _failures: int = 0
+    # Revision sources by pk, oldest first (``_source_of``).
+    _sources: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.sandbox.work_root is None:
@@ -161,8 +168,19 @@ class Worker:
         )
         heartbeat.start()
 
+        # The claim just read the run's state: the first check can wait an interval.
+        checked = [time.monotonic()]
+
         def should_stop() -> bool:
-            return lost.is_set() or self._killing(execution.id)
+            # A kill is read from the database at most every KILL_CHECK_INTERVAL:
+            # a query before every task was a tenth of a short run's cost.
+            if lost.is_set():
+                return True
+            now = time.monotonic()
+            if now - checked[0] < KILL_CHECK_INTERVAL:
+                return False
+            checked[0] = now
+            return self._killing(execution.id)
 
         try:
             outcome = self._execute(execution, should_stop)
@@ -177,7 +195,9 @@ class Worker:
             policy = self._retry_policy(execution, outcome.executor)
             if policy is not None:
                 outcome.state = State.RETRIED  # as Kestra: this run is retried by a new one
-        ended = self._finish(execution.id, outcome.state, outcome.wake_at, outcome.outputs)
+        # None when the run failed before its walk began (nothing was queued).
+        writes = getattr(outcome.executor, "writes", None)
+        ended = self._finish(execution.id, outcome.state, outcome.wake_at, outcome.outputs, writes)
         if ended is not None and policy is not None:
             self._retry_execution(ended)
 
@@ -212,15 +232,10 @@ class Worker:
 
     def _executor(self, execution: ExecutionRow, should_stop: Callable[[], bool]) -> Executor:
         """The executor of ``execution``, on exactly its pinned revision."""
-        with Session(self.engine) as session:
-            revision = session.get(FlowRevisionRow, execution.revision_pk)
-            if revision is None:
-                raise FlowplaneError(f"revision {execution.revision_pk} of the run is missing")
-            source = revision.source
         return Executor(
             engine=self.engine,
             execution=execution,
-            flow=stored_spec(source),
+            flow=stored_spec(self._source_of(execution.revision_pk)),
             work_dir=self.sandbox.work_dir_for(execution.id),
             sandbox=self.sandbox,
             should_stop=should_stop,
@@ -231,6 +246,20 @@ class Worker:
                 self.engine, caller, target, action
             ),
         )
+
+    def _source_of(self, revision_pk: int) -> str:
+        """A revision's source; a revision never changes, so it is read once per worker."""
+        source = self._sources.get(revision_pk)
+        if source is None:
+            with Session(self.engine) as session:
+                revision = session.get(FlowRevisionRow, revision_pk)
+                if revision is None:
+                    raise FlowplaneError(f"revision {revision_pk} of the run is missing")
+                source = revision.source
+            if len(self._sources) >= _SOURCES_KEPT:
+                self._sources.pop(next(iter(self._sources)))
+            self._sources[revision_pk] = source
+        return source
 
     def _log_line(self, execution_id: str, message: str, level: str = "ERROR") -> None:
         """One execution-level log line (no task run), e.g. why the whole run failed."""
@@ -293,12 +322,19 @@ class Worker:
         final: State,
         wake_at: datetime | None,
         outputs: dict[str, object],
+        writes: WriteBatch | None = None,
     ) -> ExecutionRow | None:
-        """Record how the run ended; the ended row, or None when it is not over."""
+        """Record how the run ended; the ended row, or None when it is not over.
+
+        The run's queued task-run and log writes commit in the same
+        transaction, unless the worker lost the run meanwhile.
+        """
         with transaction(self.engine) as session:
             row = store.get_execution(session, execution_id, lock=True)
             if row is None or row.lease_owner != self.worker_id:
                 return None
+            if writes is not None:
+                writes.write_into(session)
             if row.state == State.KILLING.value:
                 final = State.KILLED
             if final == State.RUNNING:

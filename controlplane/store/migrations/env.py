@@ -4,11 +4,12 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import controlplane.store.tables  # noqa: F401 - registers the tables on SQLModel.metadata
+from controlplane.store.db import writer
 
 config = context.config
 engine = config.attributes["engine"]
 
-with engine.begin() as connection:
+with writer(engine).begin() as connection:
     context.configure(
         connection=connection,
         target_metadata=SQLModel.metadata,
