@@ -80,10 +80,11 @@ def record_event(
     """Append one event in the caller's transaction (so it commits with the change)."""
     if session.get_bind().dialect.name == "postgresql":
         session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_APPEND_LOCK))  # type: ignore[call-overload]
+    # The previous hash alone: a whole row (its summary JSON) was most of this call.
     last = session.exec(
-        select(AuditEventRow).order_by(col(AuditEventRow.pk).desc()).limit(1)
+        select(col(AuditEventRow.hash)).order_by(col(AuditEventRow.pk).desc()).limit(1)
     ).first()
-    prev = last.hash if last else GENESIS
+    prev = last if last is not None else GENESIS
     # The API binds the request id into structlog's context for each request.
     request_id = structlog.contextvars.get_contextvars().get("request_id")
     row = AuditEventRow(

@@ -148,19 +148,25 @@ class Worker:
                 wakeup.wait(seen, self.poll_interval)
 
     def run_once(self) -> bool:
-        """Claim one execution and run it; False when there was nothing to do."""
+        """Claim an execution and run it, and the next ones while there are; False when idle.
+
+        The end of one run and the claim of the next are one transaction.
+        """
         with transaction(self.engine) as session:
             execution = store.claim_next(session, self.worker_id, self.lease)
         if execution is None:
             return False
-        # Every log line written while running carries the run's ids.
-        with structlog.contextvars.bound_contextvars(
-            execution_id=execution.id, flow=f"{execution.namespace}/{execution.flow_id}"
-        ):
-            self._run(execution)
+        while execution is not None:
+            # Every log line written while running carries the run's ids.
+            with structlog.contextvars.bound_contextvars(
+                execution_id=execution.id, flow=f"{execution.namespace}/{execution.flow_id}"
+            ):
+                execution = self._run(execution)
+            self.last_tick = time.time()
         return True
 
-    def _run(self, execution: ExecutionRow) -> None:
+    def _run(self, execution: ExecutionRow) -> ExecutionRow | None:
+        """Run ``execution`` and record its end; the next execution claimed meanwhile, if any."""
         lost = threading.Event()
         done = threading.Event()
         heartbeat = threading.Thread(
@@ -189,17 +195,16 @@ class Worker:
             heartbeat.join()
         if lost.is_set():
             log.warning("lease_lost", execution_id=execution.id, worker=self.worker_id)
-            return
+            return None
         policy = None
         if outcome.state == State.FAILED:
             policy = self._retry_policy(execution, outcome.executor)
             if policy is not None:
                 outcome.state = State.RETRIED  # as Kestra: this run is retried by a new one
-        # None when the run failed before its walk began (nothing was queued).
-        writes = getattr(outcome.executor, "writes", None)
-        ended = self._finish(execution.id, outcome.state, outcome.wake_at, outcome.outputs, writes)
+        ended, following = self._finish(execution.id, outcome)
         if ended is not None and policy is not None:
             self._retry_execution(ended)
+        return following
 
     def _execute(self, execution: ExecutionRow, should_stop: Callable[[], bool]) -> _Outcome:
         """Run ``execution`` inside the fault boundary: how it ended, never an exception.
@@ -317,44 +322,56 @@ class Worker:
         )
 
     def _finish(
-        self,
-        execution_id: str,
-        final: State,
-        wake_at: datetime | None,
-        outputs: dict[str, object],
-        writes: WriteBatch | None = None,
-    ) -> ExecutionRow | None:
-        """Record how the run ended; the ended row, or None when it is not over.
+        self, execution_id: str, outcome: _Outcome
+    ) -> tuple[ExecutionRow | None, ExecutionRow | None]:
+        """Record how the run ended, and claim the next run in the same transaction.
 
-        The run's queued task-run and log writes commit in the same
-        transaction, unless the worker lost the run meanwhile.
+        Returns the ended row (None when the run is not over, or this worker
+        lost it) and the execution claimed next (None when there is none, or
+        the worker is stopping). The run's queued task-run and log writes
+        commit in the same transaction, unless the worker lost the run.
         """
         with transaction(self.engine) as session:
-            row = store.get_execution(session, execution_id, lock=True)
-            if row is None or row.lease_owner != self.worker_id:
-                return None
-            if writes is not None:
-                writes.write_into(session)
-            if row.state == State.KILLING.value:
-                final = State.KILLED
-            if final == State.RUNNING:
-                store.park(session, row, wake_at or utcnow())
-                return None
-            if final == State.PAUSED:
-                row.wake_at = wake_at
-                row.lease_owner = None
-                row.lease_expires_at = None
-            row.outputs = outputs
-            store.set_state(session, row, final, f"ended on {self.worker_id}")
-        log.info("execution_ended", execution_id=execution_id, state=final.value)
-        if final not in TERMINAL:
-            return None
+            ended = self._record_end(session, execution_id, outcome)
+            following = None
+            if not self._stop.is_set():
+                following = store.claim_next(session, self.worker_id, self.lease)
+        if ended is None:
+            return None, following
+        log.info("execution_ended", execution_id=execution_id, state=ended.state)
+        if State(ended.state) not in TERMINAL:
+            return None, following
         # A broken listener never disturbs the run that ended: flow_triggers
         # contains each listener's failure, and this catches anything else.
         try:
-            fire_flow_triggers(self.engine, row)
+            fire_flow_triggers(self.engine, ended)
         except Exception:
             log.exception("flow_triggers_failed", execution_id=execution_id)
+        return ended, following
+
+    def _record_end(
+        self, session: Session, execution_id: str, outcome: _Outcome
+    ) -> ExecutionRow | None:
+        """The run's new state, in ``session``; the row, or None when lost or parked."""
+        row = store.get_execution(session, execution_id, lock=True)
+        if row is None or row.lease_owner != self.worker_id:
+            return None
+        # None when the run failed before its walk began (nothing was queued).
+        writes: WriteBatch | None = getattr(outcome.executor, "writes", None)
+        if writes is not None:
+            writes.write_into(session)
+        final, wake_at = outcome.state, outcome.wake_at
+        if row.state == State.KILLING.value:
+            final = State.KILLED
+        if final == State.RUNNING:
+            store.park(session, row, wake_at or utcnow())
+            return None
+        if final == State.PAUSED:
+            row.wake_at = wake_at
+            row.lease_owner = None
+            row.lease_expires_at = None
+        row.outputs = outcome.outputs
+        store.set_state(session, row, final, f"ended on {self.worker_id}")
         return row
 
     def _killing(self, execution_id: str) -> bool:
