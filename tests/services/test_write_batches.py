@@ -151,3 +151,33 @@ def test_a_run_of_tasks_without_side_effects_commits_twice(engine: Engine, tmp_p
     }
     assert runs["done"].outputs == {"value": "42 done"}
     assert logs == ["got 42"]
+
+
+BROKEN_OUTPUT = """\
+id: broken-output
+namespace: demo
+tasks:
+  - id: said
+    type: Log
+    message: first line
+outputs:
+  - id: answer
+    type: STRING
+    value: "{{ outputs.missing.value }}"
+"""
+
+
+def test_why_a_run_failed_is_logged_after_its_queued_lines(engine: Engine, tmp_path: Path) -> None:
+    """The run-level error follows the task lines that were still queued when the run failed."""
+    put_flow(engine, "demo", "broken-output", BROKEN_OUTPUT, Provenance())
+    execution = create_execution(engine, "demo", "broken-output", inputs={})
+    assert Worker(engine=engine, data_dir=tmp_path).run_once()
+    with Session(engine) as session:
+        row = store.get_execution(session, execution.id)
+        assert row is not None
+        assert row.state == State.FAILED.value
+        lines = [(line.level, line.message) for line in store.logs_of(session, execution.id)]
+    assert lines[0] == ("INFO", "first line")
+    assert lines[1][0] == "ERROR"
+    assert lines[1][1].startswith("the execution failed: outputs.answer:"), lines
+    assert len(lines) == 2

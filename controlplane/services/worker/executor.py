@@ -107,7 +107,8 @@ class Executor:
     def run(self) -> State:
         """Walk the flow; return its end state or raise Paused/Stopped signals.
 
-        Whatever way the walk ends, its queued writes are committed first.
+        Whatever way the walk ends, the writes still queued are left for the
+        worker, which commits them with the run's new state (``Worker._finish``).
         """
         runs: Sequence[TaskRunRow] = []
         if not store.first_claim(self.execution):  # a replay: read what already ran

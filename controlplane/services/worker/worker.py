@@ -231,7 +231,13 @@ class Worker:
             raise
         except Exception as exc:  # noqa: BLE001 - the fault boundary of one execution
             log.warning("execution_failed", execution_id=execution.id, error=str(exc))
-            self._log_line(execution.id, f"the execution failed: {exc}")
+            message = f"the execution failed: {exc}"
+            executor = outcome.executor
+            if executor is not None and hasattr(executor, "writes"):
+                # Masked, after the run's queued lines, in the same commit as its end.
+                executor.log(None, "ERROR", message)
+            else:
+                self._log_line(execution.id, message)
             outcome.state, outcome.outputs = State.FAILED, {}
         return outcome
 
