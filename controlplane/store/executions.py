@@ -16,6 +16,13 @@ from controlplane.store.scopes import scope_condition
 from controlplane.store.tables import ExecutionRow, FlowRow, LogRow, TaskRunRow, utcnow
 from controlplane.store.wakeups import wake_workers
 
+# How an execution row is locked to change it: FOR NO KEY UPDATE on PostgreSQL,
+# never FOR UPDATE. Inserting a task run or a log line takes a KEY SHARE lock on
+# its execution (the foreign key); FOR UPDATE would make that insert wait for
+# the lock holder, and a holder that waits in Python for the inserting thread
+# (a write-batch flush) would never be seen as a deadlock. No key changes here.
+ROW_LOCK = {"key_share": True}
+
 
 def set_state(session: Session, execution: ExecutionRow, target: State, reason: str = "") -> None:
     """Move ``execution`` to ``target`` if the transition rules allow it.
@@ -45,7 +52,7 @@ def claim_next(session: Session, worker_id: str, lease: timedelta) -> ExecutionR
 
     Runnable means queued, paused past its wake time, or running under a lease
     that expired (its worker died). PostgreSQL skips rows other workers hold
-    (``FOR UPDATE SKIP LOCKED``); SQLite's BEGIN IMMEDIATE serializes claims.
+    (``FOR NO KEY UPDATE SKIP LOCKED``); SQLite's BEGIN IMMEDIATE serializes claims.
     """
     now = utcnow()
     for candidate_id in _candidates(session, now):
@@ -144,7 +151,7 @@ def _candidates(session: Session, now: datetime) -> list[str]:
         .where(col(ExecutionRow.state) == State.QUEUED.value)
         .order_by(col(ExecutionRow.created_at))
         .limit(_BATCH)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, key_share=True)
     )
     due = (
         select(col(ExecutionRow.id), col(ExecutionRow.created_at))
@@ -161,7 +168,7 @@ def _candidates(session: Session, now: datetime) -> list[str]:
         )
         .order_by(col(ExecutionRow.created_at))
         .limit(_BATCH)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, key_share=True)
     )
     rows = [*session.exec(queued).all(), *session.exec(due).all()]
     rows.sort(key=lambda row: row[1])
@@ -181,7 +188,7 @@ def _at_limit(session: Session, execution: ExecutionRow) -> bool:
             col(FlowRow.namespace) == execution.namespace,
             col(FlowRow.flow_id) == execution.flow_id,
         )
-        .with_for_update()
+        .with_for_update(key_share=True)
     ).first()
     return count_active(session, execution.namespace, execution.flow_id) >= (
         execution.concurrency_limit
@@ -255,7 +262,7 @@ _WAITING = "waiting; no worker held"
 
 def renew_lease(session: Session, execution_id: str, worker_id: str, lease: timedelta) -> bool:
     """Extend the lease; False when the worker no longer holds it."""
-    execution = session.get(ExecutionRow, execution_id, with_for_update=True)
+    execution = session.get(ExecutionRow, execution_id, with_for_update=ROW_LOCK)
     if execution is None or execution.lease_owner != worker_id:
         return False
     execution.lease_expires_at = utcnow() + lease
@@ -267,7 +274,7 @@ def get_execution(
     session: Session, execution_id: str, *, lock: bool = False
 ) -> ExecutionRow | None:
     """One execution."""
-    return session.get(ExecutionRow, execution_id, with_for_update=lock)
+    return session.get(ExecutionRow, execution_id, with_for_update=ROW_LOCK if lock else None)
 
 
 def list_executions(

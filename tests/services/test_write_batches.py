@@ -25,6 +25,7 @@ from controlplane.services.flows import Provenance, put_flow
 from controlplane.services.worker.worker import Worker
 from controlplane.settings import Settings
 from controlplane.store import executions as store
+from controlplane.store.tables import LogRow, TaskRunRow
 from tests.conftest import ADMIN_TOKEN, bearer
 from tests.services.test_worker_crash import start_worker, wait_until
 
@@ -123,10 +124,24 @@ tasks:
 """
 
 
+def _queue(engine: Engine, flow_id: str, source: str) -> str:
+    """Store ``source`` as demo/``flow_id`` and queue one run of it."""
+    put_flow(engine, "demo", flow_id, source, Provenance())
+    return create_execution(engine, "demo", flow_id, inputs={}).id
+
+
+def _ended(engine: Engine, execution_id: str) -> tuple[str, dict[str, TaskRunRow], list[LogRow]]:
+    """The run's state, its task runs by task id, and its log lines in order."""
+    with Session(engine) as session:
+        row = store.get_execution(session, execution_id)
+        assert row is not None
+        runs = {run.task_id: run for run in store.task_runs_of(session, execution_id)}
+        return row.state, runs, list(store.logs_of(session, execution_id))
+
+
 def test_a_run_of_tasks_without_side_effects_commits_twice(engine: Engine, tmp_path: Path) -> None:
     """Claim, then the end: the three task runs and the log line commit with the run's end."""
-    put_flow(engine, "demo", "pure", PURE, Provenance())
-    execution = create_execution(engine, "demo", "pure", inputs={})
+    execution_id = _queue(engine, "pure", PURE)
     commits: list[str] = []
 
     def count(_connection: Connection) -> None:
@@ -138,19 +153,15 @@ def test_a_run_of_tasks_without_side_effects_commits_twice(engine: Engine, tmp_p
     finally:
         event.remove(engine, "commit", count)
     assert len(commits) == 2, commits
-    with Session(engine) as session:
-        row = store.get_execution(session, execution.id)
-        assert row is not None
-        assert row.state == State.SUCCESS.value
-        runs = {run.task_id: run for run in store.task_runs_of(session, execution.id)}
-        logs = [line.message for line in store.logs_of(session, execution.id)]
+    state, runs, logs = _ended(engine, execution_id)
+    assert state == State.SUCCESS.value
     assert {task: run.state for task, run in runs.items()} == {
         "values": "SUCCESS",
         "said": "SUCCESS",
         "done": "SUCCESS",
     }
     assert runs["done"].outputs == {"value": "42 done"}
-    assert logs == ["got 42"]
+    assert [line.message for line in logs] == ["got 42"]
 
 
 BROKEN_OUTPUT = """\
@@ -169,14 +180,11 @@ outputs:
 
 def test_why_a_run_failed_is_logged_after_its_queued_lines(engine: Engine, tmp_path: Path) -> None:
     """The run-level error follows the task lines that were still queued when the run failed."""
-    put_flow(engine, "demo", "broken-output", BROKEN_OUTPUT, Provenance())
-    execution = create_execution(engine, "demo", "broken-output", inputs={})
+    execution_id = _queue(engine, "broken-output", BROKEN_OUTPUT)
     assert Worker(engine=engine, data_dir=tmp_path).run_once()
-    with Session(engine) as session:
-        row = store.get_execution(session, execution.id)
-        assert row is not None
-        assert row.state == State.FAILED.value
-        lines = [(line.level, line.message) for line in store.logs_of(session, execution.id)]
+    state, _, logs = _ended(engine, execution_id)
+    assert state == State.FAILED.value
+    lines = [(line.level, line.message) for line in logs]
     assert lines[0] == ("INFO", "first line")
     assert lines[1][0] == "ERROR"
     assert lines[1][1].startswith("the execution failed: outputs.answer:"), lines

@@ -50,8 +50,8 @@ MAX_PENDING = 500
 class WriteBatch:
     """Task-run rows and log lines of one execution, waiting for their commit."""
 
-    def __init__(self, engine: Engine, stored: Iterable[str] = (), max_delay: float = 0.2) -> None:
-        """Queue one run's writes; ``stored``: ids of its task runs the database holds."""
+    def __init__(self, engine: Engine, max_delay: float = 0.2) -> None:
+        """Queue one run's writes; ``start`` starts the late commits."""
         self._engine = engine
         self._max_delay = max_delay
         # Guards the queues only; held for no database call, so logging never waits on one.
@@ -62,10 +62,14 @@ class WriteBatch:
         self._runs: dict[str, dict[str, Any]] = {}
         self._logs: list[LogRow] = []
         # Task runs the database holds: an update, not an insert (no read first, as a merge does).
-        self._stored = set(stored)
+        self._stored: set[str] = set()
         self._oldest: float | None = None
         self._closed = threading.Event()
         self._flusher = threading.Thread(target=self._flush_late, name="write-batch", daemon=True)
+
+    def start(self, stored: Iterable[str] = ()) -> None:
+        """Start the flusher; ``stored``: ids of the run's task runs the database holds."""
+        self._stored.update(stored)
         self._flusher.start()
 
     def save(self, row: TaskRunRow, *, commit: bool = True) -> None:
@@ -131,7 +135,8 @@ class WriteBatch:
     def stop(self) -> None:
         """Stop the flusher thread; what is queued stays queued."""
         self._closed.set()
-        if self._flusher is not threading.current_thread():
+        started = self._flusher.ident is not None
+        if started and self._flusher is not threading.current_thread():
             self._flusher.join()
 
     def close(self) -> None:

@@ -103,6 +103,7 @@ class Executor:
 
     def __post_init__(self) -> None:
         self.secrets = Secrets(self.reveal_secret, self.unseal, self.seal)
+        self.writes = WriteBatch(self.engine)
 
     def run(self) -> State:
         """Walk the flow; return its end state or raise Paused/Stopped signals.
@@ -114,7 +115,7 @@ class Executor:
         if not store.first_claim(self.execution):  # a replay: read what already ran
             with Session(self.engine) as session:
                 runs = store.task_runs_of(session, self.execution.id)
-        self.writes = WriteBatch(self.engine, stored=[row.id for row in runs])
+        self.writes.start(stored=[row.id for row in runs])
         try:
             return self._walk(runs)
         finally:

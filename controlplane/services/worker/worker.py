@@ -28,7 +28,6 @@ from controlplane.services.namespaces import ensure_namespace_allowed
 from controlplane.services.revisions import stored_spec
 from controlplane.services.sealing import is_sealed, seal_with, unseal
 from controlplane.services.secrets import Keyring, load_keyring, reveal
-from controlplane.services.worker.batch import WriteBatch
 from controlplane.services.worker.executor import (
     CancelledSignal,
     Executor,
@@ -233,7 +232,7 @@ class Worker:
             log.warning("execution_failed", execution_id=execution.id, error=str(exc))
             message = f"the execution failed: {exc}"
             executor = outcome.executor
-            if executor is not None and hasattr(executor, "writes"):
+            if executor is not None:
                 # Masked, after the run's queued lines, in the same commit as its end.
                 executor.log(None, "ERROR", message)
             else:
@@ -362,10 +361,9 @@ class Worker:
         row = store.get_execution(session, execution_id, lock=True)
         if row is None or row.lease_owner != self.worker_id:
             return None
-        # None when the run failed before its walk began (nothing was queued).
-        writes: WriteBatch | None = getattr(outcome.executor, "writes", None)
-        if writes is not None:
-            writes.write_into(session)
+        # No executor when the run failed before one was built (nothing was queued).
+        if outcome.executor is not None:
+            outcome.executor.writes.write_into(session)
         final, wake_at = outcome.state, outcome.wake_at
         if row.state == State.KILLING.value:
             final = State.KILLED
