@@ -12,6 +12,7 @@ and the script prints req/s, p50 and p99 for each, and the ratio to bare.
 
     .venv/bin/python bench/api_read.py
     .venv/bin/python bench/api_read.py --api-workers 2 --seconds 10
+    .venv/bin/python bench/api_read.py --connections 16
 
 Needs wrk (`apt-get install -y wrk`).
 """
@@ -77,9 +78,9 @@ def wait_up(url: str, process: subprocess.Popen[bytes]) -> None:
     sys.exit(f"{url} did not answer")
 
 
-def wrk(url: str, seconds: int, headers: dict[str, str]) -> dict[str, float]:
-    """Run wrk (1 thread, 64 connections) and parse req/s, p50 and p99 (ms)."""
-    command = ["wrk", "-t1", "-c64", f"-d{seconds}s", "--latency"]
+def wrk(url: str, seconds: int, headers: dict[str, str], connections: int) -> dict[str, float]:
+    """Run wrk (1 thread, ``connections`` connections) and parse req/s, p50 and p99 (ms)."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     output = subprocess.run([*command, url], check=True, capture_output=True, text=True).stdout
@@ -163,6 +164,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--api-workers", type=int, default=1)
+    parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--serve-bare", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--body", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -189,11 +191,15 @@ def main() -> None:
         )
         bare_base = f"http://127.0.0.1:{bare_port}"
         wait_up(f"{bare_base}/healthz", bare)
+
+        def load(url: str, headers: dict[str, str]) -> dict[str, float]:
+            return wrk(url, args.seconds, headers, args.connections)
+
         rows = [
-            ("bare FastAPI /flow (constant)", wrk(f"{bare_base}/flow", args.seconds, {})),
-            ("flowplane GET /api/v1/flows/{ns}/{id}", wrk(flow_url, args.seconds, auth)),
-            ("bare FastAPI /healthz", wrk(f"{bare_base}/healthz", args.seconds, {})),
-            ("flowplane GET /healthz", wrk(f"{base}/healthz", args.seconds, {})),
+            ("bare FastAPI /flow (constant)", load(f"{bare_base}/flow", {})),
+            ("flowplane GET /api/v1/flows/{ns}/{id}", load(flow_url, auth)),
+            ("bare FastAPI /healthz", load(f"{bare_base}/healthz", {})),
+            ("flowplane GET /healthz", load(f"{base}/healthz", {})),
         ]
     finally:
         for process in (server, bare):
@@ -203,7 +209,9 @@ def main() -> None:
         shutil.rmtree(data, ignore_errors=True)
 
     print(machine())
-    print(f"wrk -t1 -c64 -d{args.seconds}s; flowplane api-workers={args.api_workers}")
+    print(
+        f"wrk -t1 -c{args.connections} -d{args.seconds}s; flowplane api-workers={args.api_workers}"
+    )
     print(f"{'target':42} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'vs bare':>8}")
     baselines = {"flows": rows[0][1]["rps"], "healthz": rows[2][1]["rps"]}
     for name, result in rows:

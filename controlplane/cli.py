@@ -15,6 +15,7 @@ from controlplane.cli_ops.client import ServerOption
 from controlplane.domain.argo import convert_source, is_argo_source, to_yaml
 from controlplane.domain.validate import validate_flow
 from controlplane.errors import InvalidFlowError, Problem
+from controlplane.heap import freeze_startup_objects
 
 app = typer.Typer(help="Flowplane: a GitOps control plane for Kestra-compatible flows.")
 out = Console()
@@ -103,6 +104,7 @@ def server(  # noqa: PLR0917 - typer passes every option by name
         if api_workers > 1:
             _serve_processes(application, settings, api_workers)
         else:
+            freeze_startup_objects()
             uvicorn.run(application, host=settings.host, port=settings.port, log_config=None)
     finally:
         if watcher is not None:
@@ -161,7 +163,9 @@ def api_app() -> Any:
 
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
-    return create_app(settings)
+    application = create_app(settings)
+    freeze_startup_objects()
+    return application
 
 
 @app.command()
@@ -203,6 +207,7 @@ def worker(
     )
     signal.signal(signal.SIGTERM, lambda *_: runner.request_stop())
     out.print(f"flowplane worker {runner.worker_id} polling {_redact(str(engine.url))}")
+    freeze_startup_objects()
     try:
         runner.run_forever()
     except KeyboardInterrupt:

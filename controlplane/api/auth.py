@@ -8,6 +8,7 @@ Every route under ``/api/v1`` declares the role it needs with ``require(role)``
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any, TypeVar
 
 import structlog
@@ -96,6 +97,7 @@ async def authenticate(request: Request, token: str | None) -> Principal:
             found = cache.cached(token)
             if found is not None:
                 return found
+            return await run_in_threadpool(partial(cache.authenticate, token, looked_up=True))
         return await run_in_threadpool(cache.authenticate, token)
     host = request.client.host if request.client else ""
     proxied = principal_from_proxy(app_state.settings, host, request.headers)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from controlplane.domain.fields import NAMESPACE_PATTERN
-from controlplane.services.flows import FlowState
+from controlplane.services.flows import FlowRead, FlowState
 from controlplane.store.db import as_utc
 from controlplane.store.tables import FlowRevisionRow, NamespaceRow
 
@@ -122,11 +122,7 @@ class FlowSummary(_RevisionFields):
     @classmethod
     def of(cls, state: FlowState) -> FlowSummary:
         """Build from a stored flow state."""
-        return cls(
-            **_revision_fields(state.revision),
-            created_at=as_utc(state.flow.created_at),
-            updated_at=as_utc(state.revision.created_at),
-        )
+        return cls(**_flow_fields(state.revision, state.flow.created_at))
 
 
 class FlowPublic(FlowSummary):
@@ -135,10 +131,19 @@ class FlowPublic(FlowSummary):
     content: str = Field(description="The source exactly as it was written")
 
     @classmethod
-    def of(cls, state: FlowState) -> FlowPublic:
-        """Build from a stored flow state."""
-        summary = FlowSummary.of(state)
-        return cls(**summary.model_dump(), content=state.revision.source)
+    def of(cls, state: FlowState | FlowRead) -> FlowPublic:
+        """Build from a stored flow state, or from the API's one-statement read."""
+        created = state.flow_created_at if isinstance(state, FlowRead) else state.flow.created_at
+        return cls(**_flow_fields(state.revision, created), content=state.revision.source)
+
+
+def _flow_fields(revision: FlowRevisionRow, flow_created_at: datetime) -> dict[str, Any]:
+    # ``revision`` may also be a plain row with the same column names (FlowRead).
+    return {
+        **_revision_fields(revision),
+        "created_at": as_utc(flow_created_at),
+        "updated_at": as_utc(revision.created_at),
+    }
 
 
 class FlowList(BaseModel):

@@ -27,7 +27,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -221,17 +221,32 @@ class TokenCache:
 
     A hit costs no database round trip on SQLite files: it checks the
     in-process revocation counter, the marker file's ``stat`` and the cached
-    expiry. ``ttl`` bounds how long any entry lives regardless, which also
-    bounds what a process crash between a revocation's commit and its marker
-    could leave behind. Unknown tokens are never cached.
+    expiry. ``ttl`` bounds how long an entry is trusted without a read, which
+    also bounds what a process crash between a revocation's commit and its
+    marker could leave behind. Unknown tokens are never cached.
+
+    When an entry's ``ttl`` has passed, one caller reads the token again while
+    the others keep the entry until that read ends (never past ``2 * ttl``):
+    otherwise every request in flight at the expiry read the same row at once,
+    each in its own thread, and held up the server for hundreds of ms.
     """
 
-    def __init__(self, engine: Engine, *, ttl: float = 5.0, size: int = 10_000) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        ttl: float = 5.0,
+        size: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.engine = engine
         self.ttl = ttl
         self.size = size
+        self._clock = clock
         self._marker = _revocation_marker(engine)
         self._entries: dict[str, tuple[Principal, datetime | None, float]] = {}
+        # Digests one caller is reading again; the others answer from the entry meanwhile.
+        self._refreshing: set[str] = set()
         self._epoch: object = None
         self._lock = threading.Lock()
 
@@ -254,35 +269,54 @@ class TokenCache:
         return (_local_epoch, stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
     def cached(self, raw_token: str) -> Principal | None:
-        """The principal from memory, or None when the database must be asked."""
+        """The principal from memory, or None when this caller must call ``authenticate``."""
         epoch = self._current_epoch()
+        digest = _digest(raw_token)
         with self._lock:
             if epoch != self._epoch:
                 self._entries.clear()
+                self._refreshing.clear()
                 self._epoch = epoch
-            entry = self._entries.get(_digest(raw_token))
-        if entry is None:
-            return None
-        principal, expires_at, stored = entry
-        if time.monotonic() - stored > self.ttl:
-            return None
+            entry = self._entries.get(digest)
+            if entry is None:
+                return None
+            principal, expires_at, stored = entry
+            age = self._clock() - stored
+            if age > self.ttl:
+                if digest not in self._refreshing:
+                    self._refreshing.add(digest)  # this caller reads it again
+                    return None
+                if age > 2 * self.ttl:
+                    return None
         if expires_at is not None and expires_at <= utcnow():
             raise UnauthorizedError(f"token {principal.name!r} expired at {expires_at}")
         return principal
 
-    def authenticate(self, raw_token: str) -> Principal:
-        """The principal a bearer token stands for, from memory when possible; 401 otherwise."""
-        found = self.cached(raw_token)
-        if found is not None:
-            return found
+    def authenticate(self, raw_token: str, *, looked_up: bool = False) -> Principal:
+        """The principal a bearer token stands for, from memory when possible; 401 otherwise.
+
+        ``looked_up``: the caller already called ``cached`` and got None.
+        """
+        if not looked_up:
+            found = self.cached(raw_token)
+            if found is not None:
+                return found
         epoch = self._current_epoch()  # read before the row, so a later revocation wins
         digest = _digest(raw_token)
-        principal, expires_at = _load_live(self.engine, digest)
+        try:
+            principal, expires_at = _load_live(self.engine, digest)
+        except UnauthorizedError:
+            with self._lock:
+                self._entries.pop(digest, None)
+            raise
+        finally:
+            with self._lock:
+                self._refreshing.discard(digest)
         with self._lock:
             if epoch == self._epoch:
                 if len(self._entries) >= self.size:
                     self._entries.clear()
-                self._entries[digest] = (principal, expires_at, time.monotonic())
+                self._entries[digest] = (principal, expires_at, self._clock())
         return principal
 
 

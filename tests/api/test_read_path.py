@@ -9,12 +9,14 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event
 from sqlmodel import Session
 
+from controlplane.errors import UnauthorizedError
 from controlplane.services import executions as execution_service
-from controlplane.services.access import create_token
+from controlplane.services.access import TokenCache, create_token, revoke_token
 from controlplane.store.tables import LogRow
 from tests.conftest import bearer
 
@@ -165,3 +167,48 @@ def test_logs_page_through_a_large_log_with_next_links(client: TestClient, engin
     assert [m for m in messages if m.startswith("line ")] == [f"line {n}" for n in range(2500)]
     bounded = client.get(f"/api/v1/executions/{run.id}/logs", params={"limit": 10_001})
     assert bounded.status_code == 422
+
+
+class _Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_expired_cache_entry_is_read_again_by_one_caller(engine: Engine) -> None:
+    """Past its ttl one caller reads the token again; the others keep the entry meanwhile."""
+    _row, secret = create_token(engine, name="busy", role="viewer", actor="test")
+    clock = _Clock()
+    cache = TokenCache(engine, ttl=5, clock=clock)
+    assert cache.authenticate(secret).name == "busy"
+    clock.now = 6
+    assert cache.cached(secret) is None  # this caller reads the row again...
+    stale = cache.cached(secret)  # ...and a request arriving meanwhile does not
+    assert stale is not None
+    assert stale.name == "busy"
+    assert cache.authenticate(secret, looked_up=True).name == "busy"
+    assert cache.cached(secret) is not None  # fresh again: nobody reads it
+    clock.now = 12
+    assert cache.cached(secret) is None  # the refresher's turn again
+    clock.now = 17
+    # Past twice the ttl, an entry whose refresh never finished is not answered.
+    assert cache.cached(secret) is None
+
+
+def test_a_token_revoked_while_its_entry_is_refreshed_is_refused(engine: Engine) -> None:
+    row, secret = create_token(engine, name="leaving", role="viewer", actor="test")
+    clock = _Clock()
+    cache = TokenCache(engine, ttl=5, clock=clock)
+    cache.authenticate(secret)
+    clock.now = 6
+    assert cache.cached(secret) is None  # a refresh is under way
+    revoke_token(engine, row.id, actor="test")
+    # The revocation empties the cache: nobody is answered from the old entry.
+    assert cache.cached(secret) is None
+    with pytest.raises(UnauthorizedError):
+        cache.authenticate(secret, looked_up=True)
+    assert cache.cached(secret) is None

@@ -159,7 +159,9 @@ async def get_flow(
 ) -> Response:
     """The live flow: its source byte for byte, revision and ETag; 304 when unchanged."""
     principal.check_namespace(namespace)
-    state = await run_read(request, partial(service.get_flow, namespace=namespace, flow_id=flow_id))
+    state = await run_read(
+        request, partial(service.read_flow, namespace=namespace, flow_id=flow_id)
+    )
     headers = {"ETag": state.etag}
     if etag_matches(if_none_match, state.etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
