@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from controlplane.domain.plan import clear_validation_cache, validation_count
+from controlplane.heap import freeze_startup_objects
 from controlplane.services.gitops.plans import apply_plan, sync_source
 from controlplane.services.gitops.sources import SourceInput, put_source
 from controlplane.services.revisions import stored_spec
@@ -191,6 +192,7 @@ def change_sync(engine: Any, cache: Path, label: str, *, trace: bool) -> Any:
 
 def restart_sync(root: Path, label: str, *, trace: bool) -> None:
     """The change sync in this new process; its last line names the plan."""
+    freeze_startup_objects()  # as `flowplane server` does once it has started
     print(f"  (new process: peak RSS after imports {maxrss_mib():.1f} MiB)")
     engine = create_engine(f"sqlite:///{root / 'flowplane.db'}")
     plan = change_sync(engine, root / "data" / "git", label, trace=trace)

@@ -149,6 +149,29 @@ def test_a_restarted_server_validates_only_the_changed_files(source: _Source) ->
     _same_plan(plan, full)
 
 
+def test_a_plan_stores_the_source_and_spec_of_written_flows_only(source: _Source) -> None:
+    """Apply leaves unchanged flows alone, so their entries carry no copy of them."""
+    _imported(source)
+    commit(source.repo, _files(frozenset({5})), "change one flow")
+
+    plan, _ = source.sync()
+
+    by_id = {change["flow_id"]: change for change in plan.changes}
+    assert by_id["flow5"]["action"] == "change"
+    assert by_id["flow5"]["source"] == FLOW.format(n=5, suffix=" (v2)")
+    assert by_id["flow5"]["spec"] is not None
+    unchanged = [change for change in plan.changes if change["action"] == "unchanged"]
+    assert len(unchanged) == COUNT
+    assert all(c["source"] is None and c["spec"] is None for c in unchanged)
+    source.apply(plan)
+    with Session(source.engine) as session:
+        live = {flow.flow_id: flow.source for flow in active_sets(session, "git:reuse")[0]}
+    assert live == {
+        **{f"flow{n}": FLOW.format(n=n, suffix=" (v2)" if n == 5 else "") for n in range(COUNT)},
+        "caller": CALLER,
+    }
+
+
 def test_only_changed_blobs_are_read(source: _Source, engine: Engine) -> None:
     _imported(source)
     commit(source.repo, _files(frozenset({2})), "change one flow")

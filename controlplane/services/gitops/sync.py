@@ -466,7 +466,11 @@ def _change_dict(change: FlowChange, fingerprint: str) -> dict[str, Any]:
         {"path": f.path, "kind": str(f.kind), "before": f.before, "after": f.after}
         for f in change.fields
     ]
-    if change.spec is not None:
+    if change.action == Action.UNCHANGED:
+        # Apply leaves an unchanged flow alone: its source and spec are the live
+        # revision's already. Storing them made a 10,000-flow plan carry every spec.
+        data["source"] = data["spec"] = None
+    elif change.spec is not None:
         # Apply stores it on the revision: the validator that computed ``spec``.
         data["spec_fingerprint"] = fingerprint
     return data
