@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,6 +40,14 @@ def server(  # noqa: PLR0917 - typer passes every option by name
     ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Directory for the SQLite database")] = None,
     workers: Annotated[int | None, typer.Option(help="Embedded workers (0: none)")] = None,
+    worker_processes: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=64,
+            help="Workers as processes of their own (embedded workers default to 0 then)",
+        ),
+    ] = 0,
     api_workers: Annotated[
         int,
         typer.Option(
@@ -75,13 +84,14 @@ def server(  # noqa: PLR0917 - typer passes every option by name
             "port": port,
             "database_url": database_url,
             "data_dir": data_dir,
-            "workers": workers,
+            "workers": workers if workers is not None or not worker_processes else 0,
         }.items()
         if value is not None
     }
     settings = Settings(**overrides)
     configure_logging(settings.log_level, json=settings.log_json)
     from controlplane.services.watch import DirectoryWatcher  # noqa: PLC0415
+    from controlplane.services.worker.processes import WorkerProcesses  # noqa: PLC0415
     from controlplane.store.db import create_engine  # noqa: PLC0415
 
     if settings.database_url is None:
@@ -100,6 +110,15 @@ def server(  # noqa: PLR0917 - typer passes every option by name
         f"flowplane {__version__} on http://{settings.host}:{settings.port} "
         f"(database: {_redact(settings.resolved_database_url())})"
     )
+    # Started once the app has migrated the database, which they share.
+    processes = WorkerProcesses(
+        worker_processes, settings.resolved_database_url(), settings.data_dir.resolve()
+    )
+    if worker_processes:
+        processes.start()
+        # uvicorn re-raises SIGTERM once it has shut down, with the handler it found:
+        # the default one would end this process before it stops its workers.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         if api_workers > 1:
             _serve_processes(application, settings, api_workers)
@@ -107,9 +126,15 @@ def server(  # noqa: PLR0917 - typer passes every option by name
             freeze_startup_objects()
             uvicorn.run(application, host=settings.host, port=settings.port, log_config=None)
     finally:
+        if worker_processes:
+            processes.stop(settings.lease_seconds)
         if watcher is not None:
             watcher.stop()
         engine.dispose()
+
+
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _serve_processes(application: Any, settings: Any, processes: int) -> None:
@@ -179,15 +204,16 @@ def worker(
 
     On SIGTERM the worker finishes the run in hand, then exits.
     """
-    import signal  # noqa: PLC0415 - only the worker installs handlers
     from datetime import timedelta  # noqa: PLC0415
 
     from controlplane.logging import configure_logging  # noqa: PLC0415
     from controlplane.runners.sandbox import Sandbox  # noqa: PLC0415
+    from controlplane.services.worker.processes import end_with_parent  # noqa: PLC0415
     from controlplane.services.worker.worker import Worker  # noqa: PLC0415
     from controlplane.settings import Settings  # noqa: PLC0415
     from controlplane.store.db import create_engine, migrate  # noqa: PLC0415
 
+    end_with_parent()
     overrides: dict[str, Any] = {
         key: value
         for key, value in {"database_url": database_url, "data_dir": data_dir}.items()
@@ -620,3 +646,9 @@ app.add_typer(convert_app, name="convert")
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if (
+    __name__ == "__main__"
+):  # `python -m controlplane.cli`, as the server starts its worker processes
+    main()

@@ -194,3 +194,66 @@ def test_server_watch_applies_a_directory_on_change(tmp_path: Path) -> None:
         assert "second" in client.get("/api/v1/flows/platform.ops/uses").json()["content"]
         local = client.get("/api/v1/plans", params={"source_id": "local"}).json()
         assert {p["kind"] for p in local} == {"local"}
+
+
+PROCESS_FLOW = "id: hello\nnamespace: demo\ntasks:\n  - {id: t, type: Return, format: hi}\n"
+
+
+def _run_to_end(client: httpx.Client) -> dict[str, object]:
+    run = client.post("/api/v1/executions/demo/hello", json={})
+    assert run.status_code == 201, run.text
+    deadline = time.monotonic() + 60
+    while True:
+        body = client.get(f"/api/v1/executions/{run.json()['id']}").json()
+        if body["state"] == "SUCCESS" or time.monotonic() > deadline:
+            return body
+        time.sleep(0.1)
+
+
+def _worker_pids(data_dir: Path) -> list[int]:
+    """Processes running `controlplane.cli worker` with ``data_dir`` in their environment."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        marker = f"FLOWPLANE_DATA_DIR={data_dir.resolve()}".encode()
+        if command[-2:-1] == [b"worker"] and marker in environ.split(b"\0"):
+            found.append(int(proc.name))
+    return found
+
+
+def test_the_server_runs_its_workers_as_processes_and_starts_again_one_that_died(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    # `server_process` passes --workers 0: only a worker process can run anything here.
+    with server_process(data_dir, "--worker-processes", "1") as url, api(url) as client:
+        put = client.put("/api/v1/flows/demo/hello", json={"content": PROCESS_FLOW})
+        assert put.status_code == 201, put.text
+        assert _run_to_end(client)["state"] == "SUCCESS"
+        (first,) = _worker_pids(data_dir)
+        os.kill(first, 9)
+        assert _run_to_end(client)["state"] == "SUCCESS"
+        (second,) = _worker_pids(data_dir)
+        assert second != first
+    assert _worker_pids(data_dir) == []  # the server stopped its worker on the way out
+
+
+def test_the_worker_processes_end_with_a_server_killed_outright(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with server_process(data_dir, "--worker-processes", "1"):
+        deadline = time.monotonic() + 60
+        while not _worker_pids(data_dir):
+            assert time.monotonic() < deadline, "no worker process started"
+            time.sleep(0.1)
+        (worker,) = _worker_pids(data_dir)
+        status = Path(f"/proc/{worker}/status").read_text()
+        server = int(status.split("PPid:")[1].split()[0])
+        os.kill(server, 9)  # no shutdown: its stop() never runs
+        deadline = time.monotonic() + 30
+        while _worker_pids(data_dir):
+            assert time.monotonic() < deadline, "the worker outlived its server"
+            time.sleep(0.1)
