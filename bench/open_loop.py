@@ -169,7 +169,7 @@ def main() -> None:
         "--worker-processes",
         type=int,
         default=0,
-        help="standalone `flowplane worker` processes beside the server (use with --workers 0)",
+        help="workers as processes of their own (`flowplane server --worker-processes`)",
     )
     parser.add_argument("--prefect", action="store_true", help="also run Prefect, same rate")
     parser.add_argument(

@@ -93,8 +93,8 @@ def serve(
     """A fresh `flowplane server` with the bench flow stored; an admin client to it.
 
     ``workers`` run embedded in the server's process; ``worker_processes`` are
-    standalone `flowplane worker` processes beside it (their own interpreter, so
-    they do not share the server's GIL).
+    processes of their own the server starts (``--worker-processes``: their own
+    interpreter, so they do not share the server's GIL).
     """
     port = free_port()
     data = Path(tempfile.mkdtemp(prefix="fp-bench-"))
@@ -118,9 +118,10 @@ def serve(
         str(data),
         "--workers",
         str(workers),
+        "--worker-processes",
+        str(worker_processes),
     ]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-    standalone: list[subprocess.Popen[bytes]] = []
     base = f"http://127.0.0.1:{port}"
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     try:
@@ -136,20 +137,13 @@ def serve(
                         raise
                     time.sleep(0.1)
             client.put("/api/v1/flows/bench/bench", json={"content": FLOW}).raise_for_status()
-            url = database_url or f"sqlite:///{data / 'flowplane.db'}"
-            for _ in range(worker_processes):
-                worker = [str(Path(sys.executable).parent / "flowplane"), "worker"]
-                worker += ["--database-url", url, "--data-dir", str(data)]
-                standalone.append(subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL))
             # One run to its end before the clock starts: a worker process takes
             # seconds to start on a busy machine, and that is not throughput.
             wait_all(client, [fire(client, -1)], limit=120)
             yield client
     finally:
-        for process in [*standalone, server]:
-            process.terminate()
-        for process in [*standalone, server]:
-            process.wait(30)
+        server.terminate()  # it stops its worker processes
+        server.wait(60)
 
 
 def fire(client: httpx.Client, n: int) -> str:
