@@ -334,7 +334,7 @@ _REVISIONS = FlowRevisionRow.__table__  # type: ignore[attr-defined]
 _FLOWS = FlowRow.__table__  # type: ignore[attr-defined]
 # The API's hottest read, as one Core statement built once with bound
 # parameters: no ORM rows and no per-request cache key, 41 µs instead of
-# 288 µs for the ORM query above (profiled under wrk).
+# 288 µs for the ORM query above (timed in process, 3,000 reads each).
 _FLOW_READ = (
     sa_select(
         *(column for column in _REVISIONS.columns if column.name != "spec"),

@@ -61,11 +61,6 @@ class WorkerProcesses:
             self._processes = [self._spawn() for _ in range(self.count)]
         self._watcher.start()
 
-    def pids(self) -> list[int]:
-        """The process ids of the workers running now."""
-        with self._lock:
-            return [process.pid for process in self._processes if process.poll() is None]
-
     def stop(self, timeout: float = 30.0) -> None:
         """Ask each worker to finish the run in hand and exit; kill those still running after."""
         self._stop.set()
@@ -86,7 +81,8 @@ class WorkerProcesses:
                 process.wait()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        # Its logs go where the server's go.
+        # Its logs go where the server's go. Its parent-death signal (end_with_parent)
+        # follows the spawning thread: this one or the watcher, both alive until stop().
         process = subprocess.Popen(self.command, env=self.env)  # noqa: S603 - our own CLI
         log.info("worker_process_started", pid=process.pid)
         return process
