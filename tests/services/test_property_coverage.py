@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -504,6 +505,21 @@ def test_fail_fast_stops_at_the_first_command(client: TestClient) -> None:
     execution = run(client, "demo", "first-fails")
     assert execution["state"] == "FAILED"
     assert "never" not in logs(client, execution["id"])
+
+
+@pytest.mark.parametrize(("fail_fast", "state"), [("true", "FAILED"), ("false", "SUCCESS")])
+def test_a_templated_fail_fast_is_read_after_rendering(
+    client: TestClient, fail_fast: str, state: str
+) -> None:
+    put_flow(
+        client,
+        "id: templated\nnamespace: demo\ninputs:\n  - {id: strict, type: STRING}\ntasks:\n"
+        "  - {id: stop, type: shell.Commands, failFast: '{{ inputs.strict }}',"
+        " commands: ['false', 'echo reached']}\n",
+    )
+    execution = run(client, "demo", "templated", strict=fail_fast)
+    assert execution["state"] == state
+    assert ("reached" in logs(client, execution["id"])) is (state == "SUCCESS")
 
 
 # --- triggers ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 from controlplane.domain.durations import parse_duration
 from controlplane.domain.tasktypes import scripts
 from controlplane.plugins.api import RunContext, TaskFailedError
+from controlplane.plugins.flow.values import truthy
 from controlplane.plugins.namespace_files import write_selected_namespace_files
 from controlplane.plugins.scripts.container_dependencies import install_lines
 from controlplane.plugins.scripts.input_uris import execution_file, text_content
@@ -104,7 +105,7 @@ def _argv(
             ]
     interpreter = [str(run.render(p)) for p in task.interpreter or ["/bin/sh", "-c"]]
     # `set -e` goes first, so the very first failing command stops the script.
-    prefix = "set -e\n" if task.failFast is True else ""
+    prefix = "set -e\n" if truthy(run.render(task.failFast)) else ""
     return [*interpreter, prefix + "\n".join([*before, *body])], script
 
 
@@ -376,7 +377,7 @@ def _pod_command(task: _ScriptTask, run: RunContext) -> list[str]:
         body = [str(run.render(c)) for c in task.commands]
     writes = [_write_file_line(name, content) for name, content in files.items()]
     interpreter = [str(run.render(p)) for p in task.interpreter or ["/bin/sh", "-c"]]
-    prefix = "set -e\n" if task.failFast is True else ""
+    prefix = "set -e\n" if truthy(run.render(task.failFast)) else ""
     script = "\n".join(writes) + ("\n" if writes else "") + prefix + "\n".join([*before, *body])
     if len(script.encode()) > _MAX_POD_SCRIPT_BYTES:
         raise TaskFailedError(
