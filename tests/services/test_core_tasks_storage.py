@@ -29,6 +29,8 @@ class _Files(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/orders.csv":
             self._answer(200, ORDERS, {"Content-Disposition": 'attachment; filename="orders.csv"'})
+        elif self.path == "/big":
+            self._answer(200, b"x" * (11 * 1024 * 1024))  # over Kestra's 10 MiB default
         elif self.path == "/empty":
             self._answer(200, b"")
         elif self.path == "/missing":
@@ -140,6 +142,46 @@ def test_download_stores_the_body_with_its_name_code_headers_and_length(
         "token": None,
         "type": "application/x-www-form-urlencoded",
     }
+
+
+def test_a_body_over_max_content_length_fails_the_task_not_the_worker(
+    client: TestClient, files_url: str
+) -> None:
+    """http.Request reads at most 10 MiB unless told; either task honours the option."""
+    tasks = f"""\
+  - id: small
+    type: http.Request
+    uri: {files_url}/orders.csv
+    options: {{maxContentLength: "{{{{ 10 * 10 }}}}"}}
+  - id: default-limit
+    type: http.Request
+    uri: {files_url}/big
+    allowFailure: true
+  - id: request-limit
+    type: http.Request
+    uri: {files_url}/orders.csv
+    options: {{maxContentLength: 20}}
+    allowFailure: true
+  - id: download-limit
+    type: http.Download
+    uri: {files_url}/orders.csv
+    options: {{maxContentLength: 20}}
+    allowFailure: true
+  - id: download-unlimited
+    type: http.Download
+    uri: {files_url}/big
+"""
+    execution = run_flow(client, tasks, "limits")
+    lines = logs(client, execution["id"])
+    assert execution["state"] == "WARNING", lines
+    runs = task_runs(execution)
+    assert outputs(execution, "small")["body"] == ORDERS.decode()
+    for task in ("default-limit", "request-limit", "download-limit"):
+        assert runs[task]["state"] == "WARNING", task
+    text = "\n".join(lines)
+    assert f"/big is over {10 * 1024 * 1024} bytes (options.maxContentLength)" in text
+    assert text.count("/orders.csv is over 20 bytes (options.maxContentLength)") == 2
+    assert outputs(execution, "download-unlimited")["length"] == 11 * 1024 * 1024
 
 
 def test_download_fails_on_an_empty_body_or_an_error_status_unless_allowed(

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from controlplane.domain.fields import DynBool, DynDuration, StrictModel, Text
+from controlplane.domain.fields import DynBool, DynDuration, DynInt, StrictModel, Text
 from controlplane.domain.tasktypes.base import TaskBase
 
 
@@ -18,6 +18,9 @@ class HttpOptions(StrictModel):
     readTimeout: DynDuration | None = None  # noqa: N815
     followRedirects: DynBool = True  # noqa: N815
     allowFailed: DynBool = False  # noqa: N815
+    # Bytes of response body read at most: http.Request holds its body in memory
+    # (10 MiB by default, as Kestra); http.Download streams to a file (no limit unless set).
+    maxContentLength: DynInt | None = None  # noqa: N815
 
 
 class Request(TaskBase):

@@ -21,6 +21,9 @@ from controlplane.plugins.api import RunContext, TaskFailedError
 from controlplane.plugins.flow.values import truthy
 
 _DEFAULT_TIMEOUT = 60.0
+# Kestra's default maxContentLength: the most body http.Request reads into memory.
+DEFAULT_MAX_CONTENT = 10 * 1024 * 1024
+_CHUNK = 64 * 1024
 
 
 class HttpTask(Protocol):
@@ -86,15 +89,44 @@ def prepare(task: HttpTask, run: RunContext) -> Prepared:
     )
 
 
-def send(task: HttpTask, run: RunContext) -> httpx.Response:
-    """Send the request and read the whole answer; an error status fails the task."""
-    prepared = prepare(task, run)
+def send(task: HttpTask, run: RunContext) -> tuple[httpx.Response, str]:
+    """Send the request and read the answer as text; an error status fails the task.
+
+    The body is read up to ``options.maxContentLength`` bytes (10 MiB by
+    default): a longer one fails the task rather than the worker's memory.
+    """
+    limit = max_content_length(task, run)
+    if limit is None:
+        limit = DEFAULT_MAX_CONTENT
+    body = bytearray()
+    with stream(task, run) as response:  # a transport error while reading fails the task there
+        for chunk in response.iter_bytes(_CHUNK):
+            body += chunk
+            check_size(len(body), limit, task)
+    return response, body.decode(response.encoding or "utf-8", errors="replace")
+
+
+def max_content_length(task: HttpTask, run: RunContext) -> int | None:
+    """``options.maxContentLength`` rendered, or None when unset."""
+    if task.options is None or task.options.maxContentLength is None:
+        return None
+    value = run.render(task.options.maxContentLength)
     try:
-        response = httpx.request(prepared.method, prepared.url, **prepared.arguments)
-    except httpx.HTTPError as exc:
-        raise TaskFailedError(f"{task.method} {task.uri} failed: {exc}") from None
-    check_status(prepared, response, run)
-    return response
+        limit = int(value)
+    except (TypeError, ValueError):
+        raise TaskFailedError(f"options.maxContentLength must be a number, not {value!r}") from None
+    if limit < 1:
+        raise TaskFailedError(f"options.maxContentLength must be at least 1, not {limit}")
+    return limit
+
+
+def check_size(size: int, limit: int | None, task: HttpTask) -> None:
+    """Fail once the body read so far passes ``limit`` bytes."""
+    if limit is not None and size > limit:
+        raise TaskFailedError(
+            f"the response of {task.method} {task.uri} is over {limit} bytes "
+            "(options.maxContentLength)"
+        )
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from controlplane.domain.tasktypes.base import TaskBase
 from controlplane.domain.tasktypes.http import HttpOptions
 from controlplane.plugins.api import RunContext, TaskFailedError
 from controlplane.plugins.flow.values import truthy
-from controlplane.plugins.http.client import header_lists, stream
+from controlplane.plugins.http.client import check_size, header_lists, max_content_length, stream
 
 _CHUNK = 1024 * 1024
 
@@ -50,8 +50,9 @@ class Download(TaskBase):
         with tempfile.NamedTemporaryFile(dir=context.working_dir, delete=False) as spool:
             part = Path(spool.name)
             try:
+                limit = max_content_length(self, context)
                 with stream(self, context) as response:
-                    size = _copy(response, spool.write)
+                    size = _copy(response, spool.write, lambda size: check_size(size, limit, self))
                     _check_length(response, size, self.method)
                     code, headers = response.status_code, header_lists(response)
                     name = self._file_name(context, response)
@@ -84,12 +85,13 @@ class Download(TaskBase):
         return last if _safe(last) else f"{self.id}.tmp"
 
 
-def _copy(response: httpx.Response, write: Any) -> int:
-    """Write the decoded body through ``write``; the number of bytes written."""
+def _copy(response: httpx.Response, write: Any, check: Any) -> int:
+    """Write the decoded body through ``write``, ``check``-ing the size so far; its size."""
     size = 0
     for chunk in response.iter_bytes(_CHUNK):
-        write(chunk)
         size += len(chunk)
+        check(size)
+        write(chunk)
     return size
 
 

@@ -28,12 +28,13 @@ class Request(http.Request):
 def run_request(task: http.Request, run: RunContext) -> dict[str, Any]:
     """Send the request; outputs ``code``, ``headers`` and ``body``.
 
-    A status of 400 or more fails the task unless ``allowFailed`` is true.
+    A status of 400 or more fails the task unless ``allowFailed`` is true; a
+    body over ``options.maxContentLength`` (10 MiB by default) fails it.
     """
-    response = send(task, run)
+    response, body = send(task, run)
     return {
         "code": response.status_code,
         "headers": header_lists(response),
-        "body": response.text,
+        "body": body,
         "uri": str(response.url),
     }
