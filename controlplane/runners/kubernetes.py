@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 try:  # the optional [kubernetes] extra: without it, only this runner is unavailable
@@ -140,7 +141,7 @@ def _apply_connection(configuration: k8s.Configuration, connection: ClusterConne
         configuration.username = connection.username
         configuration.password = connection.password or ""
     if connection.ca_cert_data:
-        configuration.ca_cert_data = _pem(connection.ca_cert_data)
+        configuration.ca_cert_data = pem_text(connection.ca_cert_data)
     if connection.ca_cert_file:
         configuration.ssl_ca_cert = connection.ca_cert_file
     if connection.client_cert_file:
@@ -153,11 +154,23 @@ def _apply_connection(configuration: k8s.Configuration, connection: ClusterConne
         configuration.assert_hostname = False
 
 
-def _pem(data: str) -> str:
-    # kubeconfig carries certificates base64-encoded; accept the PEM text too.
+def pem_text(data: str) -> str:
+    """PEM text from Kestra's base64 data (whitespace dropped), or PEM given as is."""
     if data.lstrip().startswith("-----BEGIN"):
         return data
-    return base64.b64decode(data).decode("ascii")
+    return base64.b64decode("".join(data.split())).decode("ascii")
+
+
+def private_pem_file(directory: Path, name: str, data: str) -> str:
+    """``data`` (PEM, or base64 as in a kubeconfig) written to a file only the worker reads.
+
+    The client loads client certificates and keys from files only.
+    """
+    path = directory / name
+    path.write_bytes(b"")
+    path.chmod(0o600)
+    path.write_text(pem_text(data), encoding="ascii")
+    return str(path)
 
 
 def pod_manifest(request: PodRequest, name: str) -> dict[str, Any]:

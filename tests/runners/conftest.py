@@ -1,8 +1,8 @@
-"""A real HTTP server that answers like the Kubernetes API, from recorded contracts.
+"""A real HTTP server answering like the Kubernetes API, from contracts written from its reference.
 
 Each contract in ``contracts/`` lists exchanges: a request (method and path) and the
 responses the API gives to it, in order (the last one repeats, as a pod's status
-does once it has ended). ``{name}`` and the other placeholders in a recorded answer
+does once it has ended). ``{name}`` and the other placeholders in a contract answer
 are filled from the pod the runner created, as the real API echoes what it was sent.
 Every request is recorded so the tests can check what the runner sent.
 """
@@ -10,6 +10,7 @@ Every request is recorded so the tests can check what the runner sent.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -133,17 +134,20 @@ def _handler(server: ContractServer) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture
 def kube() -> Iterator[Any]:
-    """Start a server for a named contract: ``server = kube("success")``."""
+    """Start a server for a named contract: ``server = kube("success")``; ``tls``: HTTPS."""
     started: list[tuple[ThreadingHTTPServer, threading.Thread, ContractServer]] = []
 
-    def start(name: str) -> ContractServer:
+    def start(name: str, tls: ssl.SSLContext | None = None) -> ContractServer:
         contract = json.loads((CONTRACTS / f"{name}.json").read_text(encoding="utf-8"))
         fake = ContractServer(contract)
         http = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
         http.daemon_threads = True
+        if tls is not None:  # HTTPS, with the client certificate the context asks for
+            http.socket = tls.wrap_socket(http.socket, server_side=True)
         thread = threading.Thread(target=http.serve_forever, daemon=True)
         thread.start()
-        fake.url = f"http://127.0.0.1:{http.server_address[1]}"
+        scheme = "https" if tls is not None else "http"
+        fake.url = f"{scheme}://127.0.0.1:{http.server_address[1]}"
         started.append((http, thread, fake))
         return fake
 

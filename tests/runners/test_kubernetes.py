@@ -1,12 +1,14 @@
-"""The Kubernetes runner, end to end through the engine, against recorded API contracts.
+"""The Kubernetes runner, end to end through the engine, against API contracts.
 
 There is no cluster here: a real HTTP server answers with the Pod and Status
-objects a Kubernetes API server returns (tests/runners/contracts/), and checks the
+objects a Kubernetes API server returns (tests/runners/contracts/, written from
+the API reference, not recorded), and checks the
 requests the runner makes. See docs/kubernetes.md for what this does and does not prove.
 """
 
 from __future__ import annotations
 
+import base64
 import socket
 import subprocess
 import textwrap
@@ -20,6 +22,7 @@ from controlplane.domain.tasktypes import scripts
 from controlplane.domain.validate import validate_flow
 from controlplane.errors import InvalidFlowError
 from controlplane.runners import kubernetes
+from tests.runners.tls import make_pki
 
 NAMESPACE = "flowplane-jobs"
 PODS = f"/api/v1/namespaces/{NAMESPACE}/pods"
@@ -85,7 +88,7 @@ def test_success_streams_the_log_sets_outputs_and_deletes_the_pod(
     assert calls[0] == f"POST {PODS}"
     assert f"GET {PODS}/{{name}}/log" in calls
     assert calls[-1] == f"DELETE {PODS}/{{name}}"
-    # The status is polled until the pod has ended, through every recorded phase.
+    # The status is polled until the pod has ended, through every phase of the contract.
     assert calls.count(f"GET {PODS}/{{name}}") == 3
     log_request = next(r for r in server.requests if r.path.endswith("/log"))
     assert log_request.query == {"container": ["main"], "follow": ["true"]}
@@ -116,7 +119,7 @@ def test_success_streams_the_log_sets_outputs_and_deletes_the_pod(
     assert {"name": "GREETING", "value": "hello"} in container["env"]
     assert container["resources"] == {"requests": {"cpu": "100m", "memory": "64Mi"}}
 
-    # The recorded log: plain lines become task logs, the outputs line becomes outputs.
+    # The contract's log: plain lines become task logs, the outputs line becomes outputs.
     assert "hello from the pod" in logs
     assert "bye" in logs
     assert not any(line.startswith("::{") for line in logs)
@@ -291,3 +294,24 @@ def test_pod_names_and_label_values_fit_kubernetes_rules() -> None:
     assert name[0].isalnum()
     assert set(name) <= set("abcdefghijklmnopqrstuvwxyz0123456789-")
     assert kubernetes.label_value("-a b/c_" + "d" * 80) == "a-b-c_" + "d" * 57
+
+
+def test_client_certificate_data_authenticates_to_an_api_server_that_requires_one(
+    client: TestClient, kube: Any, tmp_path: Path
+) -> None:
+    """caCertData, clientCertData and clientKeyData, base64 as in a kubeconfig, over TLS."""
+    pki = make_pki(tmp_path)
+    server = kube("success", tls=pki.server_context())
+
+    def data(pem: str) -> str:
+        return base64.b64encode(pem.encode()).decode()
+
+    runner = (
+        f"        caCertData: {data(pki.ca_pem)}\n"
+        f"        clientCertData: {data(pki.client_cert_pem)}\n"
+        f"        clientKeyData: {data(pki.client_key_pem)}\n"
+    )
+    execution, logs = run(client, flow(server.url, ["echo hi"], runner=runner))
+
+    assert execution["state"] == "SUCCESS", logs
+    assert server.calls()[0] == f"POST {PODS}"

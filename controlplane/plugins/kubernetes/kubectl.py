@@ -13,7 +13,6 @@ and ``size``; Delete has none.
 
 from __future__ import annotations
 
-import base64
 import json
 import tempfile
 import time
@@ -253,14 +252,9 @@ def _connection(
         return str(context.render(value)) if value is not None else None
 
     def pem_file(data: str | None, name: str) -> str | None:
-        # The client loads client certificates from files only; keep them private.
         if data is None:
             return None
-        path = context.working_dir / name
-        path.write_bytes(b"")
-        path.chmod(0o600)
-        path.write_text(_pem(str(context.render(data))), encoding="ascii")
-        return str(path)
+        return runner.private_pem_file(context.working_dir, name, str(context.render(data)))
 
     username = text(connection.username)
     return (
@@ -280,13 +274,6 @@ def _connection(
         ),
         (username, text(connection.password) or "") if username is not None else None,
     )
-
-
-def _pem(data: str) -> str:
-    """PEM text from Kestra's base64 data (whitespace dropped), or PEM given as is."""
-    if data.lstrip().startswith("-----BEGIN"):
-        return data
-    return base64.b64decode("".join(data.split())).decode("ascii")
 
 
 def _flag(value: Any) -> bool:

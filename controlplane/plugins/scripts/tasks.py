@@ -432,6 +432,11 @@ def _connection(
     def text(value: str | None) -> str | None:
         return str(run.render(value)) if value is not None else None
 
+    def pem_file(data: str | None, name: str) -> str | None:
+        if data is None:
+            return None
+        return kubernetes.private_pem_file(run.working_dir, name, str(run.render(data)))
+
     return kubernetes.ClusterConnection(
         master_url=text(config.masterUrl),
         oauth_token=text(config.oauthToken),
@@ -439,8 +444,9 @@ def _connection(
         password=text(config.password),
         ca_cert_data=text(config.caCertData),
         ca_cert_file=text(config.caCertFile),
-        client_cert_file=text(config.clientCertFile),
-        client_key_file=text(config.clientKeyFile),
+        client_cert_file=pem_file(config.clientCertData, ".client.crt")
+        or text(config.clientCertFile),
+        client_key_file=pem_file(config.clientKeyData, ".client.key") or text(config.clientKeyFile),
         trust_certs=_flag(run.render(config.trustCerts)),
         disable_hostname_verification=_flag(run.render(config.disableHostnameVerification)),
     )
