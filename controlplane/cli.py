@@ -648,7 +648,6 @@ def main() -> None:
     app()
 
 
-if (
-    __name__ == "__main__"
-):  # `python -m controlplane.cli`, as the server starts its worker processes
+# `python -m controlplane.cli`: how the server starts its worker processes.
+if __name__ == "__main__":
     main()
