@@ -111,10 +111,11 @@ def server(  # noqa: PLR0917 - typer passes every option by name
         f"(database: {_redact(settings.resolved_database_url())})"
     )
     # Started once the app has migrated the database, which they share.
-    processes = WorkerProcesses(
-        worker_processes, settings.resolved_database_url(), settings.data_dir.resolve()
-    )
+    processes = None
     if worker_processes:
+        processes = WorkerProcesses(
+            worker_processes, settings.resolved_database_url(), settings.data_dir.resolve()
+        )
         processes.start()
         # uvicorn re-raises SIGTERM once it has shut down, with the handler it found:
         # the default one would end this process before it stops its workers.
@@ -126,7 +127,7 @@ def server(  # noqa: PLR0917 - typer passes every option by name
             freeze_startup_objects()
             uvicorn.run(application, host=settings.host, port=settings.port, log_config=None)
     finally:
-        if worker_processes:
+        if processes is not None:
             processes.stop(settings.lease_seconds)
         if watcher is not None:
             watcher.stop()

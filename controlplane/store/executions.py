@@ -16,12 +16,13 @@ from controlplane.store.scopes import scope_condition
 from controlplane.store.tables import ExecutionRow, FlowRow, LogRow, TaskRunRow, utcnow
 from controlplane.store.wakeups import wake_workers
 
-# How an execution row is locked to change it: FOR NO KEY UPDATE on PostgreSQL,
-# never FOR UPDATE. Inserting a task run or a log line takes a KEY SHARE lock on
-# its execution (the foreign key); FOR UPDATE would make that insert wait for
-# the lock holder, and a holder that waits in Python for the inserting thread
-# (a write-batch flush) would never be seen as a deadlock. No key changes here.
-ROW_LOCK = {"key_share": True}
+# How an execution row is locked to change it (here, and as ``key_share=True`` in
+# the claim queries): FOR NO KEY UPDATE on PostgreSQL, never FOR UPDATE. Inserting
+# a task run or a log line takes a KEY SHARE lock on its execution (the foreign
+# key); FOR UPDATE would make that insert wait for the lock holder, and a holder
+# that waits in Python for the inserting thread (a write-batch flush) would never
+# be seen as a deadlock. No key changes here.
+_ROW_LOCK = {"key_share": True}
 
 
 def set_state(session: Session, execution: ExecutionRow, target: State, reason: str = "") -> None:
@@ -262,7 +263,7 @@ _WAITING = "waiting; no worker held"
 
 def renew_lease(session: Session, execution_id: str, worker_id: str, lease: timedelta) -> bool:
     """Extend the lease; False when the worker no longer holds it."""
-    execution = session.get(ExecutionRow, execution_id, with_for_update=ROW_LOCK)
+    execution = session.get(ExecutionRow, execution_id, with_for_update=_ROW_LOCK)
     if execution is None or execution.lease_owner != worker_id:
         return False
     execution.lease_expires_at = utcnow() + lease
@@ -274,7 +275,7 @@ def get_execution(
     session: Session, execution_id: str, *, lock: bool = False
 ) -> ExecutionRow | None:
     """One execution."""
-    return session.get(ExecutionRow, execution_id, with_for_update=ROW_LOCK if lock else None)
+    return session.get(ExecutionRow, execution_id, with_for_update=_ROW_LOCK if lock else None)
 
 
 def list_executions(

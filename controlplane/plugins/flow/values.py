@@ -7,6 +7,7 @@ from typing import Any
 
 from controlplane.domain.tasktypes.base import TaskBase
 from controlplane.errors import EvaluationError
+from controlplane.plugins.api import TaskFailedError
 
 
 def truthy(value: Any) -> bool:
@@ -14,6 +15,17 @@ def truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in {"", "false", "0", "none", "null"}
     return bool(value)
+
+
+def positive_int(value: Any, name: str) -> int:
+    """A rendered count or size as a whole number of at least 1; the task fails otherwise."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise TaskFailedError(f"{name} must be a whole number, not {value!r}") from None
+    if number < 1:
+        raise TaskFailedError(f"{name} must be at least 1, not {number}")
+    return number
 
 
 def preview(value: Any, limit: int = 80) -> str:

@@ -18,7 +18,7 @@ import httpx
 from controlplane.domain.durations import parse_duration
 from controlplane.domain.tasktypes.http import HttpOptions
 from controlplane.plugins.api import RunContext, TaskFailedError
-from controlplane.plugins.flow.values import truthy
+from controlplane.plugins.flow.values import positive_int, truthy
 
 _DEFAULT_TIMEOUT = 60.0
 # Kestra's default maxContentLength: the most body http.Request reads into memory.
@@ -110,14 +110,7 @@ def max_content_length(task: HttpTask, run: RunContext) -> int | None:
     """``options.maxContentLength`` rendered, or None when unset."""
     if task.options is None or task.options.maxContentLength is None:
         return None
-    value = run.render(task.options.maxContentLength)
-    try:
-        limit = int(value)
-    except (TypeError, ValueError):
-        raise TaskFailedError(f"options.maxContentLength must be a number, not {value!r}") from None
-    if limit < 1:
-        raise TaskFailedError(f"options.maxContentLength must be at least 1, not {limit}")
-    return limit
+    return positive_int(run.render(task.options.maxContentLength), "options.maxContentLength")
 
 
 def check_size(size: int, limit: int | None, task: HttpTask) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import unquote, urlsplit
@@ -85,7 +85,7 @@ class Download(TaskBase):
         return last if _safe(last) else f"{self.id}.tmp"
 
 
-def _copy(response: httpx.Response, write: Any, check: Any) -> int:
+def _copy(response: httpx.Response, write: Any, check: Callable[[int], None]) -> int:
     """Write the decoded body through ``write``, ``check``-ing the size so far; its size."""
     size = 0
     for chunk in response.iter_bytes(_CHUNK):

@@ -21,6 +21,7 @@ from pydantic import Field, field_validator, model_validator
 from controlplane.domain.fields import DynInt, Text
 from controlplane.domain.tasktypes.base import TaskBase
 from controlplane.plugins.api import RunContext, TaskFailedError
+from controlplane.plugins.flow.values import positive_int
 from controlplane.plugins.storage.lines import encode_line, open_lines
 
 # Micronaut's readable sizes, as Kestra reads ``bytes``: 1024, 10KB, 10MB, 1GB.
@@ -94,7 +95,7 @@ class Split(TaskBase):
         if self.regexPattern is not None:
             _by_key(lines, separator, parts, _pattern(str(context.render(self.regexPattern))))
         elif self.partitions is not None:
-            count = _positive(context.render(self.partitions), "partitions")
+            count = positive_int(context.render(self.partitions), "partitions")
             _round_robin(lines, separator, parts, count)
         elif self.bytes is not None:
             try:
@@ -103,7 +104,7 @@ class Split(TaskBase):
                 raise TaskFailedError(f"bytes: {exc}") from None
             _by_threshold(lines, separator, parts, lambda size, _rows: size >= limit)
         else:
-            rows = _positive(context.render(self.rows), "rows")
+            rows = positive_int(context.render(self.rows), "rows")
             _by_threshold(lines, separator, parts, lambda _size, count: count >= rows)
 
 
@@ -174,13 +175,3 @@ def _pattern(text: str) -> re.Pattern[str]:
         return re.compile(text)
     except re.error as exc:
         raise TaskFailedError(f"regexPattern {text!r} is not a regular expression: {exc}") from None
-
-
-def _positive(value: Any, name: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise TaskFailedError(f"{name} must be a whole number, not {value!r}") from None
-    if number < 1:
-        raise TaskFailedError(f"{name} must be at least 1, not {number}")
-    return number
