@@ -8,7 +8,9 @@ the worker's sandbox (``--sandbox``, default ``auto``, so bwrap where installed)
   same invocation; overhead per task = (engine time - pure compute) / 10.
 - ``pass10``: 10 sequential ``python.Script`` tasks that run ``pass``: the
   start-up cost alone, without the compute that makes ``fibo10`` noisy on a
-  shared machine. Printed beside 10 plain ``python3 -c pass`` starts.
+  shared machine. Printed beside 10 plain ``python3 -c pass`` starts. Run
+  twice: as a running worker runs it (a sandbox started ahead of each task,
+  ``runners.prestart``), and with each task starting its own sandbox.
 - ``light40``: 40 lightweight in-process tasks (``debug.Return``) in one run.
 
 ``--python`` runs the script tasks (and the plain runs) with another
@@ -134,13 +136,17 @@ def main() -> None:
 
     run_once(engine, worker, "light40")  # warm the worker (imports, first plan)
     python = str(sandbox.python)
-    computes, fibos, passes, bares, lights = [], [], [], [], []
+    computes, fibos, passes, colds, bares, lights = [], [], [], [], [], []
     for _ in range(args.runs):
-        # Compute is timed on both sides of the flow: the machine's load drifts.
-        before = pure_compute(python)
-        fibos.append(run_once(engine, worker, "fibo10")[0])
-        computes.append((before + pure_compute(python)) / 2)
-        passes.append(run_once(engine, worker, "pass10")[0])
+        # The worker as a running one is: a sandbox started ahead (runners.prestart).
+        with worker.prestarting():
+            # Compute is timed on both sides of the flow: the machine's load drifts.
+            before = pure_compute(python)
+            fibos.append(run_once(engine, worker, "fibo10")[0])
+            computes.append((before + pure_compute(python)) / 2)
+            passes.append(run_once(engine, worker, "pass10")[0])
+        # Each task starting its own sandbox (FLOWPLANE_SANDBOX_PRESTART=false).
+        colds.append(run_once(engine, worker, "pass10")[0])
         bares.append(bare_starts(python))
         lights.append(run_once(engine, worker, "light40")[0])
     overheads = [(f - c) / FIBO_TASKS * 1000 for f, c in zip(fibos, computes, strict=True)]
@@ -154,7 +160,9 @@ def main() -> None:
     print(f"overhead per python.Script task, (fibo10 - compute)/10: {figures(overheads, 'ms', 0)}")
     pass_ms = [p / FIBO_TASKS * 1000 for p in passes]
     bare_ms = [b / FIBO_TASKS * 1000 for b in bares]
+    cold_ms = [c / FIBO_TASKS * 1000 for c in colds]
     print(f"pass10 engine time per python.Script task: {figures(pass_ms, 'ms', 0)}")
+    print(f"pass10 per task, no sandbox started ahead: {figures(cold_ms, 'ms', 0)}")
     print(f"plain `python3 -c pass` start, for comparison: {figures(bare_ms, 'ms', 0)}")
     print(f"light40 ({LIGHT_TASKS} Return tasks) engine time: {figures(lights, 's', 3)}")
     engine.dispose()

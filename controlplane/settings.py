@@ -67,6 +67,11 @@ class Settings(BaseSettings):
         default=4096, ge=16, description="Address space one script may map, in MiB"
     )
     sandbox_network: bool = Field(default=True, description="Whether scripts reach the network")
+    sandbox_prestart: bool = Field(
+        default=True,
+        description="Keep a bwrap sandbox started ahead of the next script task "
+        "(each still serves one task)",
+    )
     work_dir: Path | None = Field(
         default=None,
         description="Root of task working directories; never inside data_dir (default: tmp)",

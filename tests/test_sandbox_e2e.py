@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from controlplane.api import create_app
+from controlplane.plugins.scripts import tasks as script_tasks
 from controlplane.runners.sandbox import Sandbox
 from controlplane.services.executions import create_execution, get_execution
 from controlplane.services.flows import Provenance, put_flow
@@ -111,7 +112,17 @@ def test_script_reaches_no_server_secret_or_file(
     server_like_process: int,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    client, data_dir, _mode = sandboxed
+    client, data_dir, mode = sandboxed
+    # Under bwrap the server's worker runs the script in the sandbox it started
+    # ahead (runners.prestart); a task starting its own would show up here.
+    own_starts: list[list[str]] = []
+    original_start = script_tasks.start_process
+
+    def counted(argv: list[str], **kwargs: Any) -> Any:
+        own_starts.append(argv)
+        return original_start(argv, **kwargs)
+
+    monkeypatch.setattr(script_tasks, "start_process", counted)
     # The server's own environment, as `flowplane server` started from a unit file has it.
     monkeypatch.setenv("FLOWPLANE_ADMIN_TOKEN", ADMIN_TOKEN)
     monkeypatch.setenv("FLOWPLANE_DATABASE_URL", str(engine.url))
@@ -153,6 +164,7 @@ def test_script_reaches_no_server_secret_or_file(
     assert "SQLite format 3" not in seen
     # A listing of the data directory would show the identity file's name on a line.
     assert IDENTITY_FILE not in lines
+    assert len(own_starts) == (0 if mode == "bwrap" else 1)
 
 
 def test_environment_is_path_home_lang_and_the_task_env(

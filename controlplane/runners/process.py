@@ -9,7 +9,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ class ProcessResult:
         return None
 
 
-def run_process(  # noqa: C901 - exit, timeout and stop are handled in one wait loop
+def run_process(
     argv: list[str],
     *,
     cwd: Path,
@@ -60,7 +60,21 @@ def run_process(  # noqa: C901 - exit, timeout and stop are handled in one wait 
     The process is killed (with its process group) on timeout or when
     ``should_stop`` turns true; the caller learns which from the result.
     """
-    process = subprocess.Popen(  # noqa: S603 - argv comes from the flow author, by design
+    process = start_process(argv, cwd=cwd, env=env, user=user, group=group)
+    return watch_process(process, on_line=on_line, timeout=timeout, should_stop=should_stop)
+
+
+def start_process(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    user: int | None = None,
+    group: int | None = None,
+    pass_fds: Sequence[int] = (),
+) -> subprocess.Popen[str]:
+    """Start ``argv`` in a session of its own, its output on pipes for ``watch_process``."""
+    return subprocess.Popen(  # noqa: S603 - argv comes from the flow author, by design
         argv,
         cwd=cwd,
         env=dict(env),
@@ -73,7 +87,18 @@ def run_process(  # noqa: C901 - exit, timeout and stop are handled in one wait 
         user=user,
         group=group,
         extra_groups=[] if user is not None else None,
+        pass_fds=pass_fds,
     )
+
+
+def watch_process(  # noqa: C901 - exit, timeout and stop are handled in one wait loop
+    process: subprocess.Popen[str],
+    *,
+    on_line: Callable[[str, str], None],
+    timeout: float | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> ProcessResult:
+    """Stream a started process's output to ``on_line`` until it exits, is timed out or stopped."""
     result = ProcessResult(exit_code=-1)
 
     def pump(stream: Any, level: str) -> None:

@@ -26,11 +26,15 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from controlplane.errors import FlowplaneError
 from controlplane.logging import get_logger
 from controlplane.runners.dependencies import PackageSettings
 from controlplane.settings import Settings
+
+if TYPE_CHECKING:
+    from controlplane.runners.prestart import PrestartPool
 
 log = get_logger(__name__)
 
@@ -102,6 +106,10 @@ class Sandbox:
     python: Path = field(default_factory=lambda: Path(sys.executable))
     # Where Python `dependencies` environments are cached and installed from.
     packages: PackageSettings = field(default_factory=PackageSettings)
+    # Whether a running worker keeps a bwrap sandbox started ahead (runners.prestart).
+    prestart: bool = True
+    # That worker's pool while it runs (``Worker.prestarting``); None elsewhere.
+    pool: PrestartPool | None = field(default=None, compare=False, repr=False)
 
     def work_dir_for(self, execution_id: str) -> Path:
         """The directory that holds one execution's task working directories."""
@@ -123,6 +131,7 @@ class Sandbox:
             cpu_seconds=settings.sandbox_cpu_seconds,
             memory_bytes=None if memory is None else memory * 1024**2,
             packages=PackageSettings.from_settings(settings),
+            prestart=settings.sandbox_prestart,
         )
 
     def effective_mode(self) -> str:
@@ -180,15 +189,41 @@ class Sandbox:
             return Launch(guarded, clean, user=self.uid, group=self.gid)
         return Launch(self._bwrap(limited, cwd, venv), clean)
 
+    def prestarted(self, slot: Path, fds: tuple[int, int], launcher: str) -> Launch:
+        """A bwrap sandbox around ``slot`` whose ``launcher`` (Python source) waits for a task.
+
+        The same sandbox as ``launch`` gives, but for the working directory: the
+        slot is bound at its own path, under a private, writable tmpfs at the
+        work root where the launcher links the task's working directory to it
+        (``runners.prestart``). The launcher reads its task from ``fds[0]`` and
+        says it has started on ``fds[1]``.
+        """
+        self._check_work_dir(slot)
+        prefix, made_before = self._bwrap_prefix
+        made = set(made_before)
+        root = self.work_root_dir()
+        args = [*prefix, *_parents(root, made), "--perms", "1777", "--tmpfs", str(root)]
+        made.add(root)
+        args += [*_parents(slot, made), "--bind", str(slot), str(slot), "--chdir", str(slot)]
+        if os.geteuid() == 0:
+            args += self._drop_to_nobody()
+        program = [str(self.python), "-c", launcher, *(str(fd) for fd in fds), str(slot)]
+        env = {"PATH": self._search_path(), "LANG": "C.UTF-8"}
+        return Launch([*args, *self._limits(), *program], env)
+
     def environment(
         self, cwd: Path, env: dict[str, str], venv: Path | None = None
     ) -> dict[str, str]:
         """PATH, HOME (the working directory) and LANG, then the task's own ``env``."""
-        path = f"{self.python.parent}:/usr/local/bin:/usr/bin:/bin"
+        path = self._search_path()
         if venv is None:
             return {"PATH": path, "HOME": str(cwd), "LANG": "C.UTF-8", **env}
         base = {"PATH": f"{venv / 'bin'}:{path}", "VIRTUAL_ENV": str(venv)}
         return {**base, "HOME": str(cwd), "LANG": "C.UTF-8", **env}
+
+    def _search_path(self) -> str:
+        """The PATH of every script: the worker's interpreter first."""
+        return f"{self.python.parent}:/usr/local/bin:/usr/bin:/bin"
 
     def exposed_paths(self) -> list[Path]:
         """The host paths bound read-only into a bwrap sandbox, besides the work dir."""

@@ -23,8 +23,9 @@ from controlplane.plugins.scripts.output_dir import collect_output_dir, prepare_
 from controlplane.plugins.storage.globs import matching_files
 from controlplane.runners import docker, kubernetes
 from controlplane.runners.dependencies import DependencyError, PythonEnvironment, python_environment
-from controlplane.runners.process import ProcessResult, run_process
-from controlplane.runners.sandbox import Sandbox, SandboxError
+from controlplane.runners.prestart import Prestarted
+from controlplane.runners.process import ProcessResult, start_process, watch_process
+from controlplane.runners.sandbox import Launch, Sandbox, SandboxError
 
 _ScriptTask = (
     scripts.ShellCommands | scripts.ShellScript | scripts.PythonCommands | scripts.PythonScript
@@ -146,40 +147,92 @@ def _run_sandboxed(task: _ScriptTask, run: RunContext, timeout: float | None) ->
     except SandboxError as exc:
         raise TaskFailedError(str(exc)) from None
     with _dependencies(task, run) as venv:
+        # A sandbox started ahead, its slot now the working directory (runners.prestart).
+        ready = _prestarted(sandbox, mode, venv, run.working_dir)
         try:
-            if mode == "off":
-                run.log("WARN", "the script sandbox is off: this script runs as the server's user")
-            sandbox.prepare(run.working_dir, mode)
-            for written in [
-                *_write_namespace_files(task, run),
-                *_write_input_files(task, run),
-                *prepare_output_dir(task, run),
-            ]:
-                sandbox.give(written, mode)
-            python = venv.python if venv is not None else sandbox.python
-            argv, script = _argv(task, run, str(python))
-            if script is not None:
-                sandbox.give(script, mode)
-            env = {k: str(run.render(v)) for k, v in task.env.items()}
-            launch = sandbox.launch(
-                argv,
+            command, env, launch = _prepare(task, run, mode, venv)
+        except BaseException as exc:
+            if ready is not None:
+                ready.discard()
+            if isinstance(exc, SandboxError):
+                raise TaskFailedError(str(exc)) from None
+            raise
+        if ready is None:
+            process = start_process(
+                launch.argv,
                 cwd=run.working_dir,
-                env=env,
-                mode=mode,
-                venv=venv.path if venv is not None else None,
+                env=launch.env,
+                user=launch.user,
+                group=launch.group,
             )
-        except SandboxError as exc:
-            raise TaskFailedError(str(exc)) from None
-        return run_process(
-            launch.argv,
-            cwd=run.working_dir,
-            env=launch.env,
-            on_line=run.log,
-            timeout=timeout,
-            should_stop=run.should_stop,
-            user=launch.user,
-            group=launch.group,
-        )
+        else:
+            process = ready.send(_prestarted_task(task, run, command, env, launch.env))
+        return watch_process(process, on_line=run.log, timeout=timeout, should_stop=run.should_stop)
+
+
+def _prepare(
+    task: _ScriptTask, run: RunContext, mode: str, venv: PythonEnvironment | None
+) -> tuple[tuple[list[str], Path | None], dict[str, str], Launch]:
+    """Write the task's files, and give its command line, its own env and the launch."""
+    sandbox = run.sandbox
+    if mode == "off":
+        run.log("WARN", "the script sandbox is off: this script runs as the server's user")
+    sandbox.prepare(run.working_dir, mode)
+    for written in [
+        *_write_namespace_files(task, run),
+        *_write_input_files(task, run),
+        *prepare_output_dir(task, run),
+    ]:
+        sandbox.give(written, mode)
+    python = venv.python if venv is not None else sandbox.python
+    argv, script = _argv(task, run, str(python))
+    if script is not None:
+        sandbox.give(script, mode)
+    env = {k: str(run.render(v)) for k, v in task.env.items()}
+    launch = sandbox.launch(
+        argv, cwd=run.working_dir, env=env, mode=mode, venv=venv.path if venv is not None else None
+    )
+    return (argv, script), env, launch
+
+
+def _prestarted(
+    sandbox: Sandbox, mode: str, venv: PythonEnvironment | None, working_dir: Path
+) -> Prestarted | None:
+    """A started sandbox for a bwrap task without ``dependencies`` (their venv is bound)."""
+    if sandbox.pool is None or mode != "bwrap" or venv is not None:
+        return None
+    return sandbox.pool.claim(working_dir)
+
+
+# Variables a fresh interpreter reads as it starts: a task that sets one gets one.
+_STARTUP_ENV = ("PYTHON", "LC_", "LANG", "HOME")
+
+
+def _prestarted_task(
+    task: _ScriptTask,
+    run: RunContext,
+    command: tuple[list[str], Path | None],
+    env: dict[str, str],
+    clean_env: dict[str, str],
+) -> dict[str, Any]:
+    """What a started sandbox runs, given ``_argv``'s command line and script file.
+
+    The script in the waiting interpreter, where that is what ``python
+    script.py`` would do; else the command line a cold sandbox runs.
+    """
+    cwd = str(run.working_dir)
+    argv, script = command
+    if (
+        isinstance(task, scripts.PythonScript)
+        and script is not None
+        and not task.beforeCommands
+        and task.interpreter is None
+        and not any(name.startswith(_STARTUP_ENV) for name in env)
+        # A user site in the working directory would be read by a fresh interpreter.
+        and not (run.working_dir / ".local").exists()
+    ):
+        return {"cwd": cwd, "env": clean_env, "script": script.name}
+    return {"cwd": cwd, "env": clean_env, "argv": argv}
 
 
 @contextlib.contextmanager

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,8 @@ from controlplane.domain.fields import State
 from controlplane.domain.transitions import TERMINAL
 from controlplane.errors import FlowplaneError, StoreError
 from controlplane.logging import get_logger
-from controlplane.runners.sandbox import Sandbox, default_work_root
+from controlplane.runners.prestart import PrestartPool
+from controlplane.runners.sandbox import Sandbox, SandboxError, default_work_root
 from controlplane.services.executions import create_execution
 from controlplane.services.flow_triggers import fire_flow_triggers
 from controlplane.services.namespaces import ensure_namespace_allowed
@@ -127,6 +129,10 @@ class Worker:
         A database error (or any bug) in one turn is logged and retried with a
         capped exponential backoff; the loop itself only ends when asked to.
         """
+        with self.prestarting():
+            self._loop()
+
+    def _loop(self) -> None:
         wakeup = wakeup_for(self.engine)
         listen(self.engine)
         while not self._stop.is_set():
@@ -145,6 +151,26 @@ class Worker:
                 # Woken at once when a run is queued (store/wakeups.py); the poll
                 # finds parked runs whose time came, and covers a lost notification.
                 wakeup.wait(seen, self.poll_interval)
+
+    @contextlib.contextmanager
+    def prestarting(self) -> Iterator[None]:
+        """While in this block, keep a sandbox started ahead of the next script task.
+
+        Only with bwrap (``runners.prestart``), and unless the policy turns it
+        off; the waiting sandbox ends with the block.
+        """
+        policy = self.sandbox
+        if not policy.prestart or policy.pool is not None or not _uses_bwrap(policy):
+            yield
+            return
+        pool = PrestartPool(policy)
+        pool.refill()
+        self.sandbox = dataclasses.replace(policy, pool=pool)
+        try:
+            yield
+        finally:
+            self.sandbox = policy
+            pool.close()
 
     def run_once(self) -> bool:
         """Claim an execution and run it, and the next ones while there are; False when idle.
@@ -392,3 +418,11 @@ class Worker:
                     return
             # A worker busy with one long run is alive, not stale (readiness).
             self.last_tick = time.time()
+
+
+def _uses_bwrap(sandbox: Sandbox) -> bool:
+    """Whether scripts run under bwrap here (a mode that cannot run them is refused per task)."""
+    try:
+        return sandbox.effective_mode() == "bwrap"
+    except SandboxError:
+        return False

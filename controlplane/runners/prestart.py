@@ -1,0 +1,221 @@
+"""Sandboxes started ahead of the script tasks that will use them.
+
+Most of a short script task's time is its start: bwrap building the mount and
+PID namespaces, the switch to ``nobody`` and the limits, then the interpreter
+(about 35 ms a task here, docs/performance.md). A worker running script tasks
+keeps one sandbox started ahead, its program (``launcher``) waiting on a pipe.
+The next task takes it: the worker renames the sandbox's slot directory to the
+task's working directory, writes the task's files there, and sends the command,
+which the launcher executes, or a Python script, which it runs in its already
+started interpreter. Meanwhile the next sandbox starts.
+
+Each sandbox still serves exactly one task, started with nothing of any task
+in it: the pool saves the wait, not the isolation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from controlplane.logging import get_logger
+from controlplane.runners import launcher
+from controlplane.runners.process import start_process
+from controlplane.runners.sandbox import Sandbox, SandboxError
+
+log = get_logger(__name__)
+
+# How long a sandbox no longer needed gets to end on its own before it is killed.
+_END_WAIT = 2.0
+# How long a task waits for a sandbox still starting before it starts its own.
+_START_WAIT = 10.0
+_LAUNCHER_SOURCE = Path(launcher.__file__).read_text(encoding="utf-8")
+
+
+@dataclass
+class Prestarted:
+    """One sandbox waiting for its task."""
+
+    process: subprocess.Popen[str]
+    slot: Path
+    # The write end of the pipe the launcher reads its task from; -1 once sent.
+    tasks: int
+    # The read end of the pipe on which the launcher says it has started; -1 once read.
+    started: int
+    # The pool to start the next sandbox in once this one has its task.
+    pool: PrestartPool | None = None
+
+    def wait_started(self, timeout: float) -> bool:
+        """Whether the launcher has started (its mounts made) within ``timeout`` seconds."""
+        if self.started == -1:
+            return True
+        try:
+            ready, _, _ = select.select([self.started], [], [], timeout)
+            return bool(ready) and os.read(self.started, 1) == b"1"
+        finally:
+            os.close(self.started)
+            self.started = -1
+
+    def send(self, task: dict[str, Any]) -> subprocess.Popen[str]:
+        """Give the sandbox its task; the process then runs it (``watch_process``)."""
+        try:
+            os.write(self.tasks, json.dumps(task).encode())
+        except OSError as exc:
+            # It ended meanwhile (killed from outside): the task fails on its exit code.
+            log.warning("prestarted_sandbox_gone", error=str(exc))
+        finally:
+            os.close(self.tasks)
+            self.tasks = -1
+        if self.pool is not None:
+            self.pool.refill()
+        return self.process
+
+    def discard(self) -> None:
+        """End an unused sandbox: a closed pipe ends its launcher, else it is killed."""
+        for fd in (self.tasks, self.started):
+            if fd != -1:
+                os.close(fd)
+        self.tasks = self.started = -1
+        try:
+            self.process.wait(_END_WAIT)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+        if self.slot.is_dir():
+            # Empty unless the worker already made it a task's working directory.
+            with contextlib.suppress(OSError):
+                self.slot.rmdir()
+
+
+class PrestartPool:
+    """Keeps one bwrap sandbox started ahead for a worker's next script task.
+
+    The first starts with the worker (``refill``), so its first script task
+    finds one too. ``close`` ends the waiting sandbox (the worker's stop).
+    """
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        """A pool for ``sandbox``'s policy (its bwrap mode); starts nothing yet."""
+        self._sandbox = sandbox
+        self._lock = threading.Lock()
+        self._ready: Prestarted | None = None
+        self._closed = False
+        self._slots = sandbox.work_root_dir() / ".prestart"
+
+    @property
+    def waiting(self) -> Prestarted | None:
+        """The sandbox started for the next task, if there is one."""
+        return self._ready
+
+    def claim(self, working_dir: Path) -> Prestarted | None:
+        """A started sandbox whose slot is now ``working_dir``, or None (start one cold).
+
+        Only a new, empty working directory can be replaced by the slot (a
+        ``WorkingDirectory`` task's shared directory cannot): the sandbox then
+        waits for the next task. The next sandbox starts once this one has its
+        task (``Prestarted.send``), or now when there is none to give.
+        """
+        with self._lock:
+            ready, self._ready = self._ready, None
+        if ready is None:
+            self.refill()
+            return None
+        if not _is_empty(working_dir):
+            self._keep(ready)
+            return None
+        # Not before it has started: bwrap binds the slot by its name. Not one that
+        # has ended since (killed from outside).
+        if (
+            ready.wait_started(_START_WAIT)
+            and ready.process.poll() is None
+            and _adopt(ready, working_dir)
+        ):
+            ready.pool = self
+            return ready
+        ready.discard()
+        self.refill()
+        return None
+
+    def _keep(self, ready: Prestarted) -> None:
+        """Put back a sandbox a task could not take, for the next task."""
+        with self._lock:
+            if self._ready is None and not self._closed:
+                self._ready = ready
+                return
+        ready.discard()
+
+    def refill(self) -> None:
+        """Start the next sandbox unless one is waiting (or the pool is closed).
+
+        A sandbox that cannot be started turns the pool off: each task then
+        starts its own, and fails with the reason if that fails too.
+        """
+        with self._lock:
+            if self._ready is not None or self._closed:
+                return
+            try:
+                self._ready = self._start()
+            except (OSError, SandboxError) as exc:
+                self._closed = True
+                log.warning("sandbox_prestart_off", reason=str(exc))
+
+    def close(self) -> None:
+        """End the waiting sandbox; the pool starts no more."""
+        with self._lock:
+            self._closed = True
+            ready, self._ready = self._ready, None
+        if ready is not None:
+            ready.discard()
+
+    def _start(self) -> Prestarted:
+        slot = self._slots / uuid.uuid4().hex
+        slot.mkdir(parents=True)
+        self._sandbox.prepare(slot, "bwrap")
+        tasks_in, tasks = os.pipe()
+        started, started_out = os.pipe()
+        theirs = (tasks_in, started_out)
+        try:
+            launch = self._sandbox.prestarted(slot, theirs, _LAUNCHER_SOURCE)
+            process = start_process(launch.argv, cwd=slot, env=launch.env, pass_fds=theirs)
+        except BaseException:
+            os.close(tasks)
+            os.close(started)
+            slot.rmdir()
+            raise
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        return Prestarted(process, slot, tasks, started)
+
+
+def _is_empty(directory: Path) -> bool:
+    try:
+        return not any(directory.iterdir())
+    except OSError:
+        return False
+
+
+def _adopt(ready: Prestarted, working_dir: Path) -> bool:
+    """Make the (empty) ``working_dir`` the slot; the sandbox sees it through a link."""
+    try:
+        working_dir.rmdir()
+        # The sandbox's bind mount follows the directory through the rename.
+        ready.slot.rename(working_dir)
+    except OSError as exc:
+        log.warning("prestarted_sandbox_unused", reason=str(exc))
+        working_dir.mkdir(exist_ok=True)
+        return False
+    ready.slot = working_dir
+    return True
