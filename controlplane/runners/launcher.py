@@ -44,7 +44,13 @@ def main(argv: list[str]) -> None:
     os.chdir(cwd)
     env["PWD"] = cwd
     if "argv" in task:
-        os.execvpe(task["argv"][0], task["argv"], env)  # noqa: S606 - the task's own command
+        command = task["argv"]
+        try:
+            os.execvpe(command[0], command, env)  # noqa: S606 - the task's own command
+        except OSError as exc:
+            # As a shell reports a command it cannot run.
+            sys.stderr.write(f"{command[0]}: {exc.strerror}\n")
+            sys.exit(127)
     _run_script(task["script"], cwd, env)
 
 

@@ -375,3 +375,23 @@ def test_a_sandbox_that_died_waiting_is_replaced(
         assert len(cold_starts) == 1
         assert pool.waiting is not None
         assert pool.waiting.process.poll() is None
+
+
+def test_a_command_that_cannot_run_is_reported_as_a_shell_would(
+    engine: Engine, worker: Worker, cold_starts: list[list[str]]
+) -> None:
+    put_flow(
+        engine,
+        "demo",
+        "noshell",
+        "id: noshell\nnamespace: demo\ntasks:\n"
+        "  - id: sh\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+        "    interpreter: [/no/such/shell, -c]\n    commands: [echo never]\n",
+        Provenance(),
+    )
+    with worker.prestarting():
+        detail, lines = _run(engine, worker, "noshell")
+    assert detail.execution.state == "FAILED"
+    assert cold_starts == []
+    assert "/no/such/shell: No such file or directory" in lines
+    assert any("command exited with code 127" in line for line in lines), lines
