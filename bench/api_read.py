@@ -3,12 +3,19 @@
 Starts the real server (uvicorn, SQLite in a temporary directory, an admin
 token, no embedded workers) and a bare FastAPI app that answers the same JSON
 as constants, served by uvicorn with the same settings. Each is loaded with
-wrk (1 thread, 64 connections, 10 s by default) on
+wrk (1 thread, 64 connections, 60 s by default) on
 
     GET /api/v1/flows/{ns}/{id}   (bare: /flow, the same body as a constant)
     GET /healthz                  (bare: /healthz, {"status": "ok"})
 
 and the script prints req/s, p50 and p99 for each, and the ratio to bare.
+
+Why 60 s: wrk opens its 64 connections at the start of each run, and under
+full load the server accepts about one new connection per turn of its event
+loop, so the first request of the last connections waits up to a second
+(seen in a packet capture: every request over 300 ms was the first of its
+connection, docs/performance.md). In a 10 s run those 64 first requests are
+0.4 % of the total and set the p99; over 60 s the p99 is the steady state's.
 
     .venv/bin/python bench/api_read.py
     .venv/bin/python bench/api_read.py --api-workers 2 --seconds 10
@@ -162,7 +169,7 @@ def machine() -> str:
 def main() -> None:
     """Measure both apps and print one table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--api-workers", type=int, default=1)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--serve-bare", type=int, default=0, help=argparse.SUPPRESS)
