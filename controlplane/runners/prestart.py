@@ -135,18 +135,34 @@ class PrestartPool:
         if not _is_empty(working_dir):
             self._keep(ready)
             return None
-        # Not before it has started: bwrap binds the slot by its name. Not one that
-        # has ended since (killed from outside).
-        if (
-            ready.wait_started(_START_WAIT)
-            and ready.process.poll() is None
-            and _adopt(ready, working_dir)
-        ):
+        # Not before it has started: bwrap binds the slot by its name.
+        if not ready.wait_started(_START_WAIT):
+            self._not_started(ready)
+            return None
+        # Not one that has ended since (killed from outside).
+        if ready.process.poll() is None and _adopt(ready, working_dir):
             ready.pool = self
             return ready
         ready.discard()
         self.refill()
         return None
+
+    def _not_started(self, ready: Prestarted) -> None:
+        """A sandbox that ended before its launcher ran turns the pool off, with bwrap's reason.
+
+        The next would fail the same way; each task then starts its own, which
+        fails with the reason in the task's log. One still starting after
+        ``_START_WAIT`` (a loaded machine) is only replaced.
+        """
+        ended = ready.process.poll() is not None
+        reason = ready.process.stderr.read() if ended and ready.process.stderr else ""
+        ready.discard()
+        if ended:
+            with self._lock:
+                self._closed = True
+            log.warning("sandbox_prestart_off", reason=reason.strip()[-500:])
+        else:
+            self.refill()
 
     def _keep(self, ready: Prestarted) -> None:
         """Put back a sandbox a task could not take, for the next task."""

@@ -10,6 +10,7 @@ sandbox serves two tasks, and that none outlives the worker.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -395,3 +396,24 @@ def test_a_command_that_cannot_run_is_reported_as_a_shell_would(
     assert cold_starts == []
     assert "/no/such/shell: No such file or directory" in lines
     assert any("command exited with code 127" in line for line in lines), lines
+
+
+def test_a_sandbox_that_cannot_start_turns_the_pool_off(worker: Worker, tmp_path: Path) -> None:
+    """Each task then starts its own (and fails with bwrap's reason), not one more broken one."""
+    missing = tmp_path / "no-such-python" / "bin" / "python3"
+    broken = PrestartPool(dataclasses.replace(worker.sandbox, python=missing))
+    try:
+        broken.refill()
+        first = broken.waiting
+        assert first is not None
+        working_dir = tmp_path / "work" / "run" / "task" / "work"
+        working_dir.mkdir(parents=True)
+        assert broken.claim(working_dir) is None
+        assert first.process.returncode is not None
+        assert broken.waiting is None
+        broken.refill()
+        assert broken.waiting is None
+        # The working directory is left as it was, for the task's own sandbox.
+        assert working_dir.is_dir()
+    finally:
+        broken.close()

@@ -204,8 +204,9 @@ def _prestarted(
     return sandbox.pool.claim(working_dir)
 
 
-# Variables a fresh interpreter reads as it starts: a task that sets one gets one.
-_STARTUP_ENV = ("PYTHON", "LC_", "LANG", "HOME")
+# Variables a fresh interpreter reads as it starts (TZ: when `time` is imported,
+# which the waiting one may have done): a task that sets one gets a fresh one.
+_STARTUP_ENV = ("PYTHON", "LC_", "LANG", "HOME", "TZ")
 
 
 def _prestarted_task(
