@@ -25,7 +25,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from controlplane.logging import get_logger
 from controlplane.runners import launcher
@@ -54,13 +54,19 @@ class Prestarted:
     # The pool to start the next sandbox in once this one has its task.
     pool: PrestartPool | None = None
 
-    def wait_started(self, timeout: float) -> bool:
-        """Whether the launcher has started (its mounts made) within ``timeout`` seconds."""
+    def wait_started(self, timeout: float) -> Literal["started", "ended", "starting"]:
+        """Whether the launcher has started (its mounts made) within ``timeout`` seconds.
+
+        ``ended``: the sandbox ended before its launcher ran (the pipe closed
+        with nothing on it); ``starting``: it is still starting.
+        """
         if self.started == -1:
-            return True
+            return "started"
         try:
             ready, _, _ = select.select([self.started], [], [], timeout)
-            return bool(ready) and os.read(self.started, 1) == b"1"
+            if not ready:
+                return "starting"
+            return "started" if os.read(self.started, 1) == b"1" else "ended"
         finally:
             os.close(self.started)
             self.started = -1
@@ -136,8 +142,9 @@ class PrestartPool:
             self._keep(ready)
             return None
         # Not before it has started: bwrap binds the slot by its name.
-        if not ready.wait_started(_START_WAIT):
-            self._not_started(ready)
+        state = ready.wait_started(_START_WAIT)
+        if state != "started":
+            self._not_started(ready, ended=state == "ended")
             return None
         # Not one that has ended since (killed from outside).
         if ready.process.poll() is None and _adopt(ready, working_dir):
@@ -147,14 +154,13 @@ class PrestartPool:
         self.refill()
         return None
 
-    def _not_started(self, ready: Prestarted) -> None:
+    def _not_started(self, ready: Prestarted, *, ended: bool) -> None:
         """A sandbox that ended before its launcher ran turns the pool off, with bwrap's reason.
 
         The next would fail the same way; each task then starts its own, which
         fails with the reason in the task's log. One still starting after
         ``_START_WAIT`` (a loaded machine) is only replaced.
         """
-        ended = ready.process.poll() is not None
         reason = ready.process.stderr.read() if ended and ready.process.stderr else ""
         ready.discard()
         if ended:

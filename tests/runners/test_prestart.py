@@ -365,7 +365,7 @@ def test_a_sandbox_that_died_waiting_is_replaced(
         pool = worker.sandbox.pool
         assert pool is not None
         assert pool.waiting is not None
-        assert pool.waiting.wait_started(10)
+        assert pool.waiting.wait_started(10) == "started"
         first = pool.waiting.process
         os.killpg(first.pid, 9)
         first.wait()
