@@ -38,7 +38,7 @@ def main(argv: list[str]) -> None:
     cwd, env = task["cwd"], dict(task["env"])
     # The slot is bound at its own path; the task's working directory is named
     # by a link in the sandbox's private work root, so absolute paths the
-    # engine rendered ({{ workingDir }}, {{ outputDir }}) reach the same files.
+    # engine rendered ({{ outputDir }}) reach the same files.
     Path(cwd).parent.mkdir(parents=True, exist_ok=True)
     Path(cwd).symlink_to(argv[3])
     os.chdir(cwd)
@@ -67,14 +67,14 @@ def _run_script(script: str, cwd: str, env: dict[str, str]) -> None:
     path = str(Path(cwd) / script)
     sys.argv = [script]
     sys.path[0] = cwd
-    main = type(sys)("__main__")
+    module = type(sys)("__main__")
     loader = machinery.SourceFileLoader("__main__", path)
-    main.__dict__.update(__file__=path, __cached__=None, __loader__=loader)
-    sys.modules["__main__"] = main
+    module.__dict__.update(__file__=path, __cached__=None, __loader__=loader)
+    sys.modules["__main__"] = module
     try:
         with open(path, "rb") as source:  # noqa: PTH123 - as the interpreter opens it
             code = compile(source.read(), path, "exec")
-        exec(code, main.__dict__)  # noqa: S102 - the task's script, in its sandbox
+        exec(code, module.__dict__)  # noqa: S102 - the task's script, in its sandbox
     except SystemExit:
         raise
     except BaseException as exc:  # noqa: BLE001 - reported as the interpreter reports it

@@ -7,7 +7,7 @@ keeps one sandbox started ahead, its program (``launcher``) waiting on a pipe.
 The next task takes it: the worker renames the sandbox's slot directory to the
 task's working directory, writes the task's files there, and sends the command,
 which the launcher executes, or a Python script, which it runs in its already
-started interpreter. Meanwhile the next sandbox starts.
+started interpreter. Meanwhile the pool's thread starts the next sandbox.
 
 Each sandbox still serves exactly one task, started with nothing of any task
 in it: the pool saves the wait, not the isolation.
@@ -51,8 +51,6 @@ class Prestarted:
     tasks: int
     # The read end of the pipe on which the launcher says it has started; -1 once read.
     started: int
-    # The pool to start the next sandbox in once this one has its task.
-    pool: PrestartPool | None = None
 
     def wait_started(self, timeout: float) -> Literal["started", "ended", "starting"]:
         """Whether the launcher has started (its mounts made) within ``timeout`` seconds.
@@ -81,8 +79,6 @@ class Prestarted:
         finally:
             os.close(self.tasks)
             self.tasks = -1
-        if self.pool is not None:
-            self.pool.refill()
         return self.process
 
     def discard(self) -> None:
@@ -108,35 +104,56 @@ class Prestarted:
 class PrestartPool:
     """Keeps one bwrap sandbox started ahead for a worker's next script task.
 
-    The first starts with the worker (``refill``), so its first script task
-    finds one too. ``close`` ends the waiting sandbox (the worker's stop).
+    A thread of the pool starts one at once, and the next each time a task
+    takes the waiting one. ``close`` ends the waiting sandbox (the worker's stop).
     """
 
     def __init__(self, sandbox: Sandbox) -> None:
-        """A pool for ``sandbox``'s policy (its bwrap mode); starts nothing yet."""
+        """A pool for ``sandbox``'s policy (its bwrap mode); its first sandbox starts now."""
         self._sandbox = sandbox
-        self._lock = threading.Lock()
+        self._wanted = threading.Condition()
         self._ready: Prestarted | None = None
+        # A start is due or under way (the first one at once).
+        self._pending = True
         self._closed = False
         self._slots = sandbox.work_root_dir() / ".prestart"
+        # Every sandbox is started from this one thread: bwrap's --die-with-parent
+        # follows the thread that started it, and a task's own thread (a Parallel
+        # branch's) may end before the sandbox it started is used.
+        self._starter = threading.Thread(
+            target=self._start_when_wanted, name="sandbox-prestart", daemon=True
+        )
+        self._starter.start()
 
     @property
     def waiting(self) -> Prestarted | None:
         """The sandbox started for the next task, if there is one."""
         return self._ready
 
+    @property
+    def closed(self) -> bool:
+        """Whether the pool has stopped starting sandboxes (closed, or turned off)."""
+        return self._closed
+
     def claim(self, working_dir: Path) -> Prestarted | None:
         """A started sandbox whose slot is now ``working_dir``, or None (start one cold).
 
         Only a new, empty working directory can be replaced by the slot (a
         ``WorkingDirectory`` task's shared directory cannot): the sandbox then
-        waits for the next task. The next sandbox starts once this one has its
-        task (``Prestarted.send``), or now when there is none to give.
+        waits for the next task. Once one is taken, the next starts; a task
+        that comes meanwhile waits for that start (a fork and exec, not the
+        sandbox's whole start) rather than start one of its own.
         """
-        with self._lock:
+        with self._wanted:
+            self._wanted.wait_for(
+                lambda: self._ready is not None or self._closed or not self._pending,
+                timeout=_START_WAIT,
+            )
             ready, self._ready = self._ready, None
+            if ready is not None:
+                self._pending = True
+                self._wanted.notify_all()
         if ready is None:
-            self.refill()
             return None
         if not _is_empty(working_dir):
             self._keep(ready)
@@ -148,11 +165,14 @@ class PrestartPool:
             return None
         # Not one that has ended since (killed from outside).
         if ready.process.poll() is None and _adopt(ready, working_dir):
-            ready.pool = self
             return ready
         ready.discard()
-        self.refill()
         return None
+
+    def close(self) -> None:
+        """End the waiting sandbox and the thread that starts them; none starts after."""
+        self._turn_off()
+        self._starter.join()
 
     def _not_started(self, ready: Prestarted, *, ended: bool) -> None:
         """A sandbox that ended before its launcher ran turns the pool off, with bwrap's reason.
@@ -164,42 +184,53 @@ class PrestartPool:
         reason = ready.process.stderr.read() if ended and ready.process.stderr else ""
         ready.discard()
         if ended:
-            with self._lock:
-                self._closed = True
             log.warning("sandbox_prestart_off", reason=reason.strip()[-500:])
-        else:
-            self.refill()
+            self._turn_off()
+
+    def _turn_off(self) -> None:
+        with self._wanted:
+            self._closed = True
+            ready, self._ready = self._ready, None
+            self._wanted.notify_all()
+        if ready is not None:
+            ready.discard()
 
     def _keep(self, ready: Prestarted) -> None:
         """Put back a sandbox a task could not take, for the next task."""
-        with self._lock:
+        with self._wanted:
             if self._ready is None and not self._closed:
                 self._ready = ready
+                self._pending = False  # a start not yet begun is not needed now
+                self._wanted.notify_all()
                 return
         ready.discard()
 
-    def refill(self) -> None:
-        """Start the next sandbox unless one is waiting (or the pool is closed).
+    def _start_when_wanted(self) -> None:
+        """Start a sandbox whenever none waits, until the pool is closed.
 
-        A sandbox that cannot be started turns the pool off: each task then
-        starts its own, and fails with the reason if that fails too.
+        One that cannot be started (a refused policy, no room for its slot)
+        turns the pool off: each task then starts its own, and fails with the
+        reason if that fails too.
         """
-        with self._lock:
-            if self._ready is not None or self._closed:
-                return
+        while True:
+            with self._wanted:
+                self._wanted.wait_for(lambda: self._closed or self._pending)
+                if self._closed:
+                    return
             try:
-                self._ready = self._start()
+                started = self._start()
             except (OSError, SandboxError) as exc:
-                self._closed = True
                 log.warning("sandbox_prestart_off", reason=str(exc))
-
-    def close(self) -> None:
-        """End the waiting sandbox; the pool starts no more."""
-        with self._lock:
-            self._closed = True
-            ready, self._ready = self._ready, None
-        if ready is not None:
-            ready.discard()
+                self._turn_off()
+                return
+            with self._wanted:
+                kept = not self._closed and self._ready is None
+                if kept:
+                    self._ready = started
+                self._pending = False
+                self._wanted.notify_all()
+            if not kept:
+                started.discard()
 
     def _start(self) -> Prestarted:
         slot = self._slots / uuid.uuid4().hex

@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from controlplane.plugins.scripts import tasks as script_tasks
-from controlplane.runners.prestart import PrestartPool
+from controlplane.runners.prestart import Prestarted, PrestartPool
 from controlplane.runners.process import watch_process
 from controlplane.runners.sandbox import Sandbox
 from controlplane.services.executions import create_execution, get_execution
@@ -307,11 +307,20 @@ def pool(worker: Worker) -> Iterator[PrestartPool]:
     started.close()
 
 
+def _waiting(pool: PrestartPool) -> Prestarted:
+    """The sandbox the pool's thread started (its process exists; it may still be starting)."""
+    deadline = time.monotonic() + 10
+    while pool.waiting is None:
+        assert time.monotonic() < deadline, "no sandbox was started"
+        time.sleep(0.001)
+    return pool.waiting
+
+
 def test_a_task_that_comes_while_its_sandbox_starts_waits_for_it(
     pool: PrestartPool, tmp_path: Path
 ) -> None:
     """The slot is renamed only once bwrap has bound it (it binds by name)."""
-    pool.refill()
+    _waiting(pool)
     working_dir = tmp_path / "work" / "run" / "task" / "work"
     working_dir.mkdir(parents=True)
     taken = pool.claim(working_dir)
@@ -326,16 +335,14 @@ def test_a_task_that_comes_while_its_sandbox_starts_waits_for_it(
 
 
 def test_closing_ends_the_waiting_sandbox_and_removes_its_slot(pool: PrestartPool) -> None:
-    pool.refill()
-    waiting = pool.waiting
-    assert waiting is not None
+    waiting = _waiting(pool)
     assert waiting.process.poll() is None
     assert waiting.slot.is_dir()
     pool.close()
     assert waiting.process.returncode is not None
     assert not waiting.slot.exists()
     # A closed pool starts no more.
-    pool.refill()
+    assert pool.closed
     assert pool.waiting is None
 
 
@@ -343,8 +350,7 @@ def test_the_worker_s_stop_ends_its_waiting_sandbox(worker: Worker) -> None:
     with worker.prestarting():
         pool = worker.sandbox.pool
         assert pool is not None
-        waiting = pool.waiting
-        assert waiting is not None
+        waiting = _waiting(pool)
         assert waiting.process.poll() is None
     assert worker.sandbox.pool is None
     assert waiting.process.returncode is not None
@@ -364,9 +370,8 @@ def test_a_sandbox_that_died_waiting_is_replaced(
     with worker.prestarting():
         pool = worker.sandbox.pool
         assert pool is not None
-        assert pool.waiting is not None
-        assert pool.waiting.wait_started(10) == "started"
-        first = pool.waiting.process
+        assert _waiting(pool).wait_started(10) == "started"
+        first = _waiting(pool).process
         os.killpg(first.pid, 9)
         first.wait()
         detail, lines = _run(engine, worker, "one")
@@ -374,8 +379,7 @@ def test_a_sandbox_that_died_waiting_is_replaced(
         assert "ran" in lines
         # That task started its own; a new sandbox waits for the next.
         assert len(cold_starts) == 1
-        assert pool.waiting is not None
-        assert pool.waiting.process.poll() is None
+        assert _waiting(pool).process.poll() is None
 
 
 def test_a_command_that_cannot_run_is_reported_as_a_shell_would(
@@ -403,17 +407,48 @@ def test_a_sandbox_that_cannot_start_turns_the_pool_off(worker: Worker, tmp_path
     missing = tmp_path / "no-such-python" / "bin" / "python3"
     broken = PrestartPool(dataclasses.replace(worker.sandbox, python=missing))
     try:
-        broken.refill()
-        first = broken.waiting
-        assert first is not None
+        first = _waiting(broken)
         working_dir = tmp_path / "work" / "run" / "task" / "work"
         working_dir.mkdir(parents=True)
         assert broken.claim(working_dir) is None
         assert first.process.returncode is not None
+        assert broken.closed
         assert broken.waiting is None
-        broken.refill()
-        assert broken.waiting is None
+        assert broken.claim(working_dir) is None
         # The working directory is left as it was, for the task's own sandbox.
         assert working_dir.is_dir()
     finally:
         broken.close()
+
+
+def test_sandboxes_outlive_the_parallel_branches_that_took_one(
+    engine: Engine, worker: Worker, cold_starts: list[list[str]]
+) -> None:
+    """bwrap --die-with-parent follows the thread that started it: the pool's own thread.
+
+    Had a branch's thread started the next sandbox, it would end with the
+    branch, and the task after the Parallel would find it dead.
+    """
+    flow = """\
+id: branches
+namespace: demo
+tasks:
+  - id: both
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - id: left
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands: [echo left-ran]
+      - id: right
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands: [echo right-ran]
+  - id: after
+    type: io.kestra.plugin.scripts.python.Script
+    script: print("after-ran")
+"""
+    put_flow(engine, "demo", "branches", flow, Provenance())
+    with worker.prestarting():
+        detail, lines = _run(engine, worker, "branches")
+    assert detail.execution.state == "SUCCESS", lines
+    assert {"left-ran", "right-ran", "after-ran"} <= set(lines)
+    assert cold_starts == []

@@ -164,7 +164,6 @@ class Worker:
             yield
             return
         pool = PrestartPool(policy)
-        pool.refill()
         self.sandbox = dataclasses.replace(policy, pool=pool)
         try:
             yield
